@@ -1,0 +1,1 @@
+"""benchcal evaluator: batched log-likelihood scoring of benchmarks (torch)."""

@@ -1,0 +1,1 @@
+"""benchcal operator: kopf controller for CalibrationRun."""

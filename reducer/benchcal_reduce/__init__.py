@@ -1,0 +1,1 @@
+"""benchcal reducer: classify benchmarks against training FLOPs (pandas/scipy)."""
