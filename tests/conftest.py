@@ -19,6 +19,12 @@ def _cuda_available() -> bool:
     return torch.cuda.is_available()
 
 
+# Triton chooses interpreted vs compiled kernels when it is first imported, so the CPU-only
+# kernel tests (tests/evaluator/kernels) need TRITON_INTERPRET=1 before any test imports it.
+if "TRITON_INTERPRET" not in os.environ and not _cuda_available():
+    os.environ["TRITON_INTERPRET"] = "1"
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     if _cuda_available():
         return

@@ -44,6 +44,9 @@ class Instance:
     code: CodeSpec | None = None
     category: str | None = None
     fewshot_indices: tuple[int, ...] = ()
+    # prompt_string + few-shot examples: the common head of every context. llm-foundry tokenises it
+    # on its own (with special tokens) and the rest without, so tokenisation needs the split.
+    preamble: str = ""
 
 
 @dataclass(frozen=True)

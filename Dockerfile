@@ -1,0 +1,119 @@
+# syntax=docker/dockerfile:1.7
+#
+# benchcal images, one Dockerfile, three targets:
+#   docker build --target operator  -t ghcr.io/benchcal/operator:0.1.0  .   # kopf operator, no torch
+#   docker build --target evaluator -t ghcr.io/benchcal/evaluator:0.1.0 .   # CUDA torch + Triton + reducer
+#   docker build --target reducer   -t ghcr.io/benchcal/reducer:0.1.0   .   # pandas/scipy only
+#
+# Every final stage runs as the numeric user 65532 (so the kubelet can verify runAsNonRoot),
+# writes only under /tmp (the operator mounts an emptyDir there, the root filesystem stays
+# read-only) and starts through tini so SIGTERM (Kueue preemption, activeDeadlineSeconds)
+# reaches Python. Pods should set `args`, not `command`, or tini is bypassed:
+#   args: ["benchcal", "evaluate", ...]   or   args: ["sh", "-c", "benchcal evaluate ... && ..."]
+#
+# Bases are pinned by exact tag. Release builds pin them by digest as well:
+#   docker build --build-arg PYTHON_BASE=python:3.11.11-slim-bookworm@sha256:<digest> ...
+
+# Python runtime of every stage. Builder and final stages must share it: the venv is copied
+# between them and its interpreter path has to exist in both.
+ARG PYTHON_BASE=python:3.11.11-slim-bookworm
+# CUDA flavour of the torch wheel. The wheel brings its own CUDA user-space libraries
+# (cuBLAS, cuDNN, NCCL as nvidia-* wheels), so the node only needs the NVIDIA driver and
+# no nvidia/cuda base image is stacked underneath (that would duplicate gigabytes).
+ARG TORCH_VERSION=2.13.0
+ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+
+# ---------------------------------------------------------------------------------------------
+# wheel: build the benchcal wheel once; every image installs it, never the source tree.
+FROM ${PYTHON_BASE} AS wheel
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+WORKDIR /src
+COPY pyproject.toml README.md ./
+COPY benchcal/ benchcal/
+COPY evaluator/ evaluator/
+COPY reducer/ reducer/
+COPY operator/ operator/
+RUN pip wheel --no-deps --wheel-dir /dist .
+
+# ---------------------------------------------------------------------------------------------
+# operator-venv: kopf + kubernetes client + the light core; torch is deliberately absent.
+FROM ${PYTHON_BASE} AS operator-venv
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+COPY --from=wheel /dist/ /dist/
+RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[operator]" \
+ && /opt/venv/bin/python -c "import benchcal_operator, kopf" \
+ && ! /opt/venv/bin/python -c "import torch" 2>/dev/null
+
+# ---------------------------------------------------------------------------------------------
+# evaluator-venv: CUDA torch from the PyTorch index first (exact version), then the rest from
+# PyPI; pyproject's torch==2.13.0 is already satisfied by the local-version CUDA wheel.
+FROM ${PYTHON_BASE} AS evaluator-venv
+ARG TORCH_VERSION
+ARG TORCH_INDEX_URL
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+COPY --from=wheel /dist/ /dist/
+RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[evaluator,triton,reducer,publish]" \
+ && /opt/venv/bin/python -c "import benchcal_eval, benchcal_reduce, torch, triton; assert torch.version.cuda, 'CPU-only torch'"
+
+# ---------------------------------------------------------------------------------------------
+# reducer-venv: classification and figures only (pandas/scipy/matplotlib), no torch.
+FROM ${PYTHON_BASE} AS reducer-venv
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+COPY --from=wheel /dist/ /dist/
+RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[reducer,publish]" \
+ && /opt/venv/bin/python -c "import benchcal_reduce"
+
+# ---------------------------------------------------------------------------------------------
+# runtime: what every final image shares; tini is the only package added here.
+FROM ${PYTHON_BASE} AS runtime
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends tini \
+ && rm -rf /var/lib/apt/lists/*
+# Every cache lives under /tmp: with readOnlyRootFilesystem it is the only writable path.
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    HOME=/tmp \
+    XDG_CACHE_HOME=/tmp/cache \
+    MPLCONFIGDIR=/tmp/matplotlib
+LABEL org.opencontainers.image.source="https://github.com/benchcal/benchcal" \
+      org.opencontainers.image.licenses="Apache-2.0"
+ENTRYPOINT ["/usr/bin/tini", "--"]
+
+# ---------------------------------------------------------------------------------------------
+# reducer: `benchcal reduce` in the reducer Job.
+FROM runtime AS reducer
+COPY --from=reducer-venv /opt/venv /opt/venv
+USER 65532:65532
+CMD ["benchcal", "reduce", "--help"]
+
+# ---------------------------------------------------------------------------------------------
+# evaluator: `benchcal evaluate` (and `benchcal reduce`) in GPU Jobs.
+FROM runtime AS evaluator
+# Triton compiles its small CUDA driver shim with the system C compiler the first time a
+# kernel launches, on the GPU node, so gcc and the libc headers are run-time dependencies
+# here, not build tools. The compiled shim lands in TRITON_CACHE_DIR (under /tmp).
+RUN apt-get update \
+ && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && rm -rf /var/lib/apt/lists/*
+COPY --from=evaluator-venv /opt/venv /opt/venv
+# No weights in the image: downloads (hub sources only) and compiled kernels go to /tmp.
+ENV HF_HOME=/tmp/hf \
+    TRITON_CACHE_DIR=/tmp/triton \
+    HF_HUB_DISABLE_TELEMETRY=1 \
+    NVIDIA_VISIBLE_DEVICES=all \
+    NVIDIA_DRIVER_CAPABILITIES=compute,utility
+USER 65532:65532
+CMD ["benchcal", "evaluate", "--help"]
+
+# ---------------------------------------------------------------------------------------------
+# operator: `benchcal operator` (kopf). Last stage, so a plain `docker build .` builds it.
+FROM runtime AS operator
+COPY --from=operator-venv /opt/venv /opt/venv
+USER 65532:65532
+EXPOSE 8080 8081
+CMD ["benchcal", "operator", "--standalone", "--liveness", "http://0.0.0.0:8081/healthz"]

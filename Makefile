@@ -1,0 +1,56 @@
+# benchcal developer targets. `make run` and `make test` are the README's two commands.
+PY      ?= python3
+VENV    ?= .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: setup run test test-fast test-kernels-cpu test-gpu test-e2e lint format bench crds-check clean
+
+$(STAMP): pyproject.toml
+	$(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# the CPU wheel of torch lies on this machine's disk; a looser pin pulls a multi-GB CUDA build
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[all,dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+## Build the tiny scaling series (first time only), evaluate it, classify the benchmarks.
+run: $(STAMP)
+	$(BIN)/benchcal run
+
+## The whole test suite (unit, CPU kernel, e2e against the local API server); GPU tests skip without CUDA.
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not slow and not e2e"
+
+test-kernels-cpu: $(STAMP)
+	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q tests/evaluator/kernels
+
+test-gpu: $(STAMP)
+	$(BIN)/python -m pytest -q -m gpu
+
+test-e2e: $(STAMP)
+	$(BIN)/python -m pytest -q -m e2e tests/e2e
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/compare_harness.py
+	$(BIN)/python benchmarks/bench_reduce.py
+
+crds-check:
+	cmp crds/calibrationruns.benchcal.dev.yaml charts/benchcal/crds/calibrationruns.benchcal.dev.yaml
+	cmp crds/calibrationruns.benchcal.dev.yaml benchcal/crd/calibrationruns.benchcal.dev.yaml
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

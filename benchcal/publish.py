@@ -1,0 +1,227 @@
+"""Results transport through the Kubernetes API (contracts 5 and 6).
+
+- ``publish_summary``: an evaluator pod writes its CheckpointSummary into a ConfigMap
+  (labelled with its run, owned by the CalibrationRun so it goes away with it).
+- ``collect_summaries``: the reducer reads every summary of a run back.
+- ``write_run_status``: the reducer writes the bounded classification and ``resultsRef`` into
+  the run's status (the operator owns every other status field).
+
+The kubernetes client is imported lazily: the core stays importable without it. Pods use their
+in-cluster ServiceAccount; elsewhere KUBECONFIG (or ~/.kube/config) is used. The manifests and
+the status normalisation are pure functions, tested without a cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from typing import Any
+
+from benchcal.errors import BadInput
+from benchcal.results import CheckpointSummary
+from benchcal.spec import API_VERSION, GROUP, KIND, PLURAL, VERSION
+
+CONFIGMAP_KEY = "summary.json"
+CONFIGMAP_MAX_BYTES = 1_000_000  # the API server's limit is 1 MiB for the whole object
+MAX_BENCHMARKS = 64
+MAX_NUMBERS = 8
+GROUPS = ("robust", "shot_dependent", "poorly_behaved", "noise")
+
+
+def split_target(target: str, what: str) -> tuple[str, str]:
+    namespace, _, name = target.partition("/")
+    if not namespace or not name or "/" in name:
+        raise BadInput(f"{what}: expected NAMESPACE/NAME, got {target!r}")
+    return namespace, name
+
+
+def summary_configmap(
+    summary: CheckpointSummary, namespace: str, name: str, env: dict[str, str]
+) -> dict[str, Any]:
+    """The ConfigMap manifest for one summary; run labels/owner come from the operator's env."""
+    text = json.dumps(summary.to_dict(), sort_keys=True, separators=(",", ":"))
+    if len(text.encode()) > CONFIGMAP_MAX_BYTES:
+        raise BadInput(
+            f"summary of checkpoint {summary.checkpoint}: {len(text.encode())} bytes exceeds the ConfigMap limit "
+            f"({CONFIGMAP_MAX_BYTES}); evaluate fewer benchmarks per run"
+        )
+    labels = {"app.kubernetes.io/managed-by": "benchcal", "benchcal.dev/component": "summary"}
+    metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
+    run = env.get("BENCHCAL_RUN", "")
+    if run:
+        labels["benchcal.dev/run"] = run
+        labels["benchcal.dev/checkpoint"] = env.get("BENCHCAL_CHECKPOINT", "") or summary.checkpoint
+    if run and env.get("BENCHCAL_RUN_UID"):
+        metadata["ownerReferences"] = [
+            {
+                "apiVersion": API_VERSION,
+                "kind": KIND,
+                "name": run,
+                "uid": env["BENCHCAL_RUN_UID"],
+                "controller": False,
+                "blockOwnerDeletion": False,
+            }
+        ]
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": metadata, "data": {CONFIGMAP_KEY: text}}
+
+
+def merge_summaries(summaries: list[CheckpointSummary]) -> list[CheckpointSummary]:
+    """One summary per checkpoint (shards of an Indexed Job are concatenated), ordered by FLOPs."""
+    merged: dict[str, CheckpointSummary] = {}
+    for s in summaries:
+        if s.checkpoint not in merged:
+            merged[s.checkpoint] = CheckpointSummary(
+                **{**s.__dict__, "results": list(s.results), "failures": list(s.failures)}
+            )
+            continue
+        into = merged[s.checkpoint]
+        seen = {(r.benchmark, r.num_fewshot) for r in into.results}
+        into.results += [r for r in s.results if (r.benchmark, r.num_fewshot) not in seen]
+        into.failures += s.failures
+        into.started_at = min(filter(None, (into.started_at, s.started_at)), default="")
+        into.finished_at = max(into.finished_at, s.finished_at)
+    return sorted(merged.values(), key=lambda s: (s.flops is None, s.flops or 0.0, s.checkpoint))
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if math.isfinite(float(value)) else None
+
+
+def normalize_classification(
+    classification: dict[str, Any], max_benchmarks: int = MAX_BENCHMARKS
+) -> dict[str, Any]:
+    """Fit the reducer's summary into the CRD's bounded status.classification schema.
+
+    Accepts ``benchmarks`` as a list of dicts with ``name`` or a dict keyed by name; keeps
+    name, group, recommendedShots and up to MAX_NUMBERS numeric fields per benchmark.
+    """
+    raw = classification.get("benchmarks") or []
+    items = [{"name": k, **v} for k, v in raw.items()] if isinstance(raw, dict) else list(raw)
+    benchmarks = []
+    for item in sorted(items, key=lambda b: str(b.get("name", ""))):
+        entry: dict[str, Any] = {"name": str(item["name"]), "group": str(item.get("group", ""))}
+        shots = item.get("recommendedShots", item.get("recommended_shots"))
+        if shots is not None:
+            entry["recommendedShots"] = int(shots)
+        source = item.get("numbers") if isinstance(item.get("numbers"), dict) else item
+        numbers = {}
+        for key, value in source.items():
+            num = _number(value)
+            if (
+                num is not None
+                and key not in ("recommendedShots", "recommended_shots")
+                and len(numbers) < MAX_NUMBERS
+            ):
+                numbers[key] = num
+        if numbers:
+            entry["numbers"] = numbers
+        benchmarks.append(entry)
+    counts = classification.get("counts")
+    if not isinstance(counts, dict):
+        counts = {g: sum(1 for b in benchmarks if b["group"] == g) for g in GROUPS}
+    return {
+        "counts": {g: int(counts.get(g, 0)) for g in GROUPS},
+        "benchmarks": benchmarks[:max_benchmarks],
+        "truncated": bool(classification.get("truncated")) or len(benchmarks) > max_benchmarks,
+    }
+
+
+def run_status_patch(classification: dict[str, Any], results_ref: dict[str, Any] | None) -> dict[str, Any]:
+    status: dict[str, Any] = {"classification": normalize_classification(classification)}
+    if results_ref:
+        ref = {"uri": str(results_ref.get("uri", ""))}
+        if results_ref.get("sha256"):
+            ref["sha256"] = str(results_ref["sha256"])
+        size = results_ref.get("size", results_ref.get("sizeBytes"))
+        if size is not None:
+            ref["size"] = int(size)
+        status["resultsRef"] = ref
+    return {"status": status}
+
+
+# ---- I/O (kubernetes client, lazily) -------------------------------------------------------------
+
+
+def _api() -> Any:
+    try:
+        from kubernetes import client, config
+    except ImportError:
+        raise BadInput("the kubernetes client is not installed: pip install 'benchcal[operator]'") from None
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        try:
+            config.load_kube_config()
+        except (config.ConfigException, FileNotFoundError, TypeError) as exc:
+            raise BadInput(
+                f"no Kubernetes configuration (not in a pod, and KUBECONFIG unusable): {exc}"
+            ) from None
+    return client
+
+
+def _raise(exc: Any, action: str) -> None:
+    status = int(getattr(exc, "status", 0) or 0)
+    if status in (401, 403):
+        raise BadInput(
+            f"{action}: forbidden ({status}); the pod's ServiceAccount needs this verb (docs/operations.md)"
+        )
+    if status == 404:
+        raise BadInput(f"{action}: not found")
+    raise exc
+
+
+def publish_summary(summary: CheckpointSummary, target: str) -> None:
+    """Create or replace ConfigMap NAMESPACE/NAME holding ``summary`` as JSON."""
+    namespace, name = split_target(target, "--publish-configmap")
+    manifest = summary_configmap(summary, namespace, name, dict(os.environ))
+    client = _api()
+    core = client.CoreV1Api()
+    try:
+        core.create_namespaced_config_map(namespace, manifest)
+    except client.exceptions.ApiException as exc:
+        if exc.status != 409:
+            _raise(exc, f"create ConfigMap {target}")
+        try:
+            core.replace_namespaced_config_map(name, namespace, manifest)
+        except client.exceptions.ApiException as exc2:
+            _raise(exc2, f"replace ConfigMap {target}")
+
+
+def collect_summaries(target: str) -> list[CheckpointSummary]:
+    """Every published summary of run NAMESPACE/RUN, merged per checkpoint, ordered by FLOPs."""
+    namespace, run = split_target(target, "--from-configmaps")
+    client = _api()
+    selector = f"benchcal.dev/component=summary,benchcal.dev/run={run}"
+    try:
+        items = client.CoreV1Api().list_namespaced_config_map(namespace, label_selector=selector).items
+    except client.exceptions.ApiException as exc:
+        _raise(exc, f"list ConfigMaps of {target}")
+    summaries = []
+    for cm in items:
+        where = f"ConfigMap {namespace}/{cm.metadata.name}"
+        text = (cm.data or {}).get(CONFIGMAP_KEY)
+        if text is None:
+            raise BadInput(f"{where}: no {CONFIGMAP_KEY} key")
+        try:
+            summaries.append(CheckpointSummary.from_dict(json.loads(text), where))
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{where}: invalid JSON: {exc.msg}") from None
+    if not summaries:
+        raise BadInput(f"--from-configmaps {target}: no summary ConfigMaps labelled benchcal.dev/run={run}")
+    return merge_summaries(summaries)
+
+
+def write_run_status(target: str, classification: dict, results_ref: dict | None) -> None:
+    """Merge-patch status.classification (bounded) and status.resultsRef of run NAMESPACE/RUN."""
+    namespace, run = split_target(target, "--write-status")
+    body = run_status_patch(classification, results_ref)
+    client = _api()
+    try:
+        client.CustomObjectsApi().patch_namespaced_custom_object_status(
+            GROUP, VERSION, namespace, PLURAL, run, body
+        )
+    except client.exceptions.ApiException as exc:
+        _raise(exc, f"patch status of CalibrationRun {target}")

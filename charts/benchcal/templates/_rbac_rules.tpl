@@ -1,0 +1,65 @@
+{{/*
+RBAC rules, defined once and used by both install modes. Nothing here grants pods/exec or
+Secrets: Jobs mount the Secrets they need by reference and the kubelet reads them.
+*/}}
+
+{{/* Operator rules on namespaced resources (ClusterRole in cluster mode, Role per namespace otherwise). */}}
+{{- define "benchcal.operatorNamespacedRules" -}}
+# Application: the CalibrationRun custom resource and its status subresource.
+- apiGroups: ["benchcal.dev"]
+  resources: ["calibrationruns"]
+  verbs: ["get", "list", "watch", "patch", "update"]
+- apiGroups: ["benchcal.dev"]
+  resources: ["calibrationruns/status"]
+  verbs: ["get", "patch", "update"]
+# Application: child Jobs carry blockOwnerDeletion owner references to their run; clusters
+# with the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) require this.
+- apiGroups: ["benchcal.dev"]
+  resources: ["calibrationruns/finalizers"]
+  verbs: ["update"]
+# Application: one evaluator Job per checkpoint plus the reducer Job.
+- apiGroups: ["batch"]
+  resources: ["jobs"]
+  verbs: ["get", "list", "watch", "create", "delete", "patch"]
+# Application: per-checkpoint summary ConfigMaps written by the Jobs, cleaned up by the operator.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
+# Application: read Job pods and their logs to report why a checkpoint failed.
+- apiGroups: [""]
+  resources: ["pods"]
+  verbs: ["get", "list", "watch"]
+- apiGroups: [""]
+  resources: ["pods/log"]
+  verbs: ["get"]
+# Framework (kopf): posts Kubernetes events about handler progress and errors.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end -}}
+
+{{/* Operator rules that only a ClusterRole can grant. */}}
+{{- define "benchcal.operatorDiscoveryRules" -}}
+# Framework (kopf): resource discovery; notices when the CalibrationRun CRD appears or changes.
+- apiGroups: ["apiextensions.k8s.io"]
+  resources: ["customresourcedefinitions"]
+  verbs: ["get", "list", "watch"]
+{{- end -}}
+
+{{/* Evaluator/reducer Job rules: publish summaries, read the run, write its status. */}}
+{{- define "benchcal.jobRules" -}}
+# Evaluator Jobs publish per-checkpoint summaries; the reducer collects them.
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "list", "create", "update", "patch"]
+# The reducer reads its CalibrationRun and writes the classification into its status.
+- apiGroups: ["benchcal.dev"]
+  resources: ["calibrationruns"]
+  verbs: ["get"]
+- apiGroups: ["benchcal.dev"]
+  resources: ["calibrationruns/status"]
+  verbs: ["get", "patch"]
+{{- end -}}

@@ -1,0 +1,163 @@
+"""``benchcal evaluate``: score one checkpoint on benchmarks x shot counts.
+
+Exit codes: 0 every pair finished; 2 bad input (nothing was evaluated); 1 crash or some pairs
+failed (finished pairs are kept on disk, and a re-run resumes). See docs/evaluator.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from benchcal.errors import EXIT_CRASH, EXIT_OK, BadInput
+
+log = logging.getLogger("benchcal.evaluate")
+
+LOG_EVERY_S = 30.0  # progress line interval when stderr is not a terminal (Job logs)
+
+
+def _positive_int(name: str):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {text!r}") from None
+        if value < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {value}")
+        return value
+
+    return parse
+
+
+def _flops(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--flops must be a number like 1.2e15, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"--flops must be a positive finite number, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    p = parser
+    p.add_argument("--model", required=True, help="HF model dir, .gguf file, hub id, or builtin:tiny-series/NAME")
+    p.add_argument("--tasks", required=True, help="'a,b' | all | category:NAME | preset:gauntlet-v0.1")
+    p.add_argument("--shots", default="0,1,3,5,10", help="comma-separated shot counts (default 0,1,3,5,10)")
+    p.add_argument("--out", required=True, type=Path, help="output directory for this checkpoint")
+    p.add_argument("--limit", type=_positive_int("--limit"), help="first N examples per benchmark")
+    p.add_argument("--checkpoint", help="checkpoint name in the summary (default: the model's basename)")
+    p.add_argument("--flops", type=_flops, help="training FLOPs of this checkpoint, written to the summary")
+    p.add_argument("--seed", type=int, help="few-shot sampling seed (default: each task's, 1234)")
+    p.add_argument("--task-file", type=Path, help="YAML with extra benchmarks in the registry's schema")
+    p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
+    p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
+    p.add_argument("--max-length", type=_positive_int("--max-length"), help="max tokens per sequence")
+    p.add_argument("--token-budget", type=_positive_int("--token-budget"), help="padded tokens per forward pass")
+    p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the checkpoint")
+    p.add_argument("--revision", help="hub revision (branch, tag or commit)")
+    p.add_argument("--per-example", action="store_true", help="also write examples/<task>/<k>shot.jsonl")
+    p.add_argument("--publish-configmap", metavar="NAMESPACE/NAME", help="publish the summary as a ConfigMap")
+
+
+class ProgressReporter:
+    """tqdm bar (requests/s, ETA) on a terminal; a log line every LOG_EVERY_S otherwise."""
+
+    def __init__(self, tty: bool | None = None) -> None:
+        self.tty = sys.stderr.isatty() if tty is None else tty
+        self.bar: Any = None
+        self.label, self.total, self.done = "", 0, 0
+        self.t0 = self.last = 0.0
+
+    def start(self, label: str, total: int) -> None:
+        self.label, self.total, self.done = label, total, 0
+        self.t0 = self.last = time.monotonic()
+        if self.tty:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, desc=label, unit="req", dynamic_ncols=True, leave=False)
+
+    def advance(self, n: int) -> None:
+        self.done += n
+        if self.bar is not None:
+            self.bar.update(n)
+            return
+        now = time.monotonic()
+        if now - self.last >= LOG_EVERY_S:
+            self.last = now
+            log.info("%s", self.line(now))
+
+    def line(self, now: float) -> str:
+        rate = self.done / max(now - self.t0, 1e-9)
+        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
+        eta_s = f"{eta:.0f}s" if eta != float("inf") else "?"
+        return f"{self.label}: {self.done}/{self.total} requests ({rate:.1f} req/s, ETA {eta_s})"
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def _check_target(target: str | None) -> None:
+    if target is None:
+        return
+    parts = target.split("/")
+    if len(parts) != 2 or not all(parts):
+        raise BadInput(f"--publish-configmap must be NAMESPACE/NAME, got {target!r}")
+
+
+def _resolve_plan(args: argparse.Namespace):
+    from benchcal.tasks.registry import load_task_file, resolve_tasks
+    from benchcal_eval.runner import parse_shots, prepare
+
+    extra = load_task_file(args.task_file) if args.task_file else []
+    tasks = resolve_tasks(args.tasks, extra)
+    shots = parse_shots(args.shots)
+    return prepare(tasks, shots, limit=args.limit, seed=args.seed, per_example=args.per_example)
+
+
+def run(args: argparse.Namespace) -> int:
+    # Everything a user can get wrong is checked before the (slow) model load.
+    _check_target(args.publish_configmap)
+    if args.out.exists() and not args.out.is_dir():
+        raise BadInput(f"--out {str(args.out)!r} exists and is not a directory")
+    plan = _resolve_plan(args)
+    log.info("%d benchmark(s) x %d shot count(s) = %d pairs", len(plan.tasks), len(plan.shots), len(plan.pairs))
+
+    from benchcal_eval.engine import ScoringEngine
+    from benchcal_eval.models import load_model
+    from benchcal_eval.runner import run_checkpoint
+
+    lm = load_model(
+        args.model, dtype=args.dtype, device=args.device, revision=args.revision,
+        trust_remote_code=args.trust_remote_code,
+    )  # fmt: skip
+    if args.max_length is not None:
+        if args.max_length > lm.max_length:
+            raise BadInput(f"--max-length {args.max_length} exceeds the model's context of {lm.max_length} tokens")
+        lm.max_length = args.max_length
+    engine = ScoringEngine(lm, token_budget=args.token_budget)
+    checkpoint = args.checkpoint or Path(args.model.rstrip("/")).name or args.model
+    summary = run_checkpoint(
+        lm, engine, plan, args.out, checkpoint=checkpoint, flops=args.flops, progress=ProgressReporter()
+    )
+    stats = engine.stats
+    log.info(
+        "done: %d results, %d failures; engine %d requests, %d computed tokens in %.1fs",
+        len(summary.results), len(summary.failures), stats.requests, stats.computed_tokens, stats.seconds,
+    )  # fmt: skip
+    if args.publish_configmap:
+        from benchcal.publish import publish_summary
+
+        publish_summary(summary, args.publish_configmap)
+        log.info("published summary to ConfigMap %s", args.publish_configmap)
+    if summary.failures:
+        for f in summary.failures:
+            log.error("failed: %s %d-shot: %s", f.benchmark, f.num_fewshot, f.error)
+        return EXIT_CRASH
+    return EXIT_OK

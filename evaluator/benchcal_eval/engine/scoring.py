@@ -1,0 +1,175 @@
+"""The batched log-likelihood scorer: packed context trees in, one ScoreResult per request out.
+
+Per batch: run the decoder body (no LM head) on the packed rows with the tree mask, gather the
+hidden states of the positions that predict continuation tokens, score only those through the
+fused LM-head op (``kernels.lm_head_logprobs``), reduce per branch on the device, and copy the
+per-branch sums and greedy-miss counts to the host once. No ``[batch, time, vocab]`` tensor.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from benchcal_eval.engine.attention import AttentionInputs, resolve_attention
+from benchcal_eval.engine.packing import pack_requests
+from benchcal_eval.kernels import lm_head_logprobs
+from benchcal_eval.requests import EngineStats, GenerationRequest, ScoreRequest, ScoreResult
+
+Progress = Callable[[int], None]  # called with the number of requests just finished (tqdm.update)
+
+# Tokens per forward when the caller gives no budget. CPU: attention over a dense mask grows with
+# the row length, so rows stay short; GPU: large enough to fill the device for a ~3B model.
+DEFAULT_TOKEN_BUDGET = {"cpu": 2048, "cuda": 32768}
+DEFAULT_ROW_TOKENS = {"cpu": 512, "cuda": 4096}
+
+
+@dataclass(frozen=True)
+class HeadSpec:
+    """Everything after the decoder body: final projection and the family's logit transforms."""
+
+    weight: torch.Tensor
+    bias: torch.Tensor | None
+    scale: float | None
+    softcap: float | None
+
+
+def _config_value(config: Any, *names: str) -> float | None:
+    for name in names:
+        value = getattr(config, name, None)
+        if value is not None:
+            return float(value)
+    return None
+
+
+def head_spec(model: Any) -> HeadSpec:
+    """Read the LM head and final-logit transforms the HF forward would apply after the body.
+
+    Gemma-2/3: ``final_logit_softcapping``; Cohere: logits * ``logit_scale``;
+    Granite: logits / ``logits_scaling``.
+    """
+    head = model.get_output_embeddings()
+    if head is None or not hasattr(head, "weight"):
+        raise ValueError(f"{type(model).__name__} has no output embedding (LM head) to score with")
+    config = model.config
+    scale = _config_value(config, "logit_scale")
+    granite = _config_value(config, "logits_scaling")
+    if granite is not None and granite != 1.0:
+        scale = (scale or 1.0) / granite
+    softcap = _config_value(config, "final_logit_softcapping")
+    return HeadSpec(head.weight, getattr(head, "bias", None), scale, softcap)
+
+
+def decoder_body(model: Any) -> Any:
+    """The transformer without its LM head (returns last_hidden_state)."""
+    get_decoder = getattr(model, "get_decoder", None)
+    body = get_decoder() if callable(get_decoder) else None
+    return body if body is not None else model.base_model
+
+
+class ScoringEngine:
+    """Scores ScoreRequests (and runs generation) for one loaded model.
+
+    ``token_budget``: padded tokens per forward; ``row_tokens``: tokens per packed row (several
+    question trees share a row up to this). ``kernel``: LM-head implementation passed to
+    ``lm_head_logprobs`` (None = auto). ``attention``: mask builder, see ``engine.attention``.
+    """
+
+    def __init__(
+        self,
+        lm: Any,
+        *,
+        token_budget: int | None = None,
+        kernel: str | None = None,
+        row_tokens: int | None = None,
+        attention: str = "auto",
+    ) -> None:
+        self.lm = lm
+        self.device = torch.device(lm.device)
+        kind = "cuda" if self.device.type == "cuda" else "cpu"
+        self.token_budget = int(token_budget or DEFAULT_TOKEN_BUDGET[kind])
+        rows = int(row_tokens or min(DEFAULT_ROW_TOKENS[kind], self.token_budget))
+        self.row_tokens = min(rows, self.token_budget)
+        if self.token_budget < 1:
+            raise ValueError(f"token_budget must be >= 1, got {self.token_budget}")
+        self.kernel = kernel
+        self.build_inputs = resolve_attention(attention, self.device)
+        # A builder may need a matching HF attention implementation (flex: a BlockMask mask).
+        impl = getattr(self.build_inputs, "attn_implementation", None)
+        if impl is not None and getattr(lm.model.config, "_attn_implementation", None) != impl:
+            lm.model.set_attn_implementation(impl)
+        self.body = decoder_body(lm.model)
+        self.head = head_spec(lm.model)
+        self.mask_dtype = next(lm.model.parameters()).dtype
+        self.stats = EngineStats()
+
+    def score(self, requests: Sequence[ScoreRequest], progress: Progress | None = None) -> list[ScoreResult]:
+        """One ScoreResult per request, in request order."""
+        start = time.perf_counter()
+        packing = pack_requests(
+            requests, row_tokens=self.row_tokens, token_budget=self.token_budget, max_length=self.lm.max_length
+        )
+        sums = [0.0] * len(packing.branches)
+        misses = [0.0] * len(packing.branches)
+        for batch in packing.batches:
+            inputs = self.build_inputs(batch, self.device, self.mask_dtype)
+            branch_sums, branch_misses = self._run_batch(inputs)
+            done = 0
+            for slot, branch in enumerate(inputs.owner_ids):
+                sums[branch] += branch_sums[slot]
+                misses[branch] += branch_misses[slot]
+                done += len(packing.branches[branch].requests)
+            self.stats.batches += 1
+            self.stats.rows += len(batch)
+            self.stats.computed_tokens += inputs.n_tokens
+            if progress is not None:
+                progress(done)
+        results: list[ScoreResult | None] = [None] * len(requests)
+        for b, branch in enumerate(packing.branches):
+            res = ScoreResult(logprob=sums[b], n_tokens=len(branch.continuation), greedy=misses[b] == 0)
+            for i in branch.requests:
+                results[i] = res
+        self.stats.requests += len(requests)
+        self.stats.request_tokens += sum(len(r.context) + len(r.continuation) for r in requests)
+        self.stats.extra["truncated_requests"] = self.stats.extra.get("truncated_requests", 0) + len(
+            packing.truncated
+        )
+        self.stats.seconds += time.perf_counter() - start
+        return results  # type: ignore[return-value]
+
+    @torch.inference_mode()
+    def _run_batch(self, inputs: AttentionInputs) -> tuple[list[float], list[float]]:
+        out = self.body(
+            input_ids=inputs.input_ids,
+            attention_mask=inputs.attention_mask,
+            position_ids=inputs.position_ids,
+            use_cache=False,
+        )
+        hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
+        flat = hidden.reshape(-1, hidden.shape[-1]).index_select(0, inputs.score_index)
+        head = self.head
+        logprob, greedy = lm_head_logprobs(
+            flat, head.weight, inputs.targets, head.bias, scale=head.scale, softcap=head.softcap, impl=self.kernel
+        )
+        k = len(inputs.owner_ids)
+        per_branch = torch.zeros(2, k, dtype=torch.float64, device=flat.device)
+        per_branch[0].index_add_(0, inputs.owners, logprob.double())
+        per_branch[1].index_add_(0, inputs.owners, (~greedy).double())
+        sums, misses = per_branch.cpu().tolist()  # the one host-device sync of the batch
+        return sums, misses
+
+    def generate(
+        self, requests: Sequence[GenerationRequest], progress: Progress | None = None
+    ) -> list[list[str]]:
+        """``num_samples`` decoded continuations per request, each cut at its first stop string."""
+        from benchcal_eval.engine.generation import generate
+
+        start = time.perf_counter()
+        out = generate(self.lm, requests, token_budget=self.token_budget, progress=progress)
+        self.stats.extra["generation_requests"] = self.stats.extra.get("generation_requests", 0) + len(requests)
+        self.stats.seconds += time.perf_counter() - start
+        return out

@@ -1,0 +1,306 @@
+"""Pure builders of the child Job manifests (plain dicts; tests assert on them).
+
+Evaluator Job per checkpoint: runs ``benchcal evaluate`` (contract 5) and publishes its
+CheckpointSummary to a ConfigMap; reducer Job: ``benchcal reduce --from-configmaps`` and
+``--write-status``. Both are hardened the same way: non-root, no privilege escalation,
+read-only root filesystem (writable /tmp and /dev/shm), offline Hugging Face flags except for
+hub checkpoints, and a podFailurePolicy under which evaluator exit code 2 (bad input) fails
+the Job at once while preemption (DisruptionTarget) does not count as a failure.
+"""
+
+from __future__ import annotations
+
+import shlex
+from typing import Any
+
+from benchcal.spec import API_VERSION, KIND, CalibrationRun, Checkpoint
+from benchcal_operator import naming
+from benchcal_operator.settings import Settings
+
+RESULTS_MOUNT = "/benchcal/results"
+MODEL_MOUNT = "/benchcal/model"
+EXIT_BAD_INPUT = 2
+OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
+REDUCER_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
+
+
+def owner_reference(run: CalibrationRun) -> dict[str, Any]:
+    """Children are garbage-collected with their run; no finalizer needed."""
+    return {
+        "apiVersion": API_VERSION,
+        "kind": KIND,
+        "name": run.name,
+        "uid": run.uid,
+        "controller": True,
+        "blockOwnerDeletion": True,
+    }
+
+
+def results_root(run: CalibrationRun) -> str:
+    """Where results live as seen from inside the pods."""
+    res = run.results
+    if res is None:
+        return RESULTS_MOUNT
+    if res.kind == "uri":
+        return res.uri.rstrip("/")
+    if res.kind == "pvc":
+        return f"{RESULTS_MOUNT}/{res.path}".rstrip("/")
+    return res.path.rstrip("/")
+
+
+def model_argument(ckpt: Checkpoint) -> str:
+    m = ckpt.model
+    if m.kind == "pvc":
+        return f"{MODEL_MOUNT}/{m.path}".rstrip("/")
+    if m.kind == "hub":
+        return m.hub_id
+    if m.kind == "uri":
+        return m.uri
+    if m.kind == "builtin":
+        return f"builtin:{m.builtin}"
+    return m.path
+
+
+def evaluate_commands(run: CalibrationRun, ckpt: Checkpoint, publish_target: str) -> list[list[str]]:
+    """One ``benchcal evaluate`` per distinct shot list (usually one); the last one publishes."""
+    groups: dict[tuple[int, ...], list[str]] = {}
+    for sel in run.suite.benchmarks:
+        groups.setdefault(sel.shots, []).append(sel.name)
+    ev = run.evaluator
+    out = f"{results_root(run)}/{ckpt.name}"
+    commands = []
+    for i, (shots, names) in enumerate(groups.items()):
+        cmd = ["benchcal", "evaluate", "--model", model_argument(ckpt), "--tasks", ",".join(names)]
+        cmd += ["--shots", ",".join(str(s) for s in shots), "--out", out]
+        cmd += ["--checkpoint", ckpt.name, "--flops", repr(ckpt.flops), "--seed", str(run.suite.seed)]
+        if run.suite.limit:
+            cmd += ["--limit", str(run.suite.limit)]
+        if ev.get("dtype", "auto") != "auto":
+            cmd += ["--dtype", ev["dtype"]]
+        if ev.get("maxLength"):
+            cmd += ["--max-length", str(ev["maxLength"])]
+        if ev.get("tokenBudget"):
+            cmd += ["--token-budget", str(ev["tokenBudget"])]
+        if ev.get("trustRemoteCode"):
+            cmd.append("--trust-remote-code")
+        if ckpt.model.kind == "hub" and ckpt.model.revision:
+            cmd += ["--revision", ckpt.model.revision]
+        if i == len(groups) - 1:
+            cmd += ["--publish-configmap", publish_target]
+        commands.append(cmd)
+    return commands
+
+
+def _container_command(commands: list[list[str]]) -> list[str]:
+    if len(commands) == 1:
+        return commands[0]
+    # Kubernetes expands $(VAR) before the shell runs, so the shard suffix survives quoting.
+    return ["sh", "-c", " && ".join(shlex.join(c) for c in commands)]
+
+
+def _security() -> tuple[dict[str, Any], dict[str, Any]]:
+    pod = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    container = {
+        "allowPrivilegeEscalation": False,
+        "capabilities": {"drop": ["ALL"]},
+        "readOnlyRootFilesystem": True,
+    }
+    return pod, container
+
+
+def _base_env(run: CalibrationRun, checkpoint: str, online: bool) -> list[dict[str, Any]]:
+    env: list[dict[str, Any]] = [
+        {"name": "BENCHCAL_RUN", "value": run.name},
+        {"name": "BENCHCAL_RUN_UID", "value": run.uid},
+        {"name": "BENCHCAL_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": "HF_HOME", "value": "/tmp/hf"},
+        {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
+        {"name": "DO_NOT_TRACK", "value": "1"},
+        {"name": "PYTHONUNBUFFERED", "value": "1"},
+    ]
+    if checkpoint:
+        env.append({"name": "BENCHCAL_CHECKPOINT", "value": checkpoint})
+    env += [{"name": key, "value": "0" if online else "1"} for key in OFFLINE_ENV]
+    return env
+
+
+def _results_volume(run: CalibrationRun) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    res = run.results
+    if res is None:
+        vols = [{"name": "benchcal-results", "emptyDir": {}}]
+    elif res.kind == "pvc":
+        vols = [{"name": "benchcal-results", "persistentVolumeClaim": {"claimName": res.claim_name}}]
+    else:
+        return [], []  # a user-mounted path or an object-store URI
+    return vols, [{"name": "benchcal-results", "mountPath": RESULTS_MOUNT}]
+
+
+def _scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    vols = [
+        {"name": "benchcal-tmp", "emptyDir": {}},
+        {"name": "benchcal-shm", "emptyDir": {"medium": "Memory"}},
+    ]
+    mounts = [
+        {"name": "benchcal-tmp", "mountPath": "/tmp"},
+        {"name": "benchcal-shm", "mountPath": "/dev/shm"},
+    ]
+    return vols, mounts
+
+
+def _job_labels(run: CalibrationRun, component: str, checkpoint: str = "") -> dict[str, str]:
+    labels = naming.child_labels(run.name, component, checkpoint)
+    queue = run.queue_name or run.labels.get(naming.KUEUE_QUEUE_LABEL, "")
+    if queue:
+        labels[naming.KUEUE_QUEUE_LABEL] = queue
+    if naming.KUEUE_PRIORITY_LABEL in run.labels:
+        labels[naming.KUEUE_PRIORITY_LABEL] = run.labels[naming.KUEUE_PRIORITY_LABEL]
+    return labels
+
+
+def _pod_failure_policy(container: str) -> dict[str, Any]:
+    return {
+        "rules": [
+            {
+                "action": "FailJob",
+                "onExitCodes": {"containerName": container, "operator": "In", "values": [EXIT_BAD_INPUT]},
+            },
+            {"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]},
+        ]
+    }
+
+
+def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Settings) -> dict[str, Any]:
+    ev = run.evaluator
+    name = naming.evaluator_job_name(run.name, ckpt.name)
+    shards = int(ev.get("shards", 1))
+    target = f"{run.namespace}/{naming.summary_configmap_name(run.name, ckpt.name)}"
+    if shards > 1:
+        target += "-$(BENCHCAL_SHARD_INDEX)"
+    online = ckpt.model.kind == "hub"
+    env = _base_env(run, ckpt.name, online)
+    if online and ckpt.model.token_secret:
+        ref = {"name": ckpt.model.token_secret.name, "key": ckpt.model.token_secret.key}
+        env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": ref}})
+    if shards > 1:
+        index_path = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        env.append({"name": "BENCHCAL_SHARD_INDEX", "valueFrom": {"fieldRef": {"fieldPath": index_path}}})
+        env.append({"name": "BENCHCAL_NUM_SHARDS", "value": str(shards)})
+    env += [dict(e) for e in ev.get("env", [])]
+
+    vols, mounts = _scratch_volumes()
+    rvols, rmounts = _results_volume(run)
+    vols, mounts = vols + rvols, mounts + rmounts
+    if ckpt.model.kind == "pvc":
+        vols.append(
+            {
+                "name": "benchcal-model",
+                "persistentVolumeClaim": {"claimName": ckpt.model.claim_name, "readOnly": True},
+            }
+        )
+        mounts.append({"name": "benchcal-model", "mountPath": MODEL_MOUNT, "readOnly": True})
+    vols += [dict(v) for v in ev.get("volumes", [])]
+    mounts += [dict(m) for m in ev.get("volumeMounts", [])]
+
+    pod_sec, container_sec = _security()
+    container: dict[str, Any] = {
+        "name": naming.EVALUATOR,
+        "image": ev.get("image") or settings.evaluator_image,
+        "command": _container_command(evaluate_commands(run, ckpt, target)),
+        "env": env,
+        "volumeMounts": mounts,
+        "securityContext": container_sec,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if ev.get("resources"):
+        container["resources"] = ev["resources"]
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": ev.get("serviceAccountName") or settings.job_service_account,
+        "securityContext": pod_sec,
+        "containers": [container],
+        "volumes": vols,
+    }
+    for key in (
+        "nodeSelector",
+        "tolerations",
+        "affinity",
+        "priorityClassName",
+        "runtimeClassName",
+        "imagePullSecrets",
+    ):
+        if ev.get(key):
+            pod_spec[key] = ev[key]
+    job_spec: dict[str, Any] = {
+        "backoffLimit": int(ev.get("backoffLimit", 1)),
+        "podFailurePolicy": _pod_failure_policy(naming.EVALUATOR),
+        "template": {
+            "metadata": {"labels": naming.child_labels(run.name, naming.EVALUATOR, ckpt.name)},
+            "spec": pod_spec,
+        },
+    }
+    if ev.get("activeDeadlineSeconds"):
+        job_spec["activeDeadlineSeconds"] = int(ev["activeDeadlineSeconds"])
+    if shards > 1:
+        job_spec.update(completionMode="Indexed", completions=shards, parallelism=shards)
+    return _job(run, name, _job_labels(run, naming.EVALUATOR, ckpt.name), job_spec)
+
+
+def reduce_command(run: CalibrationRun) -> list[str]:
+    target = f"{run.namespace}/{run.name}"
+    cmd = ["benchcal", "reduce", "--from-configmaps", target, "--write-status", target]
+    cmd += ["--out", f"{results_root(run)}/report", "--alpha", repr(run.classification.alpha)]
+    if run.classification.strict:
+        cmd.append("--strict")
+    return cmd
+
+
+def build_reducer_job(run: CalibrationRun, settings: Settings) -> dict[str, Any]:
+    vols, mounts = _scratch_volumes()
+    rvols, rmounts = _results_volume(run)
+    ev = run.evaluator
+    if run.results is not None and run.results.kind == "path":
+        # a user-mounted results path: the reducer needs the same volumes as the evaluator
+        vols += [dict(v) for v in ev.get("volumes", [])]
+        mounts += [dict(m) for m in ev.get("volumeMounts", [])]
+    pod_sec, container_sec = _security()
+    container = {
+        "name": naming.REDUCER,
+        "image": settings.reducer_image,
+        "command": reduce_command(run),
+        "env": _base_env(run, "", online=False),
+        "volumeMounts": mounts + rmounts,
+        "securityContext": container_sec,
+        "resources": REDUCER_RESOURCES,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    pod_spec: dict[str, Any] = {
+        "restartPolicy": "Never",
+        "serviceAccountName": settings.job_service_account,
+        "securityContext": pod_sec,
+        "containers": [container],
+        "volumes": vols + rvols,
+    }
+    if ev.get("imagePullSecrets"):
+        pod_spec["imagePullSecrets"] = ev["imagePullSecrets"]
+    job_spec = {
+        "backoffLimit": 1,
+        "podFailurePolicy": _pod_failure_policy(naming.REDUCER),
+        "template": {"metadata": {"labels": naming.child_labels(run.name, naming.REDUCER)}, "spec": pod_spec},
+    }
+    return _job(run, naming.reducer_job_name(run.name), _job_labels(run, naming.REDUCER), job_spec)
+
+
+def _job(run: CalibrationRun, name: str, labels: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
+    # No ttlSecondsAfterFinished: finished Jobs are the evidence behind status and go with the run
+    # (ownerReference GC); their pods have exited and hold no resources.
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {
+            "name": name,
+            "namespace": run.namespace,
+            "labels": labels,
+            "ownerReferences": [owner_reference(run)],
+        },
+        "spec": spec,
+    }

@@ -1,0 +1,70 @@
+"""``benchcal reduce``: classify benchmarks from a results table, evaluator dirs, or ConfigMaps."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+import pandas as pd
+
+from benchcal.errors import BadInput
+from benchcal_reduce.reduce import ReduceOptions, reduce_table
+from benchcal_reduce.report import results_ref, status_summary, write_outputs
+from benchcal_reduce.table import load_table, table_from_summaries
+
+log = logging.getLogger("benchcal.reduce")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "input", nargs="?", metavar="INPUT",
+        help="long-format CSV/Parquet table, or a directory of `benchcal evaluate` outputs",
+    )
+    parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
+    parser.add_argument("--strict", action="store_true", help="the study's check: every step up, no noise tolerance")
+    parser.add_argument("--alpha", type=float, default=0.05, help="significance level of every test (default 0.05)")
+    parser.add_argument(
+        "--correction", choices=("bh", "holm"), default="bh",
+        help="multiple-testing correction of the above-chance tests over the table (default bh)",
+    )
+    parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
+    parser.add_argument(
+        "--from-configmaps", metavar="NAMESPACE/RUN",
+        help="read the checkpoint summaries the evaluator Jobs published for a CalibrationRun",
+    )
+    parser.add_argument(
+        "--write-status", metavar="NAMESPACE/RUN",
+        help="write the classification into the CalibrationRun's status",
+    )
+
+
+def _print_classification(reduction) -> None:
+    cls = reduction.classification
+    width = max(9, *(len(b) for b in cls["benchmark"]))
+    print(f"{'benchmark':<{width}}  {'group':<17} shots  reason")
+    for r in cls.itertuples(index=False):
+        shots = "-" if pd.isna(r.recommended_shots) else str(r.recommended_shots)
+        print(f"{r.benchmark:<{width}}  {r.group:<17} {shots:>5}  {r.reason}")
+
+
+def run(args: argparse.Namespace) -> int:
+    if bool(args.input) == bool(args.from_configmaps):
+        raise BadInput("give exactly one of INPUT or --from-configmaps NAMESPACE/RUN")
+    if args.from_configmaps:
+        from benchcal.publish import collect_summaries  # kubernetes client only when used
+
+        table = table_from_summaries(collect_summaries(args.from_configmaps), f"configmaps {args.from_configmaps}")
+    else:
+        table = load_table(args.input)
+    options = ReduceOptions(alpha=args.alpha, strict=args.strict, correction=args.correction)
+    reduction = reduce_table(table, options)
+    paths = write_outputs(reduction, args.out, figures=not args.no_figures)
+    _print_classification(reduction)
+    print(f"wrote {len(paths)} files to {args.out}", file=sys.stderr)
+    if args.write_status:
+        from benchcal.publish import write_run_status
+
+        write_run_status(args.write_status, status_summary(reduction), results_ref(paths["report.md"]))
+        log.info("status written to CalibrationRun %s", args.write_status)
+    return 0

@@ -1,0 +1,150 @@
+"""``reduce_table``: the whole reduction of a validated table, as one pure function.
+
+Registry look-ups (standard shot counts, categories, the pre-calibration gauntlet shots)
+are injected through ``ReduceOptions`` so tests can pin them; by default they come from
+``benchcal.tasks.registry`` and an unknown benchmark simply has none.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from benchcal.errors import BadInput
+from benchcal_reduce.classify import DEFAULT_TIE_SHOTS, classify
+from benchcal_reduce.composite import before_after
+from benchcal_reduce.per_shot import decide, pool_equal_flops, series_statistics
+
+log = logging.getLogger("benchcal.reduce")
+
+PRE_CALIBRATION_PRESET = "gauntlet-v0.1"
+
+
+def registry_standard_shots(name: str) -> int | None:
+    """The registry's industry-standard shot count; None for unknown benchmarks."""
+    try:
+        from benchcal.tasks.registry import standard_shots
+    except ImportError:  # the light core without the registry module
+        return None
+    try:
+        return standard_shots(name)
+    except BadInput:
+        return None
+
+
+def registry_category(name: str) -> str:
+    try:
+        from benchcal.tasks.registry import get_task
+    except ImportError:
+        return ""
+    try:
+        return get_task(name).category
+    except BadInput:
+        return ""
+
+
+def registry_pre_calibration_shots(name: str) -> int | None:
+    """The shot count the pre-calibration gauntlet (v0.1) aggregated, if the registry knows it."""
+    try:
+        from benchcal.tasks.registry import preset_shots
+    except ImportError:
+        return None
+    try:
+        return preset_shots(PRE_CALIBRATION_PRESET).get(name)
+    except BadInput:
+        return None
+
+
+@dataclass(frozen=True)
+class ReduceOptions:
+    alpha: float = 0.05
+    strict: bool = False  # the study's plain check: every step up, no noise tolerance
+    correction: str = "bh"  # multiple-testing correction of the above-chance tests: "bh" | "holm"
+    standard_shots: Callable[[str], int | None] = registry_standard_shots
+    category_of: Callable[[str], str] = registry_category
+    pre_calibration_shots: Callable[[str], int | None] = registry_pre_calibration_shots
+
+    def validate(self) -> None:
+        if not 0 < self.alpha < 1:
+            raise BadInput(f"--alpha must be in (0, 1), got {self.alpha}")
+        if self.correction not in ("bh", "holm"):
+            raise BadInput(f"--correction must be 'bh' or 'holm', got {self.correction!r}")
+
+
+@dataclass
+class Reduction:
+    options: ReduceOptions
+    table: pd.DataFrame  # the validated input rows
+    per_shot: pd.DataFrame  # one row per (benchmark, num_fewshot)
+    classification: pd.DataFrame  # one row per benchmark
+    composite: dict[str, Any]  # per_checkpoint DataFrame + before/after summaries
+    incomplete: dict[str, list[str]] = field(default_factory=dict)  # benchmark -> checkpoints missing
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def checkpoints(self) -> pd.DataFrame:
+        return self.table[["checkpoint", "flops"]].drop_duplicates().sort_values(["flops", "checkpoint"])
+
+
+def _categories(table: pd.DataFrame, category_of: Callable[[str], str]) -> dict[str, str]:
+    given = table[table["category"] != ""].groupby("benchmark")["category"].first().to_dict()
+    return {b: given.get(b) or category_of(b) or "uncategorized" for b in table["benchmark"].unique()}
+
+
+def _incomplete(table: pd.DataFrame) -> dict[str, list[str]]:
+    """Benchmarks not scored on every checkpoint (at any shot count), with the missing ones."""
+    all_ckpts = set(table["checkpoint"])
+    counts = table.groupby("benchmark")["checkpoint"].nunique()
+    short = counts.index[counts < len(all_ckpts)]
+    sub = table[table["benchmark"].isin(short)]
+    return {str(b): sorted(all_ckpts - set(g)) for b, g in sub.groupby("benchmark")["checkpoint"]}
+
+
+def _default_shots(table: pd.DataFrame, options: ReduceOptions) -> dict[str, int]:
+    """Per benchmark, the shot count of the uncalibrated suite: the pre-calibration gauntlet's,
+    else the industry standard, else 3, else the fewest evaluated (each only if evaluated)."""
+    evaluated = table.groupby("benchmark")["num_fewshot"].agg(set)
+    out = {}
+    for name, shots in evaluated.items():
+        for choice in (options.pre_calibration_shots(name), options.standard_shots(name), DEFAULT_TIE_SHOTS):
+            if choice is not None and choice in shots:
+                out[name] = int(choice)
+                break
+        else:
+            out[name] = min(shots)
+    return out
+
+
+def reduce_table(df: pd.DataFrame, options: ReduceOptions | None = None) -> Reduction:
+    """Classify every benchmark of a validated long table (see ``table.load_table``)."""
+    options = options or ReduceOptions()
+    options.validate()
+    table = df.drop(columns=[c for c in df.columns if c.startswith("_")])
+    points = pool_equal_flops(table)
+    per_shot = decide(
+        series_statistics(points), alpha=options.alpha, strict=options.strict, correction=options.correction
+    )
+    categories = _categories(table, options.category_of)
+    classification = classify(per_shot, categories, options.standard_shots)
+    warnings = []
+    incomplete = _incomplete(table)
+    for name, missing in incomplete.items():
+        warnings.append(f"benchmark {name!r} is missing on checkpoint(s) {', '.join(missing)}; tested on the rest")
+    pooled = table.groupby("flops")["checkpoint"].nunique()
+    for flops in pooled.index[pooled > 1]:
+        names = sorted(table.loc[table["flops"] == flops, "checkpoint"].unique())
+        warnings.append(f"checkpoints {', '.join(names)} share flops={flops:g}; their results are pooled")
+    small = per_shot[(per_shot["n_points"] >= 3) & ~per_shot["rank_test_used"]]
+    if not small.empty and not options.strict:
+        warnings.append(
+            f"{int(small['n_points'].min())} checkpoints cannot reach alpha={options.alpha} with an exact rank "
+            "test (min p = 1/k!); monotonicity there rests on the sampling-noise tests only"
+        )
+    for w in warnings:
+        log.warning(w)
+    composite = before_after(table, classification, _default_shots(table, options), categories)
+    return Reduction(options, table, per_shot, classification, composite, incomplete, warnings)

@@ -1,0 +1,102 @@
+"""benchcal.publish: pure ConfigMap/status builders (the API calls are exercised in tests/e2e)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from benchcal.errors import BadInput
+from benchcal.publish import (
+    merge_summaries,
+    normalize_classification,
+    run_status_patch,
+    split_target,
+    summary_configmap,
+)
+from benchcal.results import CheckpointSummary, TaskResult
+
+
+def result(bench, shots, acc=0.5):
+    return TaskResult(bench, "world_knowledge", "multiple_choice", shots, "acc", acc, 100, 0.05, 0.25)
+
+
+def summary(ckpt="s1", flops=1e15, results=(), started="", finished=""):
+    return CheckpointSummary(ckpt, {"source": "x"}, flops, list(results), [], started, finished)
+
+
+def test_split_target():
+    assert split_target("ml/tiny", "--write-status") == ("ml", "tiny")
+    for bad in ("tiny", "/tiny", "ml/", "a/b/c"):
+        with pytest.raises(BadInput, match="--write-status"):
+            split_target(bad, "--write-status")
+
+
+def test_configmap_carries_run_labels_and_owner_from_env():
+    cm = summary_configmap(
+        summary(results=[result("arc_easy", 0)]),
+        "ml",
+        "tiny-summary-s1",
+        {"BENCHCAL_RUN": "tiny", "BENCHCAL_RUN_UID": "u1", "BENCHCAL_CHECKPOINT": "s1"},
+    )
+    assert cm["metadata"]["labels"]["benchcal.dev/run"] == "tiny"
+    assert cm["metadata"]["labels"]["benchcal.dev/component"] == "summary"
+    assert cm["metadata"]["ownerReferences"][0]["uid"] == "u1"
+    back = CheckpointSummary.from_dict(json.loads(cm["data"]["summary.json"]))
+    assert back.results[0].benchmark == "arc_easy"
+    bare = summary_configmap(summary(), "ml", "x", {})
+    assert "benchcal.dev/run" not in bare["metadata"]["labels"] and "ownerReferences" not in bare["metadata"]
+
+
+def test_configmap_refuses_oversized_summaries():
+    big = summary(results=[result(f"b{i:05d}", 0) for i in range(4000)])
+    with pytest.raises(BadInput, match="ConfigMap limit"):
+        summary_configmap(big, "ml", "x", {})
+
+
+def test_merge_summaries_joins_shards_and_orders_by_flops():
+    shards = [
+        summary("s2", 2e15, [result("a", 0)], "2026-01-02", "2026-01-03"),
+        summary("s1", 1e15, [result("a", 0)]),
+        summary("s2", 2e15, [result("b", 0), result("a", 0)], "2026-01-01", "2026-01-04"),
+    ]
+    merged = merge_summaries(shards)
+    assert [s.checkpoint for s in merged] == ["s1", "s2"]
+    assert sorted(r.benchmark for r in merged[1].results) == ["a", "b"]
+    assert (merged[1].started_at, merged[1].finished_at) == ("2026-01-01", "2026-01-04")
+    assert len(shards[0].results) == 1  # inputs untouched
+
+
+def test_normalize_classification_is_bounded():
+    benchmarks = {
+        f"b{i:03d}": {
+            "group": "robust",
+            "recommended_shots": 3,
+            "spearman_rho": 0.9,
+            "p_value": 0.01,
+            "label": "text is dropped",
+        }
+        for i in range(70)
+    }
+    out = normalize_classification({"benchmarks": benchmarks})
+    assert len(out["benchmarks"]) == 64 and out["truncated"] is True
+    assert out["counts"] == {"robust": 70, "shot_dependent": 0, "poorly_behaved": 0, "noise": 0}
+    assert out["benchmarks"][0] == {
+        "name": "b000",
+        "group": "robust",
+        "recommendedShots": 3,
+        "numbers": {"spearman_rho": 0.9, "p_value": 0.01},
+    }
+    listed = normalize_classification(
+        {
+            "benchmarks": [{"name": "x", "group": "noise", "numbers": {"margin": float("nan")}}],
+            "counts": {"noise": 1},
+        }
+    )
+    assert listed["benchmarks"] == [{"name": "x", "group": "noise"}] and listed["counts"]["noise"] == 1
+
+
+def test_run_status_patch_with_results_ref():
+    patch = run_status_patch({"benchmarks": []}, {"uri": "/r/report", "sha256": "ab", "size": 12})
+    assert patch["status"]["resultsRef"] == {"uri": "/r/report", "sha256": "ab", "size": 12}
+    assert "resultsRef" not in run_status_patch({}, None)["status"]

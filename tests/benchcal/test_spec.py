@@ -1,0 +1,168 @@
+"""benchcal.spec: the CRD schema applied locally, semantic checks, errors naming the field."""
+
+from __future__ import annotations
+
+import copy
+
+import pytest
+import yaml
+
+from benchcal.errors import BadInput
+from benchcal.spec import load_run, parse_run, to_json_schema
+
+BASE = {
+    "apiVersion": "benchcal.dev/v1alpha1",
+    "kind": "CalibrationRun",
+    "metadata": {"name": "tiny-demo", "namespace": "ml"},
+    "spec": {
+        "checkpoints": [
+            {"name": "s1", "model": {"builtin": "tiny-series/s1"}, "flops": 1.2e15},
+            {"name": "s2", "model": {"path": "/models/s2"}, "flops": 4.8e15},
+            {
+                "name": "s3",
+                "model": {"pvc": {"claimName": "ckpts", "path": "s3"}},
+                "params": 1e8,
+                "tokens": 2e10,
+            },
+        ],
+        "suite": {"benchmarks": [{"name": "arc_easy", "shots": [0, 3]}, {"name": "jeopardy"}], "limit": 50},
+    },
+}
+
+
+def doc_with(path: str, value, base=BASE) -> dict:
+    """Copy of BASE with one field set (value=DELETE removes it); path like spec.checkpoints.0.flops."""
+    doc = copy.deepcopy(base)
+    *parents, last = path.split(".")
+    node = doc
+    for part in parents:
+        node = node[int(part)] if part.isdigit() else node[part]
+    key = int(last) if last.isdigit() else last
+    if value is DELETE:
+        del node[key]
+    else:
+        node[key] = value
+    return doc
+
+
+DELETE = object()
+
+
+def test_valid_run_resolves_sources_flops_and_defaults():
+    run = parse_run(BASE)
+    assert run.name == "tiny-demo" and run.namespace == "ml"
+    assert [c.name for c in run.checkpoints] == ["s1", "s2", "s3"]
+    assert run.checkpoints[2].flops == pytest.approx(6 * 1e8 * 2e10)
+    assert [c.model.kind for c in run.checkpoints] == ["builtin", "path", "pvc"]
+    assert run.checkpoints[2].model.claim_name == "ckpts"
+    assert run.suite.shots == (0, 1, 3, 5, 10)  # CRD default
+    assert [(b.name, b.shots) for b in run.suite.benchmarks] == [
+        ("arc_easy", (0, 3)),
+        ("jeopardy", (0, 1, 3, 5, 10)),
+    ]
+    assert run.suite.seed == 1234 and run.suite.limit == 50
+    assert run.evaluator["backoffLimit"] == 1 and run.evaluator["shards"] == 1
+    assert run.classification.alpha == 0.05 and run.classification.strict is False
+    assert run.results is None and run.suspend is False and run.queue_name == ""
+
+
+def test_preset_expands_through_the_registry():
+    doc = doc_with("spec.suite", {"preset": "gauntlet-v0.1", "shots": [0, 5]})
+    run = parse_run(doc)
+    names = [b.name for b in run.suite.benchmarks]
+    assert "arc_easy" in names and len(names) > 10
+    assert all(b.shots == (0, 5) for b in run.suite.benchmarks)
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected"),
+    [
+        ("spec.checkpoints.0.flops", -1.0, "spec.checkpoints[0].flops"),
+        ("spec.checkpoints.0.flops", DELETE, "spec.checkpoints[0]: missing flops"),
+        ("spec.checkpoints.2.tokens", DELETE, "spec.checkpoints[2]: missing tokens"),
+        ("spec.checkpoints.0.params", 1e9, "spec.checkpoints[0]: set either flops, or params and tokens"),
+        (
+            "spec.checkpoints.1.model",
+            {"path": "/a", "uri": "s3://b"},
+            "spec.checkpoints[1].model: set exactly one",
+        ),
+        ("spec.checkpoints.1.model", {}, "spec.checkpoints[1].model: set exactly one"),
+        (
+            "spec.checkpoints.1.name",
+            "s1",
+            "spec.checkpoints[1].name: 's1' is already used by spec.checkpoints[0]",
+        ),
+        ("spec.checkpoints.1.name", "Bad_Name", "spec.checkpoints[1].name"),
+        ("spec.checkpoints", [BASE["spec"]["checkpoints"][0]], "spec.checkpoints"),
+        (
+            "spec.checkpoints.0.flopz",
+            3,
+            "spec.checkpoints[0]: Additional properties are not allowed ('flopz'",
+        ),
+        ("spec.suite.shots", [0, 33], "spec.suite.shots[1]"),
+        ("spec.suite.benchmarks.0.shots", [-1], "spec.suite.benchmarks[0].shots[0]"),
+        ("spec.suite.preset", "gauntlet-v0.1", "spec.suite: set exactly one of suite.preset"),
+        ("spec.suite.benchmarks", [], "spec.suite: set exactly one of suite.preset"),
+        ("spec.suite.benchmarks.1.name", "arc_eazy", "spec.suite.benchmarks[1].name:"),
+        ("spec.checkpoints.2.model.pvc.path", "../etc", "spec.checkpoints[2].model.pvc.path"),
+        ("spec.evaluator", {"env": [{"name": "HF_HUB_OFFLINE", "value": "0"}]}, "spec.evaluator.env[0].name"),
+        (
+            "spec.evaluator",
+            {"volumeMounts": [{"name": "data", "mountPath": "/d"}]},
+            "spec.evaluator.volumeMounts[0].name",
+        ),
+        (
+            "spec.evaluator",
+            {"volumes": [{"name": "benchcal-x", "emptyDir": {}}]},
+            "spec.evaluator.volumes[0].name",
+        ),
+        ("spec.evaluator", {"shards": 0}, "spec.evaluator.shards"),
+        ("spec.results", {"path": "/r", "uri": "s3://x"}, "spec.results: set exactly one"),
+        ("metadata.name", "Tiny_Demo", "metadata.name"),
+        ("kind", "Job", "apiVersion/kind"),
+    ],
+)
+def test_errors_name_the_field(path, value, expected):
+    with pytest.raises(BadInput) as err:
+        parse_run(doc_with(path, value))
+    assert expected in str(err.value)
+
+
+def test_unknown_benchmark_suggests_the_close_name():
+    with pytest.raises(BadInput, match="arc_easy"):
+        parse_run(doc_with("spec.suite.benchmarks.1.name", "arc_eazy"))
+
+
+def test_load_run_reads_exponent_floats_and_resolves_relative_paths(tmp_path):
+    text = yaml.safe_dump(doc_with("spec.results", {"path": "out"})).replace("1200000000000000.0", "1.2e15")
+    assert "1.2e15" in text  # PyYAML would read this as a string; Kubernetes reads a number
+    path = tmp_path / "run.yaml"
+    path.write_text(text)
+    run = load_run(path)
+    assert run.checkpoints[0].flops == 1.2e15
+    assert run.results.path == str(tmp_path / "out")
+
+
+def test_load_run_reports_the_yaml_line(tmp_path):
+    path = tmp_path / "run.yaml"
+    path.write_text("spec:\n  checkpoints: [\n")
+    with pytest.raises(BadInput, match=r"run.yaml:\d+: invalid YAML"):
+        load_run(path)
+
+
+def test_json_schema_conversion_handles_kubernetes_extensions():
+    node = {
+        "type": "object",
+        "properties": {
+            "q": {"x-kubernetes-int-or-string": True, "anyOf": [{"type": "integer"}, {"type": "string"}]},
+            "free": {
+                "type": "object",
+                "x-kubernetes-preserve-unknown-fields": True,
+                "properties": {"a": {"type": "string"}},
+            },
+        },
+    }
+    out = to_json_schema(node)
+    assert out["additionalProperties"] is False
+    assert out["properties"]["q"] == {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+    assert "additionalProperties" not in out["properties"]["free"]

@@ -1,0 +1,401 @@
+"""The Helm chart, rendered by Helm's own Go engine (helm-python-sdk) in several configurations.
+
+Each configuration is rendered once per module; every rendered object is checked against the
+Kubernetes OpenAPI schemas (kubernetes-validate, strict: unknown fields fail) and the RBAC is
+checked for least privilege by following the bindings to the rules they grant.
+"""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+helm = pytest.importorskip("helm_python")
+kv = pytest.importorskip("kubernetes_validate")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+CHART = REPO_ROOT / "charts" / "benchcal"
+CRD_NAME = "calibrationruns.benchcal.dev.yaml"
+RELEASE, NAMESPACE = "bc", "benchcal-system"
+# The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.
+KUBE_VERSIONS = ("1.27.0", kv.latest_version())
+
+CONFIGS: dict[str, dict[str, Any]] = {
+    "defaults": {},
+    "namespaced": {"rbac": {"clusterScoped": False}, "watchNamespaces": ["ml-evals", "team-b"]},
+    "cluster-extra-job-ns": {"jobServiceAccount": {"extraNamespaces": ["team-a"]}},
+    "metrics-off": {"metrics": {"enabled": False}},
+    "servicemonitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
+    "custom-images": {
+        "image": {"repository": "registry.example/ops/benchcal-operator", "digest": "sha256:" + "a" * 64},
+        "jobImages": {
+            "evaluator": {"repository": "registry.example/ml/evaluator", "tag": "9.9.9-cu128"},
+            "reducer": {"repository": ""},
+        },
+        "imagePullSecrets": [{"name": "regcred"}],
+        "operator": {"extraArgs": ["--verbose"], "extraEnv": [{"name": "EXTRA", "value": "1"}]},
+    },
+}
+
+# (apiGroup, resource, verb) the operator needs in every namespace it watches (docs/operations.md, RBAC).
+OPERATOR_NEEDS = {
+    *(("benchcal.dev", "calibrationruns", v) for v in ("get", "list", "watch", "patch", "update")),
+    *(("benchcal.dev", "calibrationruns/status", v) for v in ("get", "patch", "update")),
+    ("benchcal.dev", "calibrationruns/finalizers", "update"),
+    *(("batch", "jobs", v) for v in ("get", "list", "watch", "create", "delete", "patch")),
+    *(("", "configmaps", v) for v in ("get", "list", "watch", "create", "update", "patch", "delete")),
+    *(("", "pods", v) for v in ("get", "list", "watch")),
+    ("", "pods/log", "get"),
+    *((g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")),
+}
+OPERATOR_CLUSTER_NEEDS = {
+    ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
+}
+JOB_GRANTS = {
+    *(("", "configmaps", v) for v in ("get", "list", "create", "update", "patch")),
+    ("benchcal.dev", "calibrationruns", "get"),
+    *(("benchcal.dev", "calibrationruns/status", v) for v in ("get", "patch")),
+}
+CONTRACT_ENV = {
+    "BENCHCAL_NAMESPACES",
+    "BENCHCAL_EVALUATOR_IMAGE",
+    "BENCHCAL_REDUCER_IMAGE",
+    "BENCHCAL_MAX_RUNNING_CHECKPOINTS",
+    "BENCHCAL_ALLOW_TRUST_REMOTE_CODE",
+    "BENCHCAL_JOB_SERVICE_ACCOUNT",
+    "BENCHCAL_METRICS_PORT",
+}
+
+
+def render(values: dict[str, Any]) -> dict[str, str]:
+    chart = helm.Chart.load(str(CHART))
+    return chart.render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True)
+
+
+def objects(manifests: dict[str, str]) -> list[dict[str, Any]]:
+    out = []
+    for path, text in sorted(manifests.items()):
+        if path.endswith(".yaml"):
+            out.extend(doc for doc in yaml.safe_load_all(text) if doc)
+    return out
+
+
+@pytest.fixture(scope="module")
+def rendered() -> dict[str, list[dict[str, Any]]]:
+    return {name: objects(render(values)) for name, values in CONFIGS.items()}
+
+
+def by_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
+    return [o for o in objs if o["kind"] == kind]
+
+
+def deployment(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    (dep,) = by_kind(objs, "Deployment")
+    return dep
+
+
+def container_env(objs: list[dict[str, Any]]) -> dict[str, Any]:
+    (ctr,) = deployment(objs)["spec"]["template"]["spec"]["containers"]
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in ctr["env"]}
+
+
+def rule_grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    return {
+        (g, r, v)
+        for rule in rules
+        for g in rule["apiGroups"]
+        for r in rule["resources"]
+        for v in rule["verbs"]
+    }
+
+
+def effective_grants(objs: list[dict[str, Any]], sa: str, sa_ns: str, namespace: str | None):
+    """What ServiceAccount sa_ns/sa may do in `namespace` (None: cluster-wide bindings only)."""
+    roles = {("ClusterRole", o["metadata"]["name"], None): o for o in by_kind(objs, "ClusterRole")}
+    roles |= {("Role", o["metadata"]["name"], o["metadata"]["namespace"]): o for o in by_kind(objs, "Role")}
+    grants: set[tuple[str, str, str]] = set()
+    for b in by_kind(objs, "ClusterRoleBinding") + by_kind(objs, "RoleBinding"):
+        b_ns = b["metadata"].get("namespace")
+        if b["kind"] == "RoleBinding" and b_ns != namespace:
+            continue
+        if not any(
+            s["kind"] == "ServiceAccount" and s["name"] == sa and s["namespace"] == sa_ns
+            for s in b["subjects"]
+        ):
+            continue
+        ref = b["roleRef"]
+        role = roles[(ref["kind"], ref["name"], b_ns if ref["kind"] == "Role" else None)]
+        grants |= rule_grants(role["rules"])
+    return grants
+
+
+# ---- lint, schemas -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["defaults", "namespaced"])
+def test_helm_lint_strict_is_clean(name: str) -> None:
+    report = helm.lint(str(CHART), copy.deepcopy(CONFIGS[name]), strict=True, namespace=NAMESPACE)
+    problems = [m for m in report["messages"] if m["severity"] >= 2] + report["errors"]
+    assert not problems, problems
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_rendered_object_matches_the_kubernetes_schemas(rendered, name: str) -> None:
+    objs = rendered[name]
+    assert objs
+    for obj in objs:
+        if obj["apiVersion"].startswith("monitoring.coreos.com/"):
+            continue  # not a Kubernetes API type; checked in test_servicemonitor_selects_the_metrics_service
+        for version in KUBE_VERSIONS:
+            try:
+                kv.validate(obj, version, strict=True)
+            except kv.ValidationError as exc:
+                where = f"{name}: {obj['kind']}/{obj['metadata']['name']} (Kubernetes {version})"
+                pytest.fail(f"{where} at {list(exc.path)}: {exc.message[:300]}")
+
+
+def test_chart_crd_is_a_byte_identical_copy_and_a_valid_crd() -> None:
+    source = REPO_ROOT / "crds" / CRD_NAME
+    copied = CHART / "crds" / CRD_NAME
+    assert copied.read_bytes() == source.read_bytes(), f"run: cp crds/{CRD_NAME} charts/benchcal/crds/"
+    assert [p.name for p in (CHART / "crds").iterdir()] == [CRD_NAME]
+    kv.validate(yaml.safe_load(copied.read_text()), kv.latest_version(), strict=True)
+
+
+@pytest.mark.parametrize(
+    "values, key",
+    [
+        ({"imagee": {"tag": "x"}}, "imagee"),
+        ({"image": {"tagg": "x"}}, "tagg"),
+        ({"rbac": {"clusterScope": False}}, "clusterScope"),
+        ({"metrics": {"serviceMonitor": {"enable": True}}}, "enable"),
+        ({"securityContext": {"readOnlyRootFS": True}}, "readOnlyRootFS"),
+    ],
+)
+def test_values_schema_rejects_unknown_keys(values: dict[str, Any], key: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match=key):
+        render(values)
+
+
+def test_values_schema_rejects_a_bad_digest() -> None:
+    with pytest.raises(helm.HelmValuesError, match="digest"):
+        render({"image": {"digest": "latest"}})
+
+
+def test_every_schema_object_forbids_additional_properties() -> None:
+    import json
+
+    schema = json.loads((CHART / "values.schema.json").read_text())
+    # Free-form Kubernetes maps (labels, annotations, resource quantities) are typed maps; every
+    # other object lists its properties and rejects the rest.
+    open_objects: list[str] = []
+
+    def walk(node: dict[str, Any], path: str) -> None:
+        if (
+            node.get("type") == "object"
+            and "properties" in node
+            and node.get("additionalProperties") is not False
+        ):
+            open_objects.append(path)
+        for key, child in node.get("properties", {}).items():
+            walk(child, f"{path}.{key}")
+        if isinstance(node.get("items"), dict):
+            walk(node["items"], f"{path}[]")
+
+    walk(schema, "values")
+    assert not open_objects
+
+
+def test_every_default_value_is_documented() -> None:
+    """values.yaml is the manual: each key has a comment right above it, unless it sits inside a
+    value documented as a whole (a `# --` comment above an ancestor, e.g. resources)."""
+    undocumented = []
+    ancestors: list[tuple[int, bool]] = []  # (indent, documented as a whole) of enclosing keys
+    comment = ""  # first line of the comment block right above the current line, if any
+    for line in (CHART / "values.yaml").read_text().splitlines():
+        stripped = line.strip()
+        if stripped.startswith("#"):
+            comment = comment or stripped
+            continue
+        if stripped and not stripped.startswith("- ") and ":" in stripped:
+            indent = len(line) - len(line.lstrip())
+            ancestors = [a for a in ancestors if a[0] < indent]
+            if not comment and not any(whole for _, whole in ancestors):
+                undocumented.append(stripped)
+            ancestors.append((indent, comment.startswith("# --")))
+        comment = ""
+    assert not undocumented, undocumented
+
+
+# ---- RBAC ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_rbac_never_grants_exec_wildcards_or_cluster_wide_secrets(rendered, name: str) -> None:
+    for role in by_kind(rendered[name], "ClusterRole") + by_kind(rendered[name], "Role"):
+        where = f"{name}: {role['kind']}/{role['metadata']['name']}"
+        for group, resource, verb in rule_grants(role["rules"]):
+            assert "*" not in (group, resource, verb), where
+            assert resource not in {"pods/exec", "pods/attach", "pods/portforward"}, where
+            assert resource != "secrets", where  # Jobs mount Secrets by reference; nobody here reads them
+            assert verb not in {"escalate", "bind", "impersonate"}, where
+
+
+def test_cluster_mode_grants_the_operator_exactly_what_it_needs(rendered) -> None:
+    grants = effective_grants(rendered["defaults"], f"{RELEASE}-benchcal", NAMESPACE, namespace=None)
+    assert grants == OPERATOR_NEEDS | OPERATOR_CLUSTER_NEEDS | {
+        ("", "namespaces", "list"),
+        ("", "namespaces", "watch"),
+    }
+
+
+def test_namespace_mode_grants_only_in_watched_namespaces(rendered) -> None:
+    objs = rendered["namespaced"]
+    sa = f"{RELEASE}-benchcal"
+    assert effective_grants(objs, sa, NAMESPACE, namespace=None) == OPERATOR_CLUSTER_NEEDS
+    for ns in ("ml-evals", "team-b"):
+        assert effective_grants(objs, sa, NAMESPACE, namespace=ns) == OPERATOR_NEEDS | OPERATOR_CLUSTER_NEEDS
+    assert effective_grants(objs, sa, NAMESPACE, namespace="kube-system") == OPERATOR_CLUSTER_NEEDS
+    assert container_env(objs)["BENCHCAL_NAMESPACES"] == "ml-evals,team-b"
+
+
+@pytest.mark.parametrize(
+    "name, job_namespaces",
+    [
+        ("defaults", [NAMESPACE]),
+        ("cluster-extra-job-ns", [NAMESPACE, "team-a"]),
+        ("namespaced", ["ml-evals", "team-b"]),
+    ],
+)
+def test_job_service_account_exists_and_is_minimal_in_each_job_namespace(
+    rendered, name, job_namespaces
+) -> None:
+    objs = rendered[name]
+    sas = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in by_kind(objs, "ServiceAccount")}
+    for ns in job_namespaces:
+        assert (ns, "benchcal-job") in sas
+        assert effective_grants(objs, "benchcal-job", ns, namespace=ns) == JOB_GRANTS
+        assert effective_grants(objs, "benchcal-job", ns, namespace="elsewhere") == set()
+    assert container_env(objs)["BENCHCAL_JOB_SERVICE_ACCOUNT"] == "benchcal-job"
+
+
+def test_aggregated_user_roles_only_touch_calibrationruns(rendered) -> None:
+    roles = {r["metadata"]["name"]: r for r in by_kind(rendered["defaults"], "ClusterRole")}
+    editor, viewer = (
+        roles[f"{RELEASE}-benchcal-calibrationrun-editor"],
+        roles[f"{RELEASE}-benchcal-calibrationrun-viewer"],
+    )
+    assert editor["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    for role in (editor, viewer):
+        assert {(g, r.split("/")[0]) for g, r, _ in rule_grants(role["rules"])} == {
+            ("benchcal.dev", "calibrationruns")
+        }
+    assert {v for _, _, v in rule_grants(viewer["rules"])} == {"get", "list", "watch"}
+
+
+def test_namespace_mode_without_namespaces_fails_with_a_fix() -> None:
+    with pytest.raises(helm.HelmError, match="watchNamespaces"):
+        render({"rbac": {"clusterScoped": False}})
+
+
+# ---- the operator Deployment --------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_operator_deployment_is_single_replica_restricted_and_probed(rendered, name: str) -> None:
+    dep = deployment(rendered[name])
+    spec, pod = dep["spec"], dep["spec"]["template"]["spec"]
+    assert spec["replicas"] == 1 and spec["strategy"] == {"type": "Recreate"}
+    (ctr,) = pod["containers"]
+    assert ctr["args"][:5] == [
+        "benchcal",
+        "operator",
+        "--standalone",
+        "--liveness",
+        "http://0.0.0.0:8081/healthz",
+    ]
+    assert "command" not in ctr  # keeps the image entrypoint (tini) as PID 1
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    sc = ctr["securityContext"]
+    assert sc["allowPrivilegeEscalation"] is False and sc["readOnlyRootFilesystem"] is True
+    assert sc["capabilities"] == {"drop": ["ALL"]}
+    probe = ctr["livenessProbe"]["httpGet"]
+    assert probe["path"] == "/healthz"
+    assert {p["name"]: p["containerPort"] for p in ctr["ports"]}[probe["port"]] == 8081
+    assert "readinessProbe" not in ctr
+    assert set(container_env(rendered[name])) >= CONTRACT_ENV
+    assert pod["serviceAccountName"] == f"{RELEASE}-benchcal"
+
+
+def test_rendered_env_is_understood_by_the_operator_settings(rendered) -> None:
+    settings = pytest.importorskip("benchcal_operator.settings")
+    for name in CONFIGS:
+        env = {k: v for k, v in container_env(rendered[name]).items() if isinstance(v, str)}
+        s = settings.from_env(env)
+        assert s.evaluator_image == env["BENCHCAL_EVALUATOR_IMAGE"]
+        assert s.reducer_image == env["BENCHCAL_REDUCER_IMAGE"]
+        assert s.job_service_account == "benchcal-job"
+        assert s.metrics_port == (0 if name == "metrics-off" else 8080)
+
+
+def test_custom_images_digests_and_pull_secrets(rendered) -> None:
+    objs = rendered["custom-images"]
+    pod = deployment(objs)["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"] == "registry.example/ops/benchcal-operator@sha256:" + "a" * 64
+    assert pod["imagePullSecrets"] == [{"name": "regcred"}]
+    env = container_env(objs)
+    assert env["BENCHCAL_EVALUATOR_IMAGE"] == "registry.example/ml/evaluator:9.9.9-cu128"
+    assert (
+        env["BENCHCAL_REDUCER_IMAGE"] == env["BENCHCAL_EVALUATOR_IMAGE"]
+    )  # empty reducer repo: evaluator image
+    assert env["EXTRA"] == "1" and pod["containers"][0]["args"][-1] == "--verbose"
+    defaults = container_env(rendered["defaults"])
+    assert defaults["BENCHCAL_EVALUATOR_IMAGE"] == "ghcr.io/benchcal/evaluator:0.1.0"
+    assert defaults["BENCHCAL_REDUCER_IMAGE"] == "ghcr.io/benchcal/reducer:0.1.0"
+
+
+# ---- metrics ------------------------------------------------------------------------------
+
+
+def test_metrics_off_removes_service_port_and_server(rendered) -> None:
+    objs = rendered["metrics-off"]
+    assert not by_kind(objs, "Service") and not by_kind(objs, "ServiceMonitor")
+    ports = [p["name"] for p in deployment(objs)["spec"]["template"]["spec"]["containers"][0]["ports"]]
+    assert ports == ["healthz"]
+    assert container_env(objs)["BENCHCAL_METRICS_PORT"] == "0"
+
+
+def test_servicemonitor_selects_the_metrics_service(rendered) -> None:
+    objs = rendered["servicemonitor"]
+    (svc,), (mon,) = by_kind(objs, "Service"), by_kind(objs, "ServiceMonitor")
+    assert mon["apiVersion"] == "monitoring.coreos.com/v1"
+    assert mon["metadata"]["labels"]["release"] == "prom"
+    assert mon["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    assert mon["spec"]["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    assert [e["port"] for e in mon["spec"]["endpoints"]] == [p["name"] for p in svc["spec"]["ports"]]
+    pod_labels = deployment(objs)["spec"]["template"]["metadata"]["labels"]
+    assert svc["spec"]["selector"].items() <= pod_labels.items()
+    assert not by_kind(rendered["defaults"], "ServiceMonitor")
+
+
+def test_servicemonitor_without_metrics_is_refused() -> None:
+    with pytest.raises(helm.HelmError, match=r"metrics\.enabled"):
+        render({"metrics": {"enabled": False, "serviceMonitor": {"enabled": True}}})
+
+
+def test_notes_show_the_first_calibrationrun() -> None:
+    notes = render({"watchNamespaces": ["ml-evals"], "rbac": {"clusterScoped": False}})[
+        "benchcal/templates/NOTES.txt"
+    ]
+    assert "kubectl apply -n ml-evals -f -" in notes
+    manifest = notes.split("-f -\n", 1)[1].split("   YAML", 1)[0]
+    run = yaml.safe_load("\n".join(line[3:] for line in manifest.splitlines()))
+    assert run["kind"] == "CalibrationRun" and len(run["spec"]["checkpoints"]) >= 2
+    spec = pytest.importorskip("benchcal.spec")
+    assert spec.parse_run(run).name == "tiny-demo"  # valid against the CRD and the task registry

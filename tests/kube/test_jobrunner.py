@@ -1,0 +1,145 @@
+"""The local job runner behaves like the job controller + kubelet for what the operator relies on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.kube.fixtures import LocalCluster, wait_for
+from tests.kube.jobrunner import format_indexes, parse_indexes
+
+
+@pytest.fixture
+def cluster(tmp_path: Path):
+    with LocalCluster(tmp_path, pvc_dirs={"results": tmp_path / "pvc-results"}) as c:
+        c.runner.failure_backoff = 0.1
+        yield c
+
+
+def _job(name: str, script: str, **spec: Any) -> dict:
+    container = {"name": "main", "image": "busybox", "command": ["sh", "-c", script]}
+    container.update(spec.pop("container", {}))
+    pod_spec = {"restartPolicy": "Never", "containers": [container], **spec.pop("pod", {})}
+    return {"metadata": {"name": name}, "spec": {"template": {"spec": pod_spec}, **spec}}
+
+
+def _run(cluster: LocalCluster, job: dict, timeout: float = 20) -> dict:
+    api = cluster.server.api
+    t = api.type("batch", "v1", "jobs")
+    api.create(t, "default", job)
+    name = job["metadata"]["name"]
+
+    def finished() -> dict | None:
+        obj = api.get(t, "default", name)
+        conds = {c["type"] for c in obj["status"].get("conditions") or [] if c["status"] == "True"}
+        return obj if conds & {"Complete", "Failed"} else None
+    return wait_for(finished, timeout, what=f"job {name} to finish")
+
+
+def _pods(cluster: LocalCluster, job: str) -> list[dict]:
+    api = cluster.server.api
+    pods, _ = api.list(api.type("", "v1", "pods"), "default", f"batch.kubernetes.io/job-name={job}")
+    return pods
+
+
+def _condition(job: dict, ctype: str) -> dict:
+    return next(c for c in job["status"]["conditions"] if c["type"] == ctype)
+
+
+def test_index_sets_roundtrip() -> None:
+    assert format_indexes({0, 1, 2, 5, 7, 8}) == "0-2,5,7-8"
+    assert parse_indexes("0-2,5,7-8") == {0, 1, 2, 5, 7, 8}
+
+
+def test_backoff_limit_counts_failures(cluster: LocalCluster) -> None:
+    job = _run(cluster, _job("flaky", "exit 1", backoffLimit=1))
+    assert job["status"]["failed"] == 2 and _condition(job, "Failed")["reason"] == "BackoffLimitExceeded"
+    assert _condition(job, "FailureTarget")["status"] == "True"
+    assert len(_pods(cluster, "flaky")) == 2
+
+
+def test_pod_failure_policy_fail_job_on_exit_code(cluster: LocalCluster) -> None:
+    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In",
+                                                              "values": [2]}}]}
+    job = _run(cluster, _job("bad-input", "echo no such model >&2; exit 2", backoffLimit=5, podFailurePolicy=policy,
+                             container={"terminationMessagePolicy": "FallbackToLogsOnError"}))
+    cond = _condition(job, "Failed")
+    assert cond["reason"] == "PodFailurePolicy" and "exit code 2" in cond["message"]
+    pods = _pods(cluster, "bad-input")
+    assert len(pods) == 1  # no retry
+    term = pods[0]["status"]["containerStatuses"][0]["state"]["terminated"]
+    assert term["exitCode"] == 2 and term["message"].strip() == "no such model"
+
+
+def test_disruption_is_ignored_by_policy_and_retried(cluster: LocalCluster) -> None:
+    policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
+    api = cluster.server.api
+    api.create(api.type("batch", "v1", "jobs"), "default",
+               _job("victim", "test -e $(MARK) && exit 0; touch $(MARK); sleep 30", backoffLimit=0,
+                    podFailurePolicy=policy,
+                    container={"env": [{"name": "MARK", "value": "/data/mark"}],
+                               "volumeMounts": [{"name": "d", "mountPath": "/data"}]},
+                    pod={"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "results"}}]}))
+    first = wait_for(lambda: [p for p in _pods(cluster, "victim") if p["status"].get("phase") == "Running"], 10)[0]
+    wait_for(lambda: (Path(cluster.work_dir) / "pvc-results" / "mark").exists(), 10, what="first pod started")
+    cluster.runner.disrupt_pod("default", first["metadata"]["name"])
+    job = wait_for(lambda: _finished(cluster, "victim"), 20)
+    assert _condition(job, "Complete")["status"] == "True"
+    assert job["status"].get("failed", 0) == 0 and job["status"]["succeeded"] == 1
+    disrupted = api.get(api.type("", "v1", "pods"), "default", first["metadata"]["name"])
+    assert any(c["type"] == "DisruptionTarget" for c in disrupted["status"]["conditions"])
+
+
+def _finished(cluster: LocalCluster, name: str) -> dict | None:
+    api = cluster.server.api
+    obj = api.get(api.type("batch", "v1", "jobs"), "default", name)
+    conds = {c["type"] for c in obj["status"].get("conditions") or [] if c["status"] == "True"}
+    return obj if conds & {"Complete", "Failed"} else None
+
+
+def test_indexed_job_sets_completion_index(cluster: LocalCluster) -> None:
+    job = _run(cluster, _job("shards", "echo $JOB_COMPLETION_INDEX > /out/$JOB_COMPLETION_INDEX",
+                             completions=3, parallelism=2, completionMode="Indexed",
+                             container={"volumeMounts": [{"name": "o", "mountPath": "/out"}]},
+                             pod={"volumes": [{"name": "o", "persistentVolumeClaim": {"claimName": "results"}}]}))
+    assert job["status"]["completedIndexes"] == "0-2" and job["status"]["succeeded"] == 3
+    out = Path(cluster.work_dir) / "pvc-results"
+    assert sorted(p.read_text().strip() for p in out.iterdir()) == ["0", "1", "2"]
+    hosts = sorted(p["spec"]["hostname"] for p in _pods(cluster, "shards"))
+    assert hosts == ["shards-0", "shards-1", "shards-2"]
+
+
+def test_active_deadline(cluster: LocalCluster) -> None:
+    job = _run(cluster, _job("slow", "sleep 30", activeDeadlineSeconds=1), timeout=15)
+    assert _condition(job, "Failed")["reason"] == "DeadlineExceeded"
+    wait_for(lambda: not cluster.runner.running, 10, what="processes stopped")
+
+
+def test_suspend_and_resume(cluster: LocalCluster) -> None:
+    api = cluster.server.api
+    t = api.type("batch", "v1", "jobs")
+    api.create(t, "default", _job("later", "exit 0", suspend=True))
+    wait_for(lambda: any(c["type"] == "Suspended" and c["status"] == "True"
+                         for c in api.get(t, "default", "later")["status"].get("conditions") or []), 5)
+    assert _pods(cluster, "later") == []
+    api.patch(t, "default", "later", "application/merge-patch+json", {"spec": {"suspend": False}})
+    job = wait_for(lambda: _finished(cluster, "later"), 15)
+    assert _condition(job, "Suspended")["status"] == "False" and _condition(job, "Complete")["status"] == "True"
+
+
+def test_configmap_volume_env_refs_and_path_rewriting(cluster: LocalCluster) -> None:
+    api = cluster.server.api
+    api.create(api.type("", "v1", "configmaps"), "default", {"metadata": {"name": "cfg"}, "data": {"k": "from-cm\n", "e": "env-cm"}})
+    script = 'cat /etc/cfg/k > /scratch/a; echo "$NS $POD_NAME $FROM_CM" >> /scratch/a; cat /scratch/a'
+    job = _run(cluster, _job("io", script, container={
+        "env": [{"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "e"}}}],
+        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}, {"name": "s", "mountPath": "/scratch"}]},
+        pod={"volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "s", "emptyDir": {}}]}))
+    assert _condition(job, "Complete")["status"] == "True"
+    pod = _pods(cluster, "io")[0]
+    log = (Path(cluster.server.log_dir) / "default" / pod["metadata"]["name"] / "main.log").read_text().splitlines()
+    assert log == ["from-cm", f"default {pod['metadata']['name']} env-cm"]

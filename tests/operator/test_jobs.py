@@ -1,0 +1,175 @@
+"""Pure Job manifest builders: names, labels, ownership, failure policy, the evaluate command."""
+
+from __future__ import annotations
+
+import pytest
+from benchcal_operator import jobs, naming
+from benchcal_operator.settings import Settings
+
+SETTINGS = Settings(evaluator_image="eval:1", reducer_image="reduce:1")
+
+
+def _container(job):
+    return job["spec"]["template"]["spec"]["containers"][0]
+
+
+def _env(job):
+    return {e["name"]: e for e in _container(job)["env"]}
+
+
+def test_evaluator_job_is_a_valid_batch_v1_job(make_run):
+    kubernetes_validate = pytest.importorskip("kubernetes_validate")
+    run = make_run()
+    for ckpt in run.checkpoints:
+        kubernetes_validate.validate(jobs.build_evaluator_job(run, ckpt, SETTINGS), "1.32", strict=True)
+    kubernetes_validate.validate(jobs.build_reducer_job(run, SETTINGS), "1.32", strict=True)
+
+
+def test_evaluator_job_identity_labels_and_owner(make_run):
+    run = make_run()
+    job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
+    meta = job["metadata"]
+    assert meta["name"] == "tiny-eval-s1" and meta["namespace"] == "ml"
+    assert meta["labels"] == {
+        "app.kubernetes.io/managed-by": "benchcal",
+        "benchcal.dev/run": "tiny",
+        "benchcal.dev/component": "evaluator",
+        "benchcal.dev/checkpoint": "s1",
+    }
+    assert meta["ownerReferences"] == [
+        {
+            "apiVersion": "benchcal.dev/v1alpha1",
+            "kind": "CalibrationRun",
+            "name": "tiny",
+            "uid": "uid-1",
+            "controller": True,
+            "blockOwnerDeletion": True,
+        }
+    ]
+    assert job["spec"]["template"]["metadata"]["labels"]["benchcal.dev/checkpoint"] == "s1"
+    assert "ttlSecondsAfterFinished" not in job["spec"]
+
+
+def test_failure_policy_fails_fast_on_bad_input_and_ignores_preemption(make_run):
+    run = make_run(evaluator={"backoffLimit": 2, "activeDeadlineSeconds": 3600})
+    spec = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)["spec"]
+    assert spec["backoffLimit"] == 2 and spec["activeDeadlineSeconds"] == 3600
+    rules = spec["podFailurePolicy"]["rules"]
+    assert rules[0] == {
+        "action": "FailJob",
+        "onExitCodes": {"containerName": "evaluator", "operator": "In", "values": [2]},
+    }
+    assert rules[1]["action"] == "Ignore" and rules[1]["onPodConditions"][0]["type"] == "DisruptionTarget"
+    assert spec["template"]["spec"]["restartPolicy"] == "Never"
+
+
+def test_evaluate_command_follows_the_cli_contract(make_run):
+    run = make_run(results={"pvc": {"claimName": "res", "path": "runs/tiny"}})
+    cmd = _container(jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))["command"]
+    assert cmd[:2] == ["benchcal", "evaluate"]
+    args = dict(zip(cmd[2::2], cmd[3::2], strict=True))
+    assert args["--model"] == "builtin:tiny-series/s1"
+    assert args["--tasks"] == "arc_easy,jeopardy" and args["--shots"] == "0,3"
+    assert args["--out"] == "/benchcal/results/runs/tiny/s1"
+    assert args["--checkpoint"] == "s1" and float(args["--flops"]) == 1e15
+    assert args["--limit"] == "20" and args["--seed"] == "1234"
+    assert args["--publish-configmap"] == "ml/tiny-summary-s1"
+
+
+def test_different_shot_lists_chain_commands_and_publish_once(make_run):
+    run = make_run(
+        suite={"benchmarks": [{"name": "arc_easy", "shots": [0]}, {"name": "jeopardy"}], "shots": [0, 3]}
+    )
+    cmd = _container(jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))["command"]
+    assert cmd[:2] == ["sh", "-c"]
+    assert cmd[2].count("benchcal evaluate") == 2 and cmd[2].count("--publish-configmap") == 1
+    assert cmd[2].index("--publish-configmap") > cmd[2].rindex("benchcal evaluate")
+
+
+def test_pvc_model_is_mounted_read_only(make_run):
+    run = make_run()
+    job = jobs.build_evaluator_job(run, run.checkpoints[1], SETTINGS)
+    vols = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert vols["benchcal-model"]["persistentVolumeClaim"] == {"claimName": "ckpts", "readOnly": True}
+    assert "/benchcal/model/s2" in _container(job)["command"]
+
+
+def test_hub_model_goes_online_with_token_from_secret(make_run):
+    run = make_run()
+    job = jobs.build_evaluator_job(run, run.checkpoints[2], SETTINGS)
+    env = _env(job)
+    assert env["HF_HUB_OFFLINE"]["value"] == "0"
+    assert env["HF_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "hf", "key": "token"}}
+    assert "--revision" in _container(job)["command"]
+    offline = _env(jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))
+    assert offline["HF_HUB_OFFLINE"]["value"] == "1" and "HF_TOKEN" not in offline
+
+
+def test_pod_is_hardened_and_takes_only_allow_listed_overrides(make_run):
+    ev = {
+        "image": "custom:2",
+        "resources": {"limits": {"nvidia.com/gpu": 1}},
+        "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}],
+        "nodeSelector": {"gpu": "h100"},
+        "runtimeClassName": "nvidia",
+        "env": [{"name": "EXTRA", "value": "1"}],
+    }
+    run = make_run(evaluator=ev)
+    job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
+    pod = job["spec"]["template"]["spec"]
+    c = _container(job)
+    assert c["image"] == "custom:2" and c["resources"] == {"limits": {"nvidia.com/gpu": 1}}
+    assert pod["tolerations"] == ev["tolerations"] and pod["nodeSelector"] == {"gpu": "h100"}
+    assert pod["serviceAccountName"] == "benchcal-job"
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert c["securityContext"]["readOnlyRootFilesystem"] is True
+    assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
+    assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert _env(job)["EXTRA"]["value"] == "1"
+
+
+def test_shards_make_an_indexed_job_with_per_shard_configmaps(make_run):
+    run = make_run(evaluator={"shards": 4})
+    job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
+    assert job["spec"]["completionMode"] == "Indexed"
+    assert job["spec"]["completions"] == 4 and job["spec"]["parallelism"] == 4
+    assert "ml/tiny-summary-s1-$(BENCHCAL_SHARD_INDEX)" in _container(job)["command"]
+    assert _env(job)["BENCHCAL_NUM_SHARDS"]["value"] == "4"
+
+
+def test_kueue_labels_pass_through_to_jobs(make_run, run_body):
+    run = make_run(queueName="gpu-queue")
+    job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
+    assert job["metadata"]["labels"][naming.KUEUE_QUEUE_LABEL] == "gpu-queue"
+    assert naming.KUEUE_QUEUE_LABEL not in job["spec"]["template"]["metadata"]["labels"]
+
+
+def test_reducer_job_command(make_run):
+    run = make_run(classification={"alpha": 0.01, "strict": True}, results={"uri": "s3://bucket/tiny/"})
+    job = jobs.build_reducer_job(run, SETTINGS)
+    assert job["metadata"]["name"] == "tiny-reduce"
+    assert _container(job)["image"] == "reduce:1"
+    assert _container(job)["command"] == [
+        "benchcal",
+        "reduce",
+        "--from-configmaps",
+        "ml/tiny",
+        "--write-status",
+        "ml/tiny",
+        "--out",
+        "s3://bucket/tiny/report",
+        "--alpha",
+        "0.01",
+        "--strict",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("run", "ckpt"),
+    [("tiny", "s1"), ("r" * 63, "c" * 40), ("a" * 30 + "-", "b" * 40)],
+)
+def test_child_names_are_dns_labels_and_deterministic(run, ckpt):
+    name = naming.evaluator_job_name(run, ckpt)
+    assert len(name) <= 63 and not name.endswith("-")
+    assert name == naming.evaluator_job_name(run, ckpt)
+    assert name != naming.evaluator_job_name(run, ckpt[:-1] + "x")

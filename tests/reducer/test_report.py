@@ -1,0 +1,115 @@
+"""Outputs, the bounded CR status summary, and the `benchcal reduce` CLI glue."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+import types
+
+import pandas as pd
+import pytest
+from benchcal_reduce.reduce import reduce_table
+from benchcal_reduce.report import PER_SHOT_COLUMNS, status_summary, write_outputs
+
+from benchcal.cli import main
+from benchcal.results import CheckpointSummary, TaskResult
+
+from .tables import make_table, pinned_options, valid
+
+SERIES = {
+    ("good", 0): [0.30, 0.36, 0.42, 0.48], ("good", 5): [0.32, 0.38, 0.44, 0.50],
+    ("chance", 0): [0.25, 0.26, 0.24, 0.25], ("chance", 5): [0.25, 0.25, 0.26, 0.25],
+}
+
+
+@pytest.fixture(scope="module")
+def reduction():
+    return reduce_table(valid(make_table(SERIES)), pinned_options())
+
+
+def test_write_outputs_without_figures(tmp_path, reduction):
+    paths = write_outputs(reduction, tmp_path, figures=False)
+    assert set(paths) == {"classification.csv", "per_shot.csv", "composite.csv", "summary.json", "report.md"}
+    cls = pd.read_csv(paths["classification.csv"])
+    assert list(cls["group"]) == ["noise", "robust"]
+    for col in ("benchmark", "category", "group", "recommended_shots", "reason", "best_spearman", "max_accuracy"):
+        assert col in cls.columns
+    per_shot = pd.read_csv(paths["per_shot.csv"])
+    assert list(per_shot.columns) == PER_SHOT_COLUMNS and len(per_shot) == 4
+    summary = json.loads(paths["summary.json"].read_text())
+    assert summary["counts"]["robust"] == 1 and summary["counts"]["noise"] == 1
+    assert summary["calibrated_suite"] == {"benchmarks": {"chance": 0, "good": 0}, "flaggedNoise": ["chance"],
+                                           "removed": []}
+    assert summary["benchmarks"]["chance"]["recommended_shots"] is None
+    report = paths["report.md"].read_text()
+    assert "## robust" in report and "## noise" in report and "Gauntlet composite" in report
+    assert not (tmp_path / "figures").exists()
+
+
+def test_figures(tmp_path, reduction):
+    paths = write_outputs(reduction, tmp_path, figures=True)
+    pngs = sorted(p.relative_to(tmp_path).as_posix() for k, p in paths.items() if k.startswith("figure:"))
+    assert pngs == ["figures/benchmarks/chance.png", "figures/benchmarks/good.png", "figures/composite.png"]
+    assert (tmp_path / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "](figures/benchmarks/good.png)" in (tmp_path / "report.md").read_text()
+
+
+def test_status_summary_is_bounded_and_camel_case(reduction):
+    status = status_summary(reduction, max_benchmarks=1)
+    assert status["counts"] == {"robust": 1, "shotDependent": 0, "poorlyBehaved": 0, "noise": 1,
+                                "insufficientData": 0}
+    assert status["truncated"] and status["totalBenchmarks"] == 2 and list(status["benchmarks"]) == ["chance"]
+    full = status_summary(reduction)
+    assert full["benchmarks"]["good"] == {"group": "robust", "recommendedShots": 0, "spearman": 1.0,
+                                          "maxAccuracy": 0.5}
+    json.dumps(full)  # JSON-serialisable as is
+
+
+def _csv(tmp_path):
+    path = tmp_path / "in.csv"
+    make_table(SERIES).to_csv(path, index=False)
+    return path
+
+
+def test_cli_writes_outputs_and_maps_bad_input_to_exit_2(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["reduce", str(_csv(tmp_path)), "--out", str(out), "--no-figures", "--alpha", "0.01"]) == 0
+    assert "robust" in capsys.readouterr().out
+    assert json.loads((out / "summary.json").read_text())["options"]["alpha"] == 0.01
+    bad = tmp_path / "bad.csv"
+    bad.write_text("checkpoint,flops\nc1,1\n")
+    assert main(["reduce", str(bad), "--out", str(out)]) == 2
+    assert "missing column" in capsys.readouterr().err
+    assert main(["reduce", "--out", str(out)]) == 2
+
+
+def _fake_publish(monkeypatch, summaries):
+    calls = {}
+    mod = types.ModuleType("benchcal.publish")
+    mod.collect_summaries = lambda target: calls.setdefault("collect", target) and summaries
+    mod.write_run_status = lambda target, classification, ref: calls.update(
+        status=(target, classification, ref))
+    monkeypatch.setitem(sys.modules, "benchcal.publish", mod)
+    return calls
+
+
+def test_cli_configmaps_and_status(tmp_path, monkeypatch):
+    summaries = [
+        CheckpointSummary(
+            checkpoint=f"s{i}", model={}, flops=10.0 ** (20 + i),
+            results=[TaskResult(benchmark="arc_easy", category="world_knowledge", task_type="multiple_choice",
+                                num_fewshot=0, metric="acc", accuracy=acc, n=2000, stderr=0.01,
+                                random_baseline=0.25)],
+        )
+        for i, acc in enumerate([0.3, 0.4, 0.5])
+    ]
+    calls = _fake_publish(monkeypatch, summaries)
+    out = tmp_path / "out"
+    rc = main(["reduce", "--from-configmaps", "ns/run", "--write-status", "ns/run", "--out", str(out), "--no-figures"])
+    assert rc == 0 and calls["collect"] == "ns/run"
+    target, classification, ref = calls["status"]
+    assert target == "ns/run" and classification["benchmarks"]["arc_easy"]["group"] == "robust"
+    report = (out / "report.md").read_bytes()
+    assert ref == {"uri": (out / "report.md").resolve().as_uri(), "sha256": hashlib.sha256(report).hexdigest(),
+                   "size": len(report)}
