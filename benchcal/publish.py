@@ -122,11 +122,18 @@ def normalize_classification(
     counts = classification.get("counts")
     if not isinstance(counts, dict):
         counts = {g: sum(1 for b in benchmarks if b["group"] == g) for g in GROUPS}
-    return {
+    out: dict[str, Any] = {
         "counts": {g: int(counts.get(g, 0)) for g in GROUPS},
         "benchmarks": benchmarks[:max_benchmarks],
         "truncated": bool(classification.get("truncated")) or len(benchmarks) > max_benchmarks,
+        "totalBenchmarks": int(classification.get("totalBenchmarks", len(benchmarks))),
     }
+    composite = classification.get("compositeMonotone")
+    if isinstance(composite, dict):
+        out["compositeMonotone"] = {
+            k: bool(composite[k]) for k in ("before", "after") if composite.get(k) is not None
+        }
+    return out
 
 
 def run_status_patch(classification: dict[str, Any], results_ref: dict[str, Any] | None) -> dict[str, Any]:

@@ -41,9 +41,10 @@ def smollm2_gguf() -> Path:
 
 def build_requests(tokenizer, max_length: int, task_name: str, shots: int, questions: int):
     """-> (instances, ScoreRequests flat, (context, continuation) strings flat, seconds to encode)."""
-    from benchcal.tasks.registry import get_task, load_examples
     from benchcal_eval.prompts import build_instances
     from benchcal_eval.tokenize import encode_instance, needs_prefix_space
+
+    from benchcal.tasks.registry import get_task, load_examples
 
     task = get_task(task_name)
     instances = build_instances(task, load_examples(task), shots, limit=questions)
@@ -54,7 +55,9 @@ def build_requests(tokenizer, max_length: int, task_name: str, shots: int, quest
     requests = [r for enc in encoded for r in enc.requests]
     # the harness joins context + continuation itself: same text, separator space on the continuation
     strings = [
-        (inst.contexts[0], (" " if prefix_space else "") + choice) for inst in instances for choice in inst.continuations
+        (inst.contexts[0], (" " if prefix_space else "") + choice)
+        for inst in instances
+        for choice in inst.continuations
     ]
     return instances, requests, strings, encode_s
 
@@ -91,7 +94,8 @@ def time_harness(lm, strings, batch_size: int):
 
     def make(pairs):
         return [
-            HarnessInstance(request_type="loglikelihood", doc={}, arguments=pair, idx=i) for i, pair in enumerate(pairs)
+            HarnessInstance(request_type="loglikelihood", doc={}, arguments=pair, idx=i)
+            for i, pair in enumerate(pairs)
         ]
 
     hflm.loglikelihood(make(strings[:8]), disable_tqdm=True)  # warm-up
@@ -133,22 +137,33 @@ def main() -> None:
     print(f"load avg after: {os.getloadavg()}")
 
     same_tokens = [
-        (tuple(ctx), tuple(cont)) == (r.context, r.continuation) for (ctx, cont), r in zip(harness_tokens, requests)
+        (tuple(ctx), tuple(cont)) == (r.context, r.continuation)
+        for (ctx, cont), r in zip(harness_tokens, requests, strict=True)
     ]
     ours_lp = [r.logprob for r in ours]
     theirs_lp = [lp for lp, _ in theirs]
-    deltas = [abs(a - b) for a, b in zip(ours_lp, theirs_lp)]
-    deltas_same = [d for d, s in zip(deltas, same_tokens) if s] or [float("nan")]
-    greedy_agree = sum(r.greedy == g for r, (_, g) in zip(ours, theirs))
-    agree = sum(a == b for a, b in zip(choices(instances, ours_lp), choices(instances, theirs_lp)))
+    deltas = [abs(a - b) for a, b in zip(ours_lp, theirs_lp, strict=True)]
+    deltas_same = [d for d, s in zip(deltas, same_tokens, strict=True) if s] or [float("nan")]
+    greedy_agree = sum(r.greedy == g for r, (_, g) in zip(ours, theirs, strict=True))
+    agree = sum(
+        a == b for a, b in zip(choices(instances, ours_lp), choices(instances, theirs_lp), strict=True)
+    )
     ours_rps, harness_rps = n / our_s, n / harness_s
-    print(f"ours: {our_s:.2f} s median of {[round(t, 2) for t in our_times]} "
-          f"(token_budget {args.token_budget}, row_tokens {args.row_tokens}); tokenization {our_encode_s:.2f} s apart")
-    print(f"ours: computed {stats.computed_tokens} tokens for {stats.request_tokens} request tokens "
-          f"({stats.request_tokens / max(stats.computed_tokens, 1):.2f}x sharing), {stats.rows} rows, {stats.batches} batches")
-    print(f"harness: {harness_s:.2f} s (batch_size {args.harness_batch_size}, incl. its tokenization; "
-          f"_encode_pair alone {harness_encode_s:.2f} s)")
-    print(f"token ids identical for {sum(same_tokens)}/{n} requests; max |dlogprob| on those {max(deltas_same):.2e}")
+    print(
+        f"ours: {our_s:.2f} s median of {[round(t, 2) for t in our_times]} "
+        f"(token_budget {args.token_budget}, row_tokens {args.row_tokens}); tokenization {our_encode_s:.2f} s apart"
+    )
+    print(
+        f"ours: computed {stats.computed_tokens} tokens for {stats.request_tokens} request tokens "
+        f"({stats.request_tokens / max(stats.computed_tokens, 1):.2f}x sharing), {stats.rows} rows, {stats.batches} batches"
+    )
+    print(
+        f"harness: {harness_s:.2f} s (batch_size {args.harness_batch_size}, incl. its tokenization; "
+        f"_encode_pair alone {harness_encode_s:.2f} s)"
+    )
+    print(
+        f"token ids identical for {sum(same_tokens)}/{n} requests; max |dlogprob| on those {max(deltas_same):.2e}"
+    )
     print(f"greedy flags agree: {greedy_agree}/{n}")
     print(f"speedup: {ours_rps / harness_rps:.2f}x (ours {ours_rps:.1f} req/s, harness {harness_rps:.1f} req/s); "
           f"choices agree: {agree}/{len(instances)}; max |dlogprob|: {max(deltas):.2e}")  # fmt: skip

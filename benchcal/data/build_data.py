@@ -84,8 +84,9 @@ def provenance_markdown(entries: list[dict]) -> str:
         "deterministic gzip: level 9, mtime 0, no name). Machine-readable copy: `manifest.json`.",
         "",
         f"Source: `{UPSTREAM_REPO}` at commit `{UPSTREAM_COMMIT}`, directory `{UPSTREAM_PREFIX}` "
-        "(Apache-2.0). Every file not marked *rebuilt* is a byte copy of that commit's blob: its "
-        "`git_blob_sha1` equals the upstream tree entry. The benchmarks themselves keep their own "
+        "(Apache-2.0). Every file not marked *rebuilt* is a byte copy of that commit's blob (checked "
+        "with `git hash-object` against the upstream tree when the shared copy was made; "
+        "`git_blob_sha1` lets you repeat the check). The benchmarks themselves keep their own "
         "licences (ARC, MMLU, HellaSwag, BIG-bench, ...).",
         "",
         "Rebuilt files (upstream blob absent from the snapshot; rebuilt from public copies of the "

@@ -261,8 +261,8 @@ def standard_shots(name: str) -> int | None:
 def resolve_tasks(selector: str, extra: tuple[TaskSpec, ...] | list[TaskSpec] = ()) -> list[TaskSpec]:
     """Benchmarks for ``"a,b"`` | ``"all"`` | ``"category:NAME"`` | ``"preset:gauntlet-v0.1"``.
 
-    ``extra`` holds user tasks (from ``load_task_file``); they shadow built-ins of the same name and
-    are included by ``all`` and ``category:``. Unavailable benchmarks are skipped by the group
+    ``extra`` holds user tasks (from ``load_task_file``); they shadow built-ins of the same name
+    (also inside presets) and are included by ``all`` and ``category:``. Unavailable benchmarks are skipped by the group
     selectors and raise BadInput when named explicitly.
     """
     if not isinstance(selector, str) or not selector.strip():
@@ -279,8 +279,10 @@ def resolve_tasks(selector: str, extra: tuple[TaskSpec, ...] | list[TaskSpec] = 
             raise BadInput(f"no available benchmark in category {category!r}; categories: {known}")
         return found
     if selector.startswith("preset:"):
-        shots = preset_shots(selector.split(":", 1)[1])
-        return [pool[name] for name in shots]
+        # A user task named like an unavailable built-in (e.g. their own squad copy) fills its slot.
+        version = _version(selector.split(":", 1)[1])
+        members = [t.name for t in _builtin() if t.shots.get(version) is not None]
+        return [pool[name] for name in members if pool[name].available]
     names = [n.strip() for n in selector.split(",") if n.strip()]
     if len(set(names)) != len(names):
         raise BadInput(f"tasks selector {selector!r} names a benchmark twice")

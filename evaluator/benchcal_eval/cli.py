@@ -118,7 +118,7 @@ def _resolve_plan(args: argparse.Namespace):
     extra = load_task_file(args.task_file) if args.task_file else []
     tasks = resolve_tasks(args.tasks, extra)
     shots = parse_shots(args.shots)
-    return prepare(tasks, shots, limit=args.limit, seed=args.seed, per_example=args.per_example)
+    return prepare(tasks, shots, limit=args.limit, seed=args.seed, per_example=args.per_example, extra_tasks=extra)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -148,8 +148,9 @@ def run(args: argparse.Namespace) -> int:
     )
     stats = engine.stats
     log.info(
-        "done: %d results, %d failures; engine %d requests, %d computed tokens in %.1fs",
-        len(summary.results), len(summary.failures), stats.requests, stats.computed_tokens, stats.seconds,
+        "done: %d results, %d failures; engine: %d scoring + %d generation requests, %d scored tokens, %.1fs",
+        len(summary.results), len(summary.failures), stats.requests, stats.extra.get("generation_requests", 0),
+        stats.computed_tokens, stats.seconds,
     )  # fmt: skip
     if args.publish_configmap:
         from benchcal.publish import publish_summary

@@ -53,7 +53,7 @@ def resolve_device(device: str = "auto") -> torch.device:
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
-    """"auto": bf16 on CUDA (the accelerator's native format), fp32 on CPU (bf16 matmuls are slow there)."""
+    """``auto``: bf16 on CUDA (the accelerator's native format), fp32 on CPU (bf16 matmuls are slow there)."""
     if dtype == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
     if dtype not in DTYPES:
@@ -66,7 +66,7 @@ def _looks_like_path(source: str) -> bool:
         source.startswith(("/", "./", "../", "~"))
         or source.endswith(".gguf")
         or source.count("/") > 1
-        or os.sep != "/" and os.sep in source
+        or (os.sep != "/" and os.sep in source)
     )
 
 
@@ -135,16 +135,24 @@ def load_model(
     if path.exists():
         if path.is_file():
             if path.suffix != ".gguf":
-                raise BadInput(f"model file {source!r} is not a .gguf file; pass a HF model directory or a GGUF file")
+                raise BadInput(
+                    f"model file {source!r} is not a .gguf file; pass a HF model directory or a GGUF file"
+                )
             identity["sha256"] = file_sha256(path)
             location, gguf_file = str(path.parent), path.name
         else:
             if not (path / "config.json").exists():
-                raise BadInput(f"model directory {source!r} has no config.json; is it a HF checkpoint directory?")
+                raise BadInput(
+                    f"model directory {source!r} has no config.json; is it a HF checkpoint directory?"
+                )
             identity["config_sha256"] = directory_fingerprint(path)
             location, gguf_file = str(path), None
         model, tokenizer = _from_pretrained(
-            location, gguf_file=gguf_file, dtype=torch_dtype, revision=None, trust_remote_code=trust_remote_code
+            location,
+            gguf_file=gguf_file,
+            dtype=torch_dtype,
+            revision=None,
+            trust_remote_code=trust_remote_code,
         )
     elif source.startswith(BUILTIN_PREFIX) or _looks_like_path(source):
         raise BadInput(f"model path {source!r} does not exist; check the path (or the volume mounting it)")
@@ -157,10 +165,14 @@ def load_model(
     model.to(dev)
     model.eval()
     identity.update(dtype=str(torch_dtype).removeprefix("torch."), device=str(dev))
-    return LoadedModel(model, tokenizer, dev, torch_dtype, config_max_length(model.config, tokenizer), identity)
+    return LoadedModel(
+        model, tokenizer, dev, torch_dtype, config_max_length(model.config, tokenizer), identity
+    )
 
 
-def _load_from_hub(source: str, dtype: torch.dtype, revision: str | None, trust_remote_code: bool) -> tuple[Any, Any]:
+def _load_from_hub(
+    source: str, dtype: torch.dtype, revision: str | None, trust_remote_code: bool
+) -> tuple[Any, Any]:
     offline = os.environ.get("HF_HUB_OFFLINE", "0").lower() in ("1", "true", "yes")
     try:
         return _from_pretrained(

@@ -80,6 +80,7 @@ class RunPlan:
     seed: int | None = None
     per_example: bool = False
     sandbox: Limits = field(default_factory=Limits)
+    extra_tasks: tuple[TaskSpec, ...] = ()  # user benchmarks (--task-file), for name lookups
 
     @property
     def pairs(self) -> list[tuple[TaskSpec, int]]:
@@ -109,6 +110,7 @@ def prepare(
     seed: int | None = None,
     per_example: bool = False,
     sandbox: Limits | None = None,
+    extra_tasks: Sequence[TaskSpec] = (),
 ) -> RunPlan:
     """Validate the whole run and load every benchmark's data (malformed JSONL fails here)."""
     if not tasks:
@@ -128,7 +130,9 @@ def prepare(
     for name, rows in examples.items():
         if not rows:
             raise BadInput(f"benchmark {name!r} has no examples")
-    return RunPlan(list(tasks), tuple(shots), examples, limit, seed, per_example, sandbox or Limits())
+    return RunPlan(
+        list(tasks), tuple(shots), examples, limit, seed, per_example, sandbox or Limits(), tuple(extra_tasks)
+    )
 
 
 # ---- resume key ------------------------------------------------------------------------------------
@@ -361,6 +365,36 @@ def run_checkpoint(
             i, len(pairs), task.name, k, r.metric, r.accuracy, r.stderr, r.n, r.seconds,
         )  # fmt: skip
         summary.results.append(r)
+    summary.results += other_finished_results(out_dir, plan, lm.identity, lm.max_length)
     summary.finished_at = _now()
     write_summary(out_dir, summary)
     return summary
+
+
+def other_finished_results(
+    out_dir: Path, plan: RunPlan, identity: dict[str, Any], max_length: int
+) -> list[TaskResult]:
+    """Valid results in ``out_dir`` for pairs outside ``plan``, so the summary covers the directory.
+
+    A checkpoint may be evaluated by several invocations into one directory (one per shot list;
+    see ``benchcal.commands``). A stored result counts only if its ``config_key`` equals the key
+    this invocation would compute for it (same model, task, seed, limit, max length); files of
+    other models or settings, unknown benchmarks and unreadable files are left out.
+    """
+    from benchcal.tasks.registry import get_task
+
+    planned = {(t.name, k) for t, k in plan.pairs}
+    found = []
+    for path in sorted((out_dir / "results").glob("*/*shot.json")):
+        try:
+            result = read_task_result(path)
+            if (result.benchmark, result.num_fewshot) in planned:
+                continue
+            task = get_task(result.benchmark, (*plan.extra_tasks, *plan.tasks))
+            key = config_key(identity, task, result.num_fewshot, seed=plan.seed, limit=plan.limit, max_length=max_length)
+        except (BadInput, OSError) as exc:
+            log.debug("not summarising %s: %s", path, exc)
+            continue
+        if result.config_key == key:
+            found.append(result)
+    return found

@@ -35,6 +35,7 @@ from benchcal_eval.requests import CodeSpec
 
 # End of a generated function body: a newline followed by a top-level letter, digit, '#' or '`'.
 _FUNCTION_END = re.compile(r"\n[A-Za-z0-9#`]")
+_BARE_WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]*")
 
 # Namespace prefixes tried in order; the first that runs `true` is used.
 _ISOLATION_PREFIXES: tuple[tuple[str, ...], ...] = (
@@ -97,8 +98,16 @@ def isolation_prefix() -> tuple[str, ...]:
     return ()
 
 
+def _limit_args(limits: Limits, cpu_s: int) -> tuple[str, ...]:
+    mem = limits.memory_mb << 20
+    return (
+        f"--as={mem}", f"--cpu={cpu_s}:{cpu_s + 1}", f"--fsize={limits.output_bytes}",
+        f"--nofile={limits.open_files}", "--core=0", f"--nproc={limits.processes}",
+    )  # fmt: skip
+
+
 def _set_limits(limits: Limits, cpu_s: int) -> None:
-    # Runs in the child between fork and exec: only async-signal-safe-ish calls.
+    # Fallback without prlimit(1): runs in the child between fork and exec (not thread-safe).
     mem = limits.memory_mb << 20
     resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu_s, cpu_s + 1))
@@ -127,15 +136,19 @@ def run_program(
     start = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
         try:
+            # prlimit(1) sets the limits and execs: no Python code between fork and exec, so this
+            # is safe to call from several threads at once (the runner checks samples in parallel).
+            prlimit = shutil.which("prlimit")
+            limit_prefix = (prlimit, *_limit_args(limits, cpu_s), "--") if prlimit else ()
             proc = subprocess.Popen(
-                [*prefix, *argv],
+                [*limit_prefix, *prefix, *argv],
                 cwd=workdir,
                 env=env or {},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
-                preexec_fn=functools.partial(_set_limits, limits, cpu_s),
+                preexec_fn=None if prlimit else functools.partial(_set_limits, limits, cpu_s),
             )
         except OSError as exc:
             return Outcome("unavailable", None, "", str(exc), 0.0, bool(prefix))
@@ -223,11 +236,18 @@ template <class T> bool same(const T& a, const typename ident<T>::type& b) {
 """
 
 
+def _cpp_literal(out: str) -> str:
+    """Some files store string outputs unquoted (str(result)); a bare word cannot be C++ code here."""
+    if _BARE_WORDS.fullmatch(out) and out not in ("true", "false"):
+        return json.dumps(out)
+    return out
+
+
 def _cpp_program(spec: CodeSpec, code: str, nonce: str) -> dict[str, str]:
     lines = [code, _CPP_CHECK, "int main() {"]
     for i, (inp, out) in enumerate(zip(spec.test_inputs, spec.test_outputs, strict=True)):
         lines.append(
-            f'  if (!benchcal_check::same({spec.entry_point}({inp}), {out})) {{'
+            f'  if (!benchcal_check::same({spec.entry_point}({inp}), {_cpp_literal(out)})) {{'
             f' std::cerr << "test {i} failed" << std::endl; return 3; }}'
         )
     lines += [f'  std::cout << "{nonce}" << std::endl;', "  return 0;", "}"]

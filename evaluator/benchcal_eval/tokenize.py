@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -24,6 +25,7 @@ CODE_TEMPERATURE = 0.2  # llm-foundry's sampling temperature for code_evaluation
 # Stopping at these never changes the scored program: the code metric cuts each completion at the
 # first newline followed by a letter, digit, '#' or '`', which comes at or before any of them.
 CODE_STOP = ("\ndef", "\nclass", "\nif", "\nprint", "\n#")
+_BUDGETS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # tokenizer -> {key: (rows, budget)}
 
 
 @dataclass(frozen=True)
@@ -104,6 +106,20 @@ def generation_budget(task: TaskSpec, examples: Sequence[dict], tokenizer: Any) 
     """
     if task.max_new_tokens is not None:
         return task.max_new_tokens
+    # One pass over every answer of the file is costly (triviaqa: ~60k aliases); the runner asks
+    # again for each shot count with the same rows object, so remember it per tokenizer.
+    key = (task.task_type, task.cot_delimiter, id(examples))
+    try:
+        per_tokenizer = _BUDGETS.setdefault(tokenizer, {})
+    except TypeError:  # a tokenizer that cannot be weakly referenced: no caching
+        per_tokenizer = {}
+    cached = per_tokenizer.get(key)
+    if cached is None or cached[0] is not examples:  # holding the rows keeps their id unique
+        cached = per_tokenizer[key] = (examples, _file_budget(task, examples, tokenizer))
+    return cached[1]
+
+
+def _file_budget(task: TaskSpec, examples: Sequence[dict], tokenizer: Any) -> int:
     if task.task_type == "code_evaluation":
         lengths = [len(ids) for ids in _ids(tokenizer, [r["canonical_solution"] for r in examples], False)]
         return max(lengths, default=0) + ANSWER_BUFFER_TOKENS
@@ -122,23 +138,24 @@ def _encode_generation(
     inst: Instance, context: list[int], max_length: int, max_new_tokens: int | None, num_samples: int
 ) -> tuple[GenerationRequest, int]:
     if inst.task_type == "code_evaluation":
-        # Code: the prompt is kept whole when it fits; the budget shrinks to what is left (composer 0.17).
-        budget = max_new_tokens if max_new_tokens is not None else max_length - len(context)
-        if len(context) >= max_length:
-            context, dropped = _fit(context, max_length - min(budget, max_length - 1), inst, "code budget")
-        else:
-            dropped = 0
-        budget = min(budget, max_length - len(context))
+        budget = max_new_tokens if max_new_tokens is not None else max(max_length - len(context), 1)
+        budget = min(budget, max_length - 1)
+        dropped = 0
+        if len(context) + budget > max_length:
+            if len(context) < max_length:  # the prompt fits: shrink the budget (composer 0.17)
+                budget = max_length - len(context)
+            else:  # the prompt alone is too long: cut it from the left
+                context, dropped = _fit(context, max_length - budget, inst, "code budget")
         request = GenerationRequest(
             context=tuple(context),
-            max_new_tokens=max(budget, 1),
+            max_new_tokens=budget,
             stop=CODE_STOP,
             num_samples=num_samples,
             temperature=CODE_TEMPERATURE if num_samples > 1 else 0.0,
             seed=inst.index,
         )
         return request, dropped
-    if max_new_tokens is None:  # no file-wide budget given: this instance's own longest answer
+    if max_new_tokens is None:  # the budget is a property of the whole file, not of one row
         raise ValueError("generation tasks need max_new_tokens; use generation_budget() or encode_task()")
     context, dropped = _fit(context, max_length - max_new_tokens, inst, "answer budget")
     return GenerationRequest(context=tuple(context), max_new_tokens=max_new_tokens, stop=inst.stop), dropped

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
 
 from benchcal_operator import settings as settings_mod
 
@@ -25,6 +26,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--liveness", metavar="URL", help="serve kopf's liveness probe, e.g. http://0.0.0.0:8081/healthz"
     )
+    parser.add_argument(
+        "--log-format",
+        choices=("json", "full", "plain"),
+        default="json",
+        help="json (default): one JSON object per line, with the CalibrationRun under 'object'",
+    )
 
 
 def kopf_options(args: argparse.Namespace, settings: settings_mod.Settings) -> dict:
@@ -42,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     settings = settings_mod.from_env()  # fail fast (exit 2) on a malformed BENCHCAL_* variable
+    # kopf's own logging setup replaces the plain root handler benchcal.cli installed
+    for handler in list(logging.getLogger().handlers):
+        logging.getLogger().removeHandler(handler)
+    kopf.configure(
+        verbose=bool(getattr(args, "verbose", False)),
+        log_format=kopf.LogFormat[args.log_format.upper()],
+        log_refkey="object",
+    )
     importlib.import_module("benchcal_operator.handlers")  # registers the handlers
     kopf.run(**kopf_options(args, settings))
     return 0

@@ -17,7 +17,6 @@ import logging
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
-from types import ModuleType
 from typing import Any
 
 import kopf
@@ -52,7 +51,7 @@ def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) 
 
 
 async def _with_messages(
-    namespace: str, observed: dict[str, JobObservation], previous: Mapping[str, Any], api: ModuleType
+    namespace: str, observed: dict[str, JobObservation], previous: Mapping[str, Any], api: Any
 ) -> dict[str, JobObservation]:
     """Attach the evaluator's termination message to newly failed Jobs (read once, from pods)."""
     recorded = {c.get("jobName"): c for c in previous.get("checkpoints", [])}
@@ -77,7 +76,7 @@ async def reconcile(
     index: Mapping[tuple[str, str], Iterable[JobObservation]],
     *,
     settings: settings_mod.Settings = SETTINGS,
-    api: ModuleType = k8s,
+    api: Any = k8s,  # benchcal_operator.k8s, or a stand-in with the same coroutines (tests)
     post_event: EventPoster = _post_event,
     logger: logging.Logger | logging.LoggerAdapter = logging.getLogger(__name__),
 ) -> dict[str, Any] | None:
@@ -100,9 +99,16 @@ async def reconcile(
 
         observed = {obs.name: obs for obs in index.get((namespace, name), ())}
         observed = await _with_messages(namespace, observed, previous, api)
+        rejection = planner.rejection(run, settings)
         for action in planner.decide(run, observed, settings):
             if isinstance(action, planner.CreateJob):
-                created = await api.create_job(action.manifest)
+                try:
+                    created = await api.create_job(action.manifest)
+                except k8s.NameConflict as exc:
+                    rejection = (
+                        f"metadata.name: {exc}; rename this CalibrationRun or checkpoint {action.checkpoint}"
+                    )
+                    break
                 if created:
                     metrics.JOBS_CREATED.labels(component=action.component).inc()
                     post_event(body, "Normal", "JobCreated", f"created {action.component} Job {action.name}")
@@ -112,9 +118,7 @@ async def reconcile(
             else:
                 await api.set_job_suspend(namespace, action.name, action.suspend)
                 logger.info("set suspend=%s on Job %s", action.suspend, action.name)
-        new = derive_status(
-            run, observed, previous=previous, now=_now(), rejection=planner.rejection(run, settings)
-        )
+        new = derive_status(run, observed, previous=previous, now=_now(), rejection=rejection)
         return await _write(body, previous, new, api, post_event, namespace, name)
 
 
@@ -122,7 +126,7 @@ async def _write(
     body: Mapping[str, Any],
     previous: Mapping[str, Any],
     new: dict[str, Any],
-    api: ModuleType,
+    api: Any,
     post_event: EventPoster,
     namespace: str,
     name: str,
@@ -162,7 +166,7 @@ def configure(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
         prefix=prefix, key="last-handled-configuration"
     )
     settings.persistence.finalizer = f"{prefix}/resync"
-    settings.posting.level = logging.INFO
+    settings.posting.level = logging.WARNING  # our Events are posted explicitly; no log-line echoes
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
     try:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import shlex
 from typing import Any
 
+from benchcal import commands
 from benchcal.spec import API_VERSION, KIND, CalibrationRun, Checkpoint
 from benchcal_operator import naming
 from benchcal_operator.settings import Settings
@@ -62,40 +63,18 @@ def model_argument(ckpt: Checkpoint) -> str:
 
 
 def evaluate_commands(run: CalibrationRun, ckpt: Checkpoint, publish_target: str) -> list[list[str]]:
-    """One ``benchcal evaluate`` per distinct shot list (usually one); the last one publishes."""
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for sel in run.suite.benchmarks:
-        groups.setdefault(sel.shots, []).append(sel.name)
-    ev = run.evaluator
+    """The checkpoint's ``benchcal evaluate`` argv(s), as seen from inside the pod (shared with ``benchcal run``)."""
     out = f"{results_root(run)}/{ckpt.name}"
-    commands = []
-    for i, (shots, names) in enumerate(groups.items()):
-        cmd = ["benchcal", "evaluate", "--model", model_argument(ckpt), "--tasks", ",".join(names)]
-        cmd += ["--shots", ",".join(str(s) for s in shots), "--out", out]
-        cmd += ["--checkpoint", ckpt.name, "--flops", repr(ckpt.flops), "--seed", str(run.suite.seed)]
-        if run.suite.limit:
-            cmd += ["--limit", str(run.suite.limit)]
-        if ev.get("dtype", "auto") != "auto":
-            cmd += ["--dtype", ev["dtype"]]
-        if ev.get("maxLength"):
-            cmd += ["--max-length", str(ev["maxLength"])]
-        if ev.get("tokenBudget"):
-            cmd += ["--token-budget", str(ev["tokenBudget"])]
-        if ev.get("trustRemoteCode"):
-            cmd.append("--trust-remote-code")
-        if ckpt.model.kind == "hub" and ckpt.model.revision:
-            cmd += ["--revision", ckpt.model.revision]
-        if i == len(groups) - 1:
-            cmd += ["--publish-configmap", publish_target]
-        commands.append(cmd)
-    return commands
+    return commands.evaluate_commands(
+        run, ckpt, model=model_argument(ckpt), out_dir=out, publish_target=publish_target
+    )
 
 
-def _container_command(commands: list[list[str]]) -> list[str]:
-    if len(commands) == 1:
-        return commands[0]
+def _container_command(argvs: list[list[str]]) -> list[str]:
+    if len(argvs) == 1:
+        return argvs[0]
     # Kubernetes expands $(VAR) before the shell runs, so the shard suffix survives quoting.
-    return ["sh", "-c", " && ".join(shlex.join(c) for c in commands)]
+    return ["sh", "-c", " && ".join(shlex.join(argv) for argv in argvs)]
 
 
 def _security() -> tuple[dict[str, Any], dict[str, Any]]:

@@ -12,12 +12,17 @@ import functools
 from typing import Any
 
 from benchcal.spec import GROUP, PLURAL, VERSION
+from benchcal_operator.naming import RUN_LABEL
 
 
 class ApiError(Exception):
     def __init__(self, status: int, message: str):
         super().__init__(f"HTTP {status}: {message}")
         self.status = status
+
+
+class NameConflict(ApiError):
+    """A Job with our deterministic name exists but belongs to another run."""
 
 
 @functools.lru_cache(maxsize=1)
@@ -54,12 +59,19 @@ async def get_run(namespace: str, name: str) -> dict[str, Any] | None:
 async def create_job(manifest: dict[str, Any]) -> bool:
     """True if created, False if a Job of that name already existed."""
     batch, _, _ = _clients()
+    meta = manifest["metadata"]
     try:
-        await _call(batch.create_namespaced_job, manifest["metadata"]["namespace"], manifest)
+        await _call(batch.create_namespaced_job, meta["namespace"], manifest)
     except ApiError as exc:
-        if exc.status == 409:
-            return False
-        raise
+        if exc.status != 409:
+            raise
+        existing = await _call(batch.read_namespaced_job, meta["name"], meta["namespace"])
+        owner = (existing.metadata.labels or {}).get(RUN_LABEL)
+        if owner != meta["labels"][RUN_LABEL]:
+            raise NameConflict(
+                409, f"Job {meta['name']} already exists and belongs to {owner or 'no CalibrationRun'}"
+            ) from exc
+        return False
     return True
 
 

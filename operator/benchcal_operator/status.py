@@ -146,7 +146,8 @@ def derive_status(
     elif run.suspend and not count[RUNNING]:
         phase, reason, message = "Suspended", "Suspended", "spec.suspend is true"
     elif jobs:
-        phase, reason = RUNNING, "Evaluating"
+        # Queued: nothing runs because every active Job is suspended (waiting for Kueue quota)
+        phase, reason = RUNNING, "Queued" if count[QUEUED] and not count[RUNNING] else "Evaluating"
         message = f"{count[SUCCEEDED]}/{len(entries)} checkpoints evaluated, {count[RUNNING]} running, {count[QUEUED]} queued"
         if failed:
             reason, message = (

@@ -9,7 +9,7 @@ import sys
 import pandas as pd
 
 from benchcal.errors import BadInput
-from benchcal_reduce.reduce import ReduceOptions, reduce_table
+from benchcal_reduce.reduce import ReduceOptions, Reduction, reduce_table
 from benchcal_reduce.report import results_ref, status_summary, write_outputs
 from benchcal_reduce.table import load_table, table_from_summaries
 
@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _print_classification(reduction) -> None:
+def print_classification(reduction: Reduction) -> None:
+    """One line per benchmark on stdout: name, group, recommended shots, reason."""
     cls = reduction.classification
     width = max(9, *(len(b) for b in cls["benchmark"]))
     print(f"{'benchmark':<{width}}  {'group':<17} shots  reason")
@@ -60,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
     options = ReduceOptions(alpha=args.alpha, strict=args.strict, correction=args.correction)
     reduction = reduce_table(table, options)
     paths = write_outputs(reduction, args.out, figures=not args.no_figures)
-    _print_classification(reduction)
+    print_classification(reduction)
     print(f"wrote {len(paths)} files to {args.out}", file=sys.stderr)
     if args.write_status:
         from benchcal.publish import write_run_status

@@ -82,7 +82,7 @@ class Reduction:
     per_shot: pd.DataFrame  # one row per (benchmark, num_fewshot)
     classification: pd.DataFrame  # one row per benchmark
     composite: dict[str, Any]  # per_checkpoint DataFrame + before/after summaries
-    incomplete: dict[str, list[str]] = field(default_factory=dict)  # benchmark -> checkpoints missing
+    incomplete: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # benchmark -> shots -> missing
     warnings: list[str] = field(default_factory=list)
 
     @property
@@ -95,13 +95,17 @@ def _categories(table: pd.DataFrame, category_of: Callable[[str], str]) -> dict[
     return {b: given.get(b) or category_of(b) or "uncategorized" for b in table["benchmark"].unique()}
 
 
-def _incomplete(table: pd.DataFrame) -> dict[str, list[str]]:
-    """Benchmarks not scored on every checkpoint (at any shot count), with the missing ones."""
+def _incomplete(table: pd.DataFrame) -> dict[str, dict[int, list[str]]]:
+    """(benchmark, shots) pairs not scored on every checkpoint: benchmark -> shots -> missing."""
     all_ckpts = set(table["checkpoint"])
-    counts = table.groupby("benchmark")["checkpoint"].nunique()
-    short = counts.index[counts < len(all_ckpts)]
-    sub = table[table["benchmark"].isin(short)]
-    return {str(b): sorted(all_ckpts - set(g)) for b, g in sub.groupby("benchmark")["checkpoint"]}
+    counts = table.groupby(["benchmark", "num_fewshot"])["checkpoint"].nunique()
+    short = counts[counts < len(all_ckpts)].index
+    out: dict[str, dict[int, list[str]]] = {}
+    if len(short):
+        sub = table.set_index(["benchmark", "num_fewshot"]).loc[short].reset_index()
+        for (bench, shots), g in sub.groupby(["benchmark", "num_fewshot"])["checkpoint"]:
+            out.setdefault(str(bench), {})[int(shots)] = sorted(all_ckpts - set(g))
+    return out
 
 
 def _default_shots(table: pd.DataFrame, options: ReduceOptions) -> dict[str, int]:
@@ -132,8 +136,11 @@ def reduce_table(df: pd.DataFrame, options: ReduceOptions | None = None) -> Redu
     classification = classify(per_shot, categories, options.standard_shots)
     warnings = []
     incomplete = _incomplete(table)
-    for name, missing in incomplete.items():
-        warnings.append(f"benchmark {name!r} is missing on checkpoint(s) {', '.join(missing)}; tested on the rest")
+    for name, by_shots in incomplete.items():
+        for shots, missing in by_shots.items():
+            warnings.append(
+                f"benchmark {name!r} {shots}-shot is missing on checkpoint(s) {', '.join(missing)}; tested on the rest"
+            )
     pooled = table.groupby("flops")["checkpoint"].nunique()
     for flops in pooled.index[pooled > 1]:
         names = sorted(table.loc[table["flops"] == flops, "checkpoint"].unique())
@@ -141,7 +148,7 @@ def reduce_table(df: pd.DataFrame, options: ReduceOptions | None = None) -> Redu
     small = per_shot[(per_shot["n_points"] >= 3) & ~per_shot["rank_test_used"]]
     if not small.empty and not options.strict:
         warnings.append(
-            f"{int(small['n_points'].min())} checkpoints cannot reach alpha={options.alpha} with an exact rank "
+            f"series with {int(small['n_points'].min())} checkpoints cannot reach alpha={options.alpha} with an exact rank "
             "test (min p = 1/k!); monotonicity there rests on the sampling-noise tests only"
         )
     for w in warnings:

@@ -75,15 +75,19 @@ def summary_dict(reduction: Reduction) -> dict[str, Any]:
 
 
 def status_summary(reduction: Reduction, max_benchmarks: int = 64) -> dict[str, Any]:
-    """Bounded, camelCase summary for the CalibrationRun status (etcd objects must stay small)."""
+    """Bounded summary for the CalibrationRun status (etcd objects must stay small).
+
+    Field names are camelCase like the rest of the CR; group names (count keys and values) are
+    the CRD's own ``robust``/``shot_dependent``/``poorly_behaved``/``noise``.
+    """
     cls = reduction.classification.sort_values("benchmark")
     shown = cls.head(max_benchmarks)
     comp = reduction.composite
     return {
-        "counts": {_camel(g): int((cls["group"] == g).sum()) for g in GROUPS},
+        "counts": {g: int((cls["group"] == g).sum()) for g in GROUPS},
         "benchmarks": {
             r.benchmark: {
-                "group": _camel(r.group),
+                "group": r.group,
                 "recommendedShots": _clean(r.recommended_shots),
                 "spearman": None if _clean(r.best_spearman) is None else round(float(r.best_spearman), 4),
                 "maxAccuracy": round(float(r.max_accuracy), 4),
@@ -95,11 +99,6 @@ def status_summary(reduction: Reduction, max_benchmarks: int = 64) -> dict[str, 
         "compositeMonotone": {"before": comp["before"]["monotone"], "after": comp["after"]["monotone"]},
         "checkpoints": int(reduction.table["checkpoint"].nunique()),
     }
-
-
-def _camel(name: str) -> str:
-    head, *rest = name.split("_")
-    return head + "".join(p.title() for p in rest)
 
 
 def _md_table(df: pd.DataFrame) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from types import SimpleNamespace
 
 import pytest
 
@@ -100,3 +101,135 @@ def test_run_status_patch_with_results_ref():
     patch = run_status_patch({"benchmarks": []}, {"uri": "/r/report", "sha256": "ab", "size": 12})
     assert patch["status"]["resultsRef"] == {"uri": "/r/report", "sha256": "ab", "size": 12}
     assert "resultsRef" not in run_status_patch({}, None)["status"]
+
+
+def test_normalize_accepts_the_reducer_status_summary_shape():
+    summary = {  # the shape benchcal_reduce.status_summary returns
+        "counts": {"robust": 1, "shot_dependent": 0, "poorly_behaved": 0, "noise": 1},
+        "benchmarks": {
+            "arc_easy": {"group": "robust", "recommendedShots": 3, "spearman": 0.9, "maxAccuracy": 0.61},
+            "jeopardy": {"group": "noise", "recommendedShots": None, "spearman": None, "maxAccuracy": 0.01},
+        },
+        "totalBenchmarks": 2,
+        "truncated": False,
+        "compositeMonotone": {"before": False, "after": True},
+        "checkpoints": 3,
+    }
+    out = normalize_classification(summary)
+    assert out["benchmarks"] == [
+        {
+            "name": "arc_easy",
+            "group": "robust",
+            "recommendedShots": 3,
+            "numbers": {"spearman": 0.9, "maxAccuracy": 0.61},
+        },
+        {"name": "jeopardy", "group": "noise", "numbers": {"maxAccuracy": 0.01}},
+    ]
+    assert out["totalBenchmarks"] == 2 and out["compositeMonotone"] == {"before": False, "after": True}
+    import jsonschema
+
+    from benchcal.spec import openapi_schema, to_json_schema
+
+    schema = to_json_schema(openapi_schema()["properties"]["status"]["properties"]["classification"])
+    jsonschema.Draft4Validator(schema).validate(out)
+
+
+class _ApiException(Exception):
+    def __init__(self, status):
+        super().__init__(f"HTTP {status}")
+        self.status = status
+
+
+class _FakeClient:
+    """Just enough of the kubernetes client module for benchcal.publish's I/O functions."""
+
+    def __init__(self):
+        self.configmaps: dict[tuple[str, str], dict] = {}
+        self.status_patches: list[tuple[str, str, dict]] = []
+        self.forbid = False
+        client = self
+
+        class exceptions:
+            ApiException = _ApiException
+
+        self.exceptions = exceptions
+
+        class CoreV1Api:
+            def create_namespaced_config_map(self, namespace, body):
+                key = (namespace, body["metadata"]["name"])
+                if client.forbid:
+                    raise _ApiException(403)
+                if key in client.configmaps:
+                    raise _ApiException(409)
+                client.configmaps[key] = body
+
+            def replace_namespaced_config_map(self, name, namespace, body):
+                client.configmaps[(namespace, name)] = body
+
+            def list_namespaced_config_map(self, namespace, label_selector):
+                wanted = dict(part.split("=") for part in label_selector.split(","))
+                items = [
+                    SimpleNamespace(metadata=SimpleNamespace(name=cm["metadata"]["name"]), data=cm["data"])
+                    for (ns, _), cm in sorted(client.configmaps.items())
+                    if ns == namespace and wanted.items() <= cm["metadata"]["labels"].items()
+                ]
+                return SimpleNamespace(items=items)
+
+        class CustomObjectsApi:
+            def patch_namespaced_custom_object_status(self, group, version, namespace, plural, name, body):
+                client.status_patches.append((namespace, name, body))
+
+        self.CoreV1Api = CoreV1Api
+        self.CustomObjectsApi = CustomObjectsApi
+
+
+@pytest.fixture
+def fake_client(monkeypatch):
+    from benchcal import publish
+
+    fake = _FakeClient()
+    monkeypatch.setattr(publish, "_api", lambda: fake)
+    monkeypatch.setenv("BENCHCAL_RUN", "tiny")
+    monkeypatch.setenv("BENCHCAL_RUN_UID", "u1")
+    return fake
+
+
+def test_publish_then_collect_round_trip(fake_client, monkeypatch):
+    from benchcal.publish import collect_summaries, publish_summary, write_run_status
+
+    monkeypatch.setenv("BENCHCAL_CHECKPOINT", "s2")
+    publish_summary(summary("s2", 2e15, [result("a", 0, 0.4)]), "ml/tiny-summary-s2")
+    publish_summary(
+        summary("s2", 2e15, [result("a", 0, 0.6)]), "ml/tiny-summary-s2"
+    )  # a retried pod: replaced
+    monkeypatch.setenv("BENCHCAL_CHECKPOINT", "s1")
+    publish_summary(summary("s1", 1e15, [result("a", 0, 0.3)]), "ml/tiny-summary-s1")
+    got = collect_summaries("ml/tiny")
+    assert [(s.checkpoint, s.results[0].accuracy) for s in got] == [("s1", 0.3), ("s2", 0.6)]
+    with pytest.raises(BadInput, match="no summary ConfigMaps"):
+        collect_summaries("ml/other-run")
+    write_run_status("ml/tiny", {"benchmarks": {"a": {"group": "robust"}}}, {"uri": "/r", "size": 3})
+    ((ns, name, body),) = fake_client.status_patches
+    assert (ns, name) == ("ml", "tiny") and body["status"]["resultsRef"] == {"uri": "/r", "size": 3}
+
+
+def test_publish_forbidden_names_the_fix(fake_client):
+    from benchcal.publish import publish_summary
+
+    fake_client.forbid = True
+    with pytest.raises(BadInput, match=r"forbidden.*ServiceAccount"):
+        publish_summary(summary(), "ml/x")
+
+
+def test_collect_rejects_a_corrupt_configmap(fake_client):
+    from benchcal.publish import collect_summaries
+
+    fake_client.configmaps[("ml", "bad")] = {
+        "metadata": {
+            "name": "bad",
+            "labels": {"benchcal.dev/component": "summary", "benchcal.dev/run": "tiny"},
+        },
+        "data": {"summary.json": "{not json"},
+    }
+    with pytest.raises(BadInput, match="ConfigMap ml/bad: invalid JSON"):
+        collect_summaries("ml/tiny")

@@ -187,3 +187,12 @@ def test_tasks_cli_table_and_json(capsys, tmp_path):
     assert len(records) == len(list_tasks()) + 1
     assert records[-1]["name"] == "mine" and records[-1]["examples"] == 1
     assert main(["tasks", "--tasks", "bbq"]) == 2
+
+
+def test_a_user_copy_of_an_unavailable_benchmark_fills_its_preset_slot(tmp_path):
+    path = _write_user_task(tmp_path, "{name: squad, category: reading_comprehension, "
+                                      "task_type: language_modeling, data_file: mine.jsonl}")  # fmt: skip
+    (mine,) = load_task_file(path)
+    assert "squad" not in {t.name for t in resolve_tasks("preset:gauntlet-v0.2")}
+    with_user = resolve_tasks("preset:gauntlet-v0.2", extra=[mine])
+    assert mine in with_user and get_task("squad", extra=[mine]) is mine

@@ -1,14 +1,11 @@
-"""The Helm chart, rendered by Helm's own Go engine (helm-python-sdk) in several configurations.
-
-Each configuration is rendered once per module; every rendered object is checked against the
-Kubernetes OpenAPI schemas (kubernetes-validate, strict: unknown fields fail) and the RBAC is
-checked for least privilege by following the bindings to the rules they grant.
+"""The Helm chart in several configurations: helm lint, every rendered object against the
+Kubernetes OpenAPI schemas (kubernetes-validate, strict: unknown fields fail), the values schema,
+the operator Deployment, metrics and NOTES. RBAC is in test_chart_rbac.py.
 """
 
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,49 +14,21 @@ import yaml
 helm = pytest.importorskip("helm_python")
 kv = pytest.importorskip("kubernetes_validate")
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-CHART = REPO_ROOT / "charts" / "benchcal"
-CRD_NAME = "calibrationruns.benchcal.dev.yaml"
-RELEASE, NAMESPACE = "bc", "benchcal-system"
+from tests.charts.rendering import (  # noqa: E402  (after the importorskip guards)
+    CHART,
+    CONFIGS,
+    CRD_NAME,
+    NAMESPACE,
+    RELEASE,
+    REPO_ROOT,
+    by_kind,
+    container_env,
+    deployment,
+    render,
+)
+
 # The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.
 KUBE_VERSIONS = ("1.27.0", kv.latest_version())
-
-CONFIGS: dict[str, dict[str, Any]] = {
-    "defaults": {},
-    "namespaced": {"rbac": {"clusterScoped": False}, "watchNamespaces": ["ml-evals", "team-b"]},
-    "cluster-extra-job-ns": {"jobServiceAccount": {"extraNamespaces": ["team-a"]}},
-    "metrics-off": {"metrics": {"enabled": False}},
-    "servicemonitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
-    "custom-images": {
-        "image": {"repository": "registry.example/ops/benchcal-operator", "digest": "sha256:" + "a" * 64},
-        "jobImages": {
-            "evaluator": {"repository": "registry.example/ml/evaluator", "tag": "9.9.9-cu128"},
-            "reducer": {"repository": ""},
-        },
-        "imagePullSecrets": [{"name": "regcred"}],
-        "operator": {"extraArgs": ["--verbose"], "extraEnv": [{"name": "EXTRA", "value": "1"}]},
-    },
-}
-
-# (apiGroup, resource, verb) the operator needs in every namespace it watches (docs/operations.md, RBAC).
-OPERATOR_NEEDS = {
-    *(("benchcal.dev", "calibrationruns", v) for v in ("get", "list", "watch", "patch", "update")),
-    *(("benchcal.dev", "calibrationruns/status", v) for v in ("get", "patch", "update")),
-    ("benchcal.dev", "calibrationruns/finalizers", "update"),
-    *(("batch", "jobs", v) for v in ("get", "list", "watch", "create", "delete", "patch")),
-    *(("", "configmaps", v) for v in ("get", "list", "watch", "create", "update", "patch", "delete")),
-    *(("", "pods", v) for v in ("get", "list", "watch")),
-    ("", "pods/log", "get"),
-    *((g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")),
-}
-OPERATOR_CLUSTER_NEEDS = {
-    ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
-}
-JOB_GRANTS = {
-    *(("", "configmaps", v) for v in ("get", "list", "create", "update", "patch")),
-    ("benchcal.dev", "calibrationruns", "get"),
-    *(("benchcal.dev", "calibrationruns/status", v) for v in ("get", "patch")),
-}
 CONTRACT_ENV = {
     "BENCHCAL_NAMESPACES",
     "BENCHCAL_EVALUATOR_IMAGE",
@@ -69,68 +38,6 @@ CONTRACT_ENV = {
     "BENCHCAL_JOB_SERVICE_ACCOUNT",
     "BENCHCAL_METRICS_PORT",
 }
-
-
-def render(values: dict[str, Any]) -> dict[str, str]:
-    chart = helm.Chart.load(str(CHART))
-    return chart.render(copy.deepcopy(values), name=RELEASE, namespace=NAMESPACE, is_install=True)
-
-
-def objects(manifests: dict[str, str]) -> list[dict[str, Any]]:
-    out = []
-    for path, text in sorted(manifests.items()):
-        if path.endswith(".yaml"):
-            out.extend(doc for doc in yaml.safe_load_all(text) if doc)
-    return out
-
-
-@pytest.fixture(scope="module")
-def rendered() -> dict[str, list[dict[str, Any]]]:
-    return {name: objects(render(values)) for name, values in CONFIGS.items()}
-
-
-def by_kind(objs: list[dict[str, Any]], kind: str) -> list[dict[str, Any]]:
-    return [o for o in objs if o["kind"] == kind]
-
-
-def deployment(objs: list[dict[str, Any]]) -> dict[str, Any]:
-    (dep,) = by_kind(objs, "Deployment")
-    return dep
-
-
-def container_env(objs: list[dict[str, Any]]) -> dict[str, Any]:
-    (ctr,) = deployment(objs)["spec"]["template"]["spec"]["containers"]
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in ctr["env"]}
-
-
-def rule_grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
-    return {
-        (g, r, v)
-        for rule in rules
-        for g in rule["apiGroups"]
-        for r in rule["resources"]
-        for v in rule["verbs"]
-    }
-
-
-def effective_grants(objs: list[dict[str, Any]], sa: str, sa_ns: str, namespace: str | None):
-    """What ServiceAccount sa_ns/sa may do in `namespace` (None: cluster-wide bindings only)."""
-    roles = {("ClusterRole", o["metadata"]["name"], None): o for o in by_kind(objs, "ClusterRole")}
-    roles |= {("Role", o["metadata"]["name"], o["metadata"]["namespace"]): o for o in by_kind(objs, "Role")}
-    grants: set[tuple[str, str, str]] = set()
-    for b in by_kind(objs, "ClusterRoleBinding") + by_kind(objs, "RoleBinding"):
-        b_ns = b["metadata"].get("namespace")
-        if b["kind"] == "RoleBinding" and b_ns != namespace:
-            continue
-        if not any(
-            s["kind"] == "ServiceAccount" and s["name"] == sa and s["namespace"] == sa_ns
-            for s in b["subjects"]
-        ):
-            continue
-        ref = b["roleRef"]
-        role = roles[(ref["kind"], ref["name"], b_ns if ref["kind"] == "Role" else None)]
-        grants |= rule_grants(role["rules"])
-    return grants
 
 
 # ---- lint, schemas -------------------------------------------------------------------------
@@ -229,78 +136,6 @@ def test_every_default_value_is_documented() -> None:
             ancestors.append((indent, comment.startswith("# --")))
         comment = ""
     assert not undocumented, undocumented
-
-
-# ---- RBAC ----------------------------------------------------------------------------------
-
-
-@pytest.mark.parametrize("name", CONFIGS)
-def test_rbac_never_grants_exec_wildcards_or_cluster_wide_secrets(rendered, name: str) -> None:
-    for role in by_kind(rendered[name], "ClusterRole") + by_kind(rendered[name], "Role"):
-        where = f"{name}: {role['kind']}/{role['metadata']['name']}"
-        for group, resource, verb in rule_grants(role["rules"]):
-            assert "*" not in (group, resource, verb), where
-            assert resource not in {"pods/exec", "pods/attach", "pods/portforward"}, where
-            assert resource != "secrets", where  # Jobs mount Secrets by reference; nobody here reads them
-            assert verb not in {"escalate", "bind", "impersonate"}, where
-
-
-def test_cluster_mode_grants_the_operator_exactly_what_it_needs(rendered) -> None:
-    grants = effective_grants(rendered["defaults"], f"{RELEASE}-benchcal", NAMESPACE, namespace=None)
-    assert grants == OPERATOR_NEEDS | OPERATOR_CLUSTER_NEEDS | {
-        ("", "namespaces", "list"),
-        ("", "namespaces", "watch"),
-    }
-
-
-def test_namespace_mode_grants_only_in_watched_namespaces(rendered) -> None:
-    objs = rendered["namespaced"]
-    sa = f"{RELEASE}-benchcal"
-    assert effective_grants(objs, sa, NAMESPACE, namespace=None) == OPERATOR_CLUSTER_NEEDS
-    for ns in ("ml-evals", "team-b"):
-        assert effective_grants(objs, sa, NAMESPACE, namespace=ns) == OPERATOR_NEEDS | OPERATOR_CLUSTER_NEEDS
-    assert effective_grants(objs, sa, NAMESPACE, namespace="kube-system") == OPERATOR_CLUSTER_NEEDS
-    assert container_env(objs)["BENCHCAL_NAMESPACES"] == "ml-evals,team-b"
-
-
-@pytest.mark.parametrize(
-    "name, job_namespaces",
-    [
-        ("defaults", [NAMESPACE]),
-        ("cluster-extra-job-ns", [NAMESPACE, "team-a"]),
-        ("namespaced", ["ml-evals", "team-b"]),
-    ],
-)
-def test_job_service_account_exists_and_is_minimal_in_each_job_namespace(
-    rendered, name, job_namespaces
-) -> None:
-    objs = rendered[name]
-    sas = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in by_kind(objs, "ServiceAccount")}
-    for ns in job_namespaces:
-        assert (ns, "benchcal-job") in sas
-        assert effective_grants(objs, "benchcal-job", ns, namespace=ns) == JOB_GRANTS
-        assert effective_grants(objs, "benchcal-job", ns, namespace="elsewhere") == set()
-    assert container_env(objs)["BENCHCAL_JOB_SERVICE_ACCOUNT"] == "benchcal-job"
-
-
-def test_aggregated_user_roles_only_touch_calibrationruns(rendered) -> None:
-    roles = {r["metadata"]["name"]: r for r in by_kind(rendered["defaults"], "ClusterRole")}
-    editor, viewer = (
-        roles[f"{RELEASE}-benchcal-calibrationrun-editor"],
-        roles[f"{RELEASE}-benchcal-calibrationrun-viewer"],
-    )
-    assert editor["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
-    assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
-    for role in (editor, viewer):
-        assert {(g, r.split("/")[0]) for g, r, _ in rule_grants(role["rules"])} == {
-            ("benchcal.dev", "calibrationruns")
-        }
-    assert {v for _, _, v in rule_grants(viewer["rules"])} == {"get", "list", "watch"}
-
-
-def test_namespace_mode_without_namespaces_fails_with_a_fix() -> None:
-    with pytest.raises(helm.HelmError, match="watchNamespaces"):
-        render({"rbac": {"clusterScoped": False}})
 
 
 # ---- the operator Deployment --------------------------------------------------------------

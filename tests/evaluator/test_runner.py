@@ -66,7 +66,7 @@ class CannedEngine:
 
 
 def _run(lm, tasks, names, shots, out, **kw):
-    plan = prepare([tasks[n] for n in names], shots, **kw)
+    plan = prepare([tasks[n] for n in names], shots, extra_tasks=list(tasks.values()), **kw)
     engine = CountingEngine(lm)
     summary = run_checkpoint(lm, engine, plan, out, checkpoint="ck", flops=1e15)
     return summary, engine
@@ -225,3 +225,15 @@ def test_config_key_covers_what_changes_scores(tasks, tmp_path):
     assert base == config_key(ident, replace(task, data_file=str(copy)), 3, seed=None, limit=None, max_length=256)
     copy.write_text(Path(task.data_file).read_text() + '{"context": "x", "continuation": "y"}\n')
     assert base != config_key(ident, replace(task, data_file=str(copy)), 3, seed=None, limit=None, max_length=256)
+
+
+def test_summary_covers_earlier_invocations_into_the_same_directory(lm, tasks, tmp_path):
+    # benchcal.commands runs one invocation per distinct shot list into one checkpoint directory.
+    _run(lm, tasks, ["tiny_mc"], (0,), tmp_path)
+    summary, _ = _run(lm, tasks, ["tiny_schema"], (0, 1), tmp_path)
+    assert sorted((r.benchmark, r.num_fewshot) for r in summary.results) == [
+        ("tiny_mc", 0), ("tiny_schema", 0), ("tiny_schema", 1)
+    ]  # fmt: skip
+    # Results computed under other settings (here: another limit) are not summarised.
+    summary, _ = _run(lm, tasks, ["tiny_schema"], (0,), tmp_path, limit=1)
+    assert sorted((r.benchmark, r.num_fewshot) for r in summary.results) == [("tiny_schema", 0)]

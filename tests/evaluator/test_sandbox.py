@@ -172,3 +172,13 @@ def test_javascript_completion_is_checked():
     assert check("  return [a, b];\n}\n", spec, limits).passed
     assert check("  return [b, a];\n}\n", spec, limits).reason.startswith("wrong")
     assert check("  while (true) {}\n}\n", spec, Limits(timeout_s=1.0, memory_mb=1024)).reason.startswith("timeout")
+
+
+def test_limits_hold_without_prlimit(monkeypatch):
+    import benchcal_eval.sandbox as sandbox
+
+    real_which = shutil.which
+    monkeypatch.setattr(sandbox.shutil, "which", lambda name: None if name == "prlimit" else real_which(name))
+    assert check("    return a + b\n").passed
+    assert check("    x = bytearray(4 * 1024 ** 3)\n").reason.startswith("memory")
+    assert check("    while True:\n        pass\n", limits=Limits(timeout_s=1.0, memory_mb=512)).reason.startswith("timeout")

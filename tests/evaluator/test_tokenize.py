@@ -237,3 +237,24 @@ def test_batched_task_encoding_equals_one_call_per_text(smollm):
     batched = encode_task(task, rows, instances, smollm, 256, chunk=2)
     assert batched == [encode_instance(inst, smollm, 256) for inst in instances]
     assert batched[0].requests[0].context is batched[0].requests[1].context  # shared, not copied
+
+
+def test_code_budget_shrinks_to_fit_and_long_prompts_are_cut(bpe):
+    rows = [{"task_id": "T/0", "prompt": "def two():\n", "entry_point": "two", "canonical_solution": "    return 2\n",
+             "test": "", "test_inputs": ["()"], "test_outputs": ["2"], "language": "python"}]  # fmt: skip
+    (inst,) = build_instances(spec("code_evaluation"), rows, 0)
+    prompt = len(ids(bpe, "def two():\n", True))
+    fits = encode_instance(inst, bpe, prompt + 3, max_new_tokens=50).generation
+    assert len(fits.context) == prompt and fits.max_new_tokens == 3
+    cut = encode_instance(inst, bpe, prompt, max_new_tokens=2)
+    assert cut.truncated and len(cut.generation.context) == prompt - 2 and cut.generation.max_new_tokens == 2
+    assert encode_instance(inst, bpe, 100).generation.max_new_tokens == 100 - prompt  # no budget: all room
+
+
+def test_generation_budget_is_remembered_per_rows_object(bpe):
+    task = spec("generation_task_with_answers", cot_delimiter=" #### ")
+    rows = [dict(r) for r in COT_ROWS]
+    first = generation_budget(task, rows, bpe)
+    assert generation_budget(task, rows, bpe) == first
+    longer = [*rows, {"context": "q", "chain_of_thought": "The cat sat on the mat. " * 4, "answer": "1"}]
+    assert generation_budget(task, longer, bpe) > first  # other rows: computed afresh

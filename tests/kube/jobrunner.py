@@ -20,7 +20,7 @@ from typing import Any
 
 from tests.kube.apiserver.api import Api, now_iso
 from tests.kube.apiserver.errors import ApiError
-from tests.kube.kubelet import Kubelet, RunningPod
+from tests.kube.kubelet import Kubelet, RunningPod, rewrite_paths
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +97,7 @@ class JobRunner:
         self.kubelet = Kubelet(api, work_dir=work_dir, log_dir=log_dir, kubeconfig=kubeconfig,
                                pvc_dirs=pvc_dirs, extra_env=extra_env)
         self.running: dict[str, RunningPod] = {}  # pod uid -> processes
+        self.history: dict[str, RunningPod] = {}  # every pod ever started, for host_path()
         self.first_seen: dict[str, float] = {}
         self.next_pod_at: dict[str, float] = {}  # job uid -> earliest next pod (failure backoff)
         self.pods_created: dict[str, int] = {}  # job uid -> pods created (tests assert on it)
@@ -133,16 +134,41 @@ class JobRunner:
             self._stop.wait(self.interval)
 
     def sync_once(self) -> None:
-        jobs, _ = self.api.list(self.jobs_t, None)
+        # Copy only what can still change: terminal pods without finalizers and finished Jobs
+        # with no such pods are skipped before the (expensive) deep copy.
+        live: set[str] = set()
+
+        def pod_pending(o: dict[str, Any]) -> bool:
+            live.add(o["metadata"]["uid"])
+            return bool(o["metadata"].get("finalizers") or o["metadata"].get("deletionTimestamp")
+                        or (o.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                        or o["metadata"]["uid"] in self.running)
+
+        pods, _ = self.api.list(self.pods_t, None, keep=pod_pending)
+        by_owner: dict[str, list[dict[str, Any]]] = {}
+        for pod in pods:
+            for ref in pod["metadata"].get("ownerReferences") or []:
+                if ref.get("controller") and ref.get("kind") == "Job":
+                    by_owner.setdefault(ref["uid"], []).append(pod)
+        jobs, _ = self.api.list(self.jobs_t, None,
+                                keep=lambda o: not _finished(o) or o["metadata"]["uid"] in by_owner)
         for job in jobs:
-            self.jobs_seen.setdefault(job["metadata"]["uid"], f"{job['metadata']['namespace']}/"
-                                                              f"{job['metadata']['name']}")
+            uid = job["metadata"]["uid"]
+            self.jobs_seen.setdefault(uid, f"{job['metadata']['namespace']}/{job['metadata']['name']}")
+            owned = by_owner.get(uid, [])
             try:
-                self._sync_job(job)
+                self._sync_job(job, owned)
             except ApiError as exc:
                 if exc.code not in (404, 409):
                     raise
-        self._sync_pods()
+        self._sync_pods(pods, live)
+
+    def host_path(self, pod_uid: str, path: str) -> Path | None:
+        """Where ``path`` as a pod's containers saw it lives on this machine (None: pod unknown)."""
+        running = self.history.get(pod_uid)
+        if running is None:
+            return None
+        return Path(rewrite_paths(path, running.containers[0].path_map))
 
     # ------------------------------------------------------------ faults
     def disrupt_pod(self, namespace: str, name: str, reason: str = "TerminationByKubelet") -> None:
@@ -165,20 +191,13 @@ class JobRunner:
             return names
 
     # ------------------------------------------------------------ job controller
-    def _pods_of(self, job: dict[str, Any]) -> list[dict[str, Any]]:
-        uid = job["metadata"]["uid"]
-        pods, _ = self.api.list(self.pods_t, job["metadata"]["namespace"],
-                                f"batch.kubernetes.io/controller-uid={uid}")
-        return [p for p in pods if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or [])]
-
-    def _sync_job(self, job: dict[str, Any]) -> None:
+    def _sync_job(self, job: dict[str, Any], pods: list[dict[str, Any]]) -> None:
         meta, spec = job["metadata"], job["spec"]
         status = dict(job.get("status") or {})
         conds = list(status.get("conditions") or [])
         finished = any(c["type"] in ("Complete", "Failed") and c["status"] == "True" for c in conds)
         if meta.get("deletionTimestamp"):
             return
-        pods = self._pods_of(job)
         # Count newly terminated pods once (the job-tracking finalizer marks "not yet counted").
         indexed = spec.get("completionMode") == "Indexed"
         done_idx = parse_indexes(status.get("completedIndexes"))
@@ -256,33 +275,35 @@ class JobRunner:
             status.update(conditions=conds, active=0, ready=0, completionTime=now_iso())
             self._write_status(job, status)
             return
-        self._create_pods(job, active, terminating, done_idx, succeeded)
-        active = [p for p in self._pods_of(job) if (p.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-                  and not p["metadata"].get("deletionTimestamp")]
-        status.update(conditions=conds, active=len(active),
+        created = self._create_pods(job, active, terminating, done_idx, succeeded)
+        status.update(conditions=conds, active=len(active) + created,
                       ready=sum(1 for p in active if p.get("status", {}).get("phase") == "Running"),
                       terminating=len(terminating))
         status.setdefault("uncountedTerminatedPods", {})
         self._write_status(job, status)
 
     def _create_pods(self, job: dict[str, Any], active: list[dict[str, Any]], terminating: list[dict[str, Any]],
-                     done_idx: set[int], succeeded: int) -> None:
+                     done_idx: set[int], succeeded: int) -> int:
+        """Create the missing pods; returns how many were created."""
         meta, spec = job["metadata"], job["spec"]
         if time.monotonic() < self.next_pod_at.get(meta["uid"], 0.0):
-            return
+            return 0
         if spec.get("podReplacementPolicy") == "Failed" and terminating:
-            return  # wait for terminating pods to be fully gone before replacing them
+            return 0  # wait for terminating pods to be fully gone before replacing them
         parallelism = spec.get("parallelism", 1)
         if spec.get("completionMode") == "Indexed":
             busy = {int(p["metadata"]["annotations"][INDEX_ANNOTATION]) for p in active + terminating}
             todo = [i for i in range(spec["completions"]) if i not in done_idx and i not in busy]
-            for i in todo[: max(0, parallelism - len(active))]:
+            todo = todo[: max(0, parallelism - len(active))]
+            for i in todo:
                 self._create_pod(job, i)
-            return
+            return len(todo)
         completions = spec.get("completions")
         remaining = (completions - succeeded) if completions is not None else parallelism
-        for _ in range(max(0, min(parallelism, remaining) - len(active))):
+        missing = max(0, min(parallelism, remaining) - len(active))
+        for _ in range(missing):
             self._create_pod(job, None)
+        return missing
 
     def _create_pod(self, job: dict[str, Any], index: int | None) -> None:
         meta = job["metadata"]
@@ -321,9 +342,7 @@ class JobRunner:
             self.api.delete(self.pods_t, pod["metadata"]["namespace"], pod["metadata"]["name"])
 
     # ------------------------------------------------------------ kubelet side
-    def _sync_pods(self) -> None:
-        pods, _ = self.api.list(self.pods_t, None)
-        live = {p["metadata"]["uid"] for p in pods}
+    def _sync_pods(self, pods: list[dict[str, Any]], live: set[str]) -> None:
         for pod in pods:
             uid = pod["metadata"]["uid"]
             phase = (pod.get("status") or {}).get("phase")
@@ -343,9 +362,9 @@ class JobRunner:
                 busy = sum(1 for r in self.running.values() if any(c.proc.poll() is None for c in r.containers))
                 if busy < self.max_parallel and time.monotonic() - self.first_seen[uid] >= self.start_delay:
                     self._start(pod)
-            elif running is not None and phase == "Running":
-                if all(c.proc.poll() is not None for c in running.containers):
-                    self._finish(pod, running)
+            elif running is not None and phase == "Running" and all(c.proc.poll() is not None
+                                                                     for c in running.containers):
+                self._finish(pod, running)
         for uid in [u for u in self.running if u not in live]:
             Kubelet.kill(self.running.pop(uid))
 
@@ -355,6 +374,7 @@ class JobRunner:
             override = self.command_override(pod, pod["spec"]["containers"][0])
         running = self.kubelet.start(pod, override)
         self.running[pod["metadata"]["uid"]] = running
+        self.history[pod["metadata"]["uid"]] = running
         t = now_iso()
         images = {c["name"]: c.get("image", "") for c in pod["spec"]["containers"]}
         pod["status"] = {
@@ -412,6 +432,11 @@ class JobRunner:
             fn()
         except ApiError as exc:
             log.debug("job runner write skipped: %s", exc.message)
+
+
+def _finished(job: dict[str, Any]) -> bool:
+    return any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
+               for c in (job.get("status") or {}).get("conditions") or [])
 
 
 def _age(ts: str) -> float:

@@ -40,6 +40,7 @@ class RunningContainer:
     termination_path: Path
     policy: str
     started: str
+    path_map: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -134,7 +135,8 @@ class Kubelet:
     def _env(self, pod: dict[str, Any], container: dict[str, Any], path_map: list[tuple[str, str]]) -> dict[str, str]:
         ns = pod["metadata"]["namespace"]
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH",
-                                                              "VIRTUAL_ENV", "TMPDIR", "BENCHCAL_SHARED")}
+                                                              "VIRTUAL_ENV", "TMPDIR", "BENCHCAL_SHARED",
+                                                              "BENCHCAL_CACHE", "XDG_CACHE_HOME")}
         env.update(self.extra_env)
         env["KUBECONFIG"] = str(self.kubeconfig)
         env["HOSTNAME"] = pod["spec"].get("hostname") or pod["metadata"]["name"]
@@ -198,7 +200,7 @@ class Kubelet:
                 log.close()
             running.containers.append(RunningContainer(cname, proc, log_path, term_path,
                                                        container.get("terminationMessagePolicy", "File"),
-                                                       _now()))
+                                                       _now(), path_map))
         return running
 
     @staticmethod

@@ -95,7 +95,7 @@ def test_status_subresource_and_generation(rest: Rest) -> None:
     # metadata-only changes do not bump it
     code, obj = rest.patch(f"{BASE}/w", {"metadata": {"labels": {"a": "b"}}})
     assert obj["metadata"]["generation"] == 2
-    code, err = rest.patch(f"{BASE}/w", {"spec": {"size": 3}}, "strategic")
+    code, _err = rest.patch(f"{BASE}/w", {"spec": {"size": 3}}, "strategic")
     assert code == 415
 
 

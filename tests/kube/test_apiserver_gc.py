@@ -12,7 +12,7 @@ def _owner_and_child(rest: Rest, owner: str = "owner", child: str = "child", blo
     _, parent = rest.post(f"{NS}/configmaps", {"metadata": {"name": owner}})
     ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": parent["metadata"]["uid"],
            "controller": True, "blockOwnerDeletion": block}
-    code, dep = rest.post(f"{NS}/configmaps", {"metadata": {"name": child, "ownerReferences": [ref]}})
+    code, _dep = rest.post(f"{NS}/configmaps", {"metadata": {"name": child, "ownerReferences": [ref]}})
     assert code == 201
     return parent
 
@@ -51,7 +51,7 @@ def test_plain_job_delete_orphans_pods_like_batch_v1(kube_server) -> None:
     rest = Rest(kube_server.url)
     job = {"metadata": {"name": "j"}, "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
         {"name": "c", "image": "x", "command": ["true"]}]}}}}
-    code, created = rest.post(f"/apis/batch/v1/namespaces/default/jobs", job)
+    code, created = rest.post("/apis/batch/v1/namespaces/default/jobs", job)
     assert code == 201
     assert created["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] == created["metadata"]["uid"]
     assert created["spec"]["backoffLimit"] == 6 and created["spec"]["completions"] == 1

@@ -77,10 +77,10 @@ def test_merge_and_json_patch(rest: Rest) -> None:
                                        {"op": "replace", "path": "/data/b", "value": "20"},
                                        {"op": "add", "path": "/metadata/annotations", "value": {"n": "1"}}], "json")
     assert code == 200 and obj["data"]["b"] == "20" and obj["metadata"]["annotations"] == {"n": "1"}
-    code, err = rest.patch(f"{CM}/p", [{"op": "test", "path": "/data/b", "value": "nope"}], "json")
+    code, _ = rest.patch(f"{CM}/p", [{"op": "test", "path": "/data/b", "value": "nope"}], "json")
     assert code == 422
     # a merge patch carrying a stale resourceVersion is a precondition and conflicts
-    code, err = rest.patch(f"{CM}/p", {"metadata": {"resourceVersion": "1"}, "data": {"z": "1"}})
+    code, _err = rest.patch(f"{CM}/p", {"metadata": {"resourceVersion": "1"}, "data": {"z": "1"}})
     assert code == 409
 
 
@@ -149,14 +149,14 @@ def test_finalizers_block_deletion(rest: Rest) -> None:
 
 def test_delete_preconditions(rest: Rest) -> None:
     _, obj = rest.post(CM, _cm("d"))
-    code, err = rest.delete(f"{CM}/d", {"preconditions": {"uid": "not-the-uid"}})
+    code, _err = rest.delete(f"{CM}/d", {"preconditions": {"uid": "not-the-uid"}})
     assert code == 409
     assert rest.delete(f"{CM}/d", {"preconditions": {"uid": obj["metadata"]["uid"]}})[0] == 200
     assert rest.delete(f"{CM}/d")[0] == 404
 
 
 def test_unsupported_bodies_are_rejected_not_misread(rest: Rest) -> None:
-    code, err = rest.request("POST", CM, {"metadata": {"name": "x"}}, content_type="application/vnd.kubernetes.protobuf")
+    code, _err = rest.request("POST", CM, {"metadata": {"name": "x"}}, content_type="application/vnd.kubernetes.protobuf")
     assert code == 415
     rest.post(CM, _cm("ssa"))
     code, _ = rest.request("PATCH", f"{CM}/ssa", {"data": {}}, content_type="application/apply-patch+yaml")

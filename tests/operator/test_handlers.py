@@ -194,3 +194,31 @@ def test_termination_message_picks_the_latest_container():
     ]
     assert k8s.latest_termination_message(pods) == "new"
     assert k8s.latest_termination_message([]) == ""
+
+
+def test_kopf_wiring_never_writes_on_jobs():
+    """Jobs get only an index and a low-level event handler (no kopf annotations/finalizers on them)."""
+    kopf = pytest.importorskip("kopf")
+    registry = kopf.get_default_registry()
+    by_plural: dict[str, set[str]] = {}
+    for kind in ("_indexing", "_watching", "_changing", "_spawning"):
+        for handler in getattr(registry, kind).get_all_handlers():
+            by_plural.setdefault(handler.selector.any_name, set()).add(kind)
+            if handler.selector.any_name == "jobs":
+                assert handler.labels == handlers.JOB_FILTER
+    assert by_plural["jobs"] == {"_indexing", "_watching"}
+    assert by_plural["calibrationruns"] == {"_watching", "_spawning"}
+
+
+def test_job_name_taken_by_another_run_is_reported_not_retried_forever():
+    class Conflicting(FakeApi):
+        async def create_job(self, manifest):
+            if manifest["metadata"]["name"] == "tiny-eval-s2":
+                raise k8s.NameConflict(409, "Job tiny-eval-s2 already exists and belongs to tiny-eval")
+            return await super().create_job(manifest)
+
+    api = Conflicting(body_with())
+    status = reconcile(api)
+    assert status["phase"] == "Invalid"
+    accepted = status["conditions"][0]
+    assert accepted["status"] == "False" and "belongs to tiny-eval" in accepted["message"]

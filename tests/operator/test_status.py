@@ -229,3 +229,13 @@ def test_derived_and_reducer_status_fit_the_crd_schema(make_run, run_body):
         )["status"]
     )
     validate_document({**run_body, "status": status})
+
+
+def test_all_active_checkpoints_queued_is_reported_as_queued(make_run):
+    status = derive_status(make_run(queueName="gpu"), {"tiny-eval-s1": obs("s1", "Queued")}, now=T1)
+    assert status["phase"] == "Running" and _cond(status, "Running")["reason"] == "Queued"
+    assert "1 queued" in _cond(status, "Ready")["message"]
+    running = derive_status(
+        make_run(), {"tiny-eval-s1": obs("s1", "Running"), "tiny-eval-s2": obs("s2", "Queued")}, now=T1
+    )
+    assert _cond(running, "Running")["reason"] == "Evaluating"

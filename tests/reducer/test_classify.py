@@ -125,9 +125,13 @@ def test_incomplete_benchmarks_are_reported_not_dropped():
     df = make_table({("full", 0): RISING, ("part", 0): RISING})
     df = df[~((df["benchmark"] == "part") & (df["checkpoint"] == "c2"))]
     red = reduce_table(valid(df), pinned_options())
-    assert red.incomplete == {"part": ["c2"]}
+    assert red.incomplete == {"part": {0: ["c2"]}}
     assert group_of(red, "part") == "robust"
-    assert any("'part' is missing on checkpoint(s) c2" in w for w in red.warnings)
+    assert any("'part' 0-shot is missing on checkpoint(s) c2" in w for w in red.warnings)
+    # one shot count missing on one checkpoint is reported too
+    df = make_table({("b", 0): RISING, ("b", 5): RISING})
+    red = reduce_table(valid(df[~((df["num_fewshot"] == 5) & (df["checkpoint"] == "c4"))]), pinned_options())
+    assert red.incomplete == {"b": {5: ["c4"]}}
 
 
 def test_insufficient_data_group():

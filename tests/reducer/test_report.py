@@ -56,9 +56,10 @@ def test_figures(tmp_path, reduction):
 
 
 def test_status_summary_is_bounded_and_camel_case(reduction):
+    # group names stay the CRD's (status.classification.counts.shot_dependent), field names are camelCase
     status = status_summary(reduction, max_benchmarks=1)
-    assert status["counts"] == {"robust": 1, "shotDependent": 0, "poorlyBehaved": 0, "noise": 1,
-                                "insufficientData": 0}
+    assert status["counts"] == {"robust": 1, "shot_dependent": 0, "poorly_behaved": 0, "noise": 1,
+                                "insufficient_data": 0}
     assert status["truncated"] and status["totalBenchmarks"] == 2 and list(status["benchmarks"]) == ["chance"]
     full = status_summary(reduction)
     assert full["benchmarks"]["good"] == {"group": "robust", "recommendedShots": 0, "spearman": 1.0,
@@ -113,3 +114,20 @@ def test_cli_configmaps_and_status(tmp_path, monkeypatch):
     report = (out / "report.md").read_bytes()
     assert ref == {"uri": (out / "report.md").resolve().as_uri(), "sha256": hashlib.sha256(report).hexdigest(),
                    "size": len(report)}
+
+
+def test_status_fits_the_crd_status_schema(reduction, repo_root):
+    import jsonschema
+    import yaml
+
+    from benchcal.publish import run_status_patch
+
+    crd = yaml.safe_load((repo_root / "crds" / "calibrationruns.benchcal.dev.yaml").read_text())
+    status_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    patch = run_status_patch(status_summary(reduction), {"uri": "file:///r/report.md", "sha256": "0" * 64, "size": 9})
+    jsonschema.validate(patch["status"], status_schema)
+    cls = patch["status"]["classification"]
+    assert cls["counts"]["robust"] == 1 and cls["counts"]["noise"] == 1
+    good = next(b for b in cls["benchmarks"] if b["name"] == "good")
+    assert good["group"] == "robust" and good["recommendedShots"] == 0
+    assert good["numbers"] == {"spearman": 1.0, "maxAccuracy": 0.5}

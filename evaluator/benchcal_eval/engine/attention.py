@@ -9,9 +9,9 @@ Attention seam: ``ATTENTION_BUILDERS`` maps an attention mode to a builder. "den
 *additive* float mask ``[rows, 1, T, T]`` (0 = attend, dtype-min = blocked). HF decoders take
 such a mask unchanged for both the "sdpa" and "eager" implementations; a boolean mask would be
 *added* as 0/1 by eager attention, so additive is the one encoding both accept. A FlexAttention
-path (GPU) registers "flex" here from ``engine/flex_attention.py``: same signature, returning
-``AttentionInputs`` whose ``attention_mask`` is a BlockMask built from the same segment/branch
-ids; ``resolve_attention`` then picks it for "auto" on CUDA.
+path (GPU) registers "flex" here from ``engine/flex_attention.py`` (imported on demand): same
+signature, returning ``AttentionInputs`` whose ``attention_mask`` is a BlockMask built from the
+same segment/branch ids; ``resolve_attention`` picks it for "auto" on CUDA.
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ def build_attention_inputs(
     """Right-pad the rows to the longest one and build the dense additive tree mask."""
     t = max(len(r) for r in rows)
     pad = [t - len(r) for r in rows]
-    ids = [list(r.tokens) + [0] * p for r, p in zip(rows, pad)]
-    pos = [list(r.position_ids) + [0] * p for r, p in zip(rows, pad)]
-    seg = [list(r.segment_ids) + [PAD] * p for r, p in zip(rows, pad)]
-    br = [list(r.branch_ids) + [CONTEXT] * p for r, p in zip(rows, pad)]
+    ids = [list(r.tokens) + [0] * p for r, p in zip(rows, pad, strict=True)]
+    pos = [list(r.position_ids) + [0] * p for r, p in zip(rows, pad, strict=True)]
+    seg = [list(r.segment_ids) + [PAD] * p for r, p in zip(rows, pad, strict=True)]
+    br = [list(r.branch_ids) + [CONTEXT] * p for r, p in zip(rows, pad, strict=True)]
     score_index: list[int] = []
     targets: list[int] = []
     local: dict[int, int] = {}
@@ -88,14 +88,23 @@ ATTENTION_BUILDERS: dict[str, Builder] = {"dense": build_attention_inputs}
 
 
 def resolve_attention(attention: str, device: torch.device) -> Builder:
-    """Pick the mask builder: "auto" is "dense" until a "flex" builder is registered for CUDA."""
-    if attention == "flex" or (attention == "auto" and device.type == "cuda"):
-        try:  # importing it registers "flex"
-            import benchcal_eval.engine.flex_attention  # noqa: F401
-        except ImportError:  # a torch without FlexAttention: "auto" stays dense
-            pass
+    """Pick the mask builder: "auto" is "flex" on CUDA when FlexAttention imports, else "dense".
+
+    A builder may carry an ``attn_implementation`` attribute (the HF attention implementation its
+    mask is meant for); the engine switches the model to it while scoring.
+    """
+    if attention in ("auto", "flex") and "flex" not in ATTENTION_BUILDERS and device.type == "cuda":
+        try:
+            import benchcal_eval.engine.flex_attention
+        except ImportError:
+            if attention == "flex":
+                raise
     if attention == "auto":
         attention = "flex" if device.type == "cuda" and "flex" in ATTENTION_BUILDERS else "dense"
+    if attention == "flex" and "flex" not in ATTENTION_BUILDERS:
+        import benchcal_eval.engine.flex_attention  # noqa: F401
     if attention not in ATTENTION_BUILDERS:
-        raise ValueError(f"attention must be 'auto' or one of {sorted(ATTENTION_BUILDERS)}, got {attention!r}")
+        raise ValueError(
+            f"attention must be 'auto' or one of {sorted(ATTENTION_BUILDERS)}, got {attention!r}"
+        )
     return ATTENTION_BUILDERS[attention]

@@ -47,7 +47,7 @@ class _StopStrings:
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor, **kwargs: Any) -> torch.Tensor:
         done = []
-        for seq, stop in zip(input_ids[:, self.prompt_len :].tolist(), self.stops):
+        for seq, stop in zip(input_ids[:, self.prompt_len :].tolist(), self.stops, strict=True):
             text = self.tokenizer.decode(seq, skip_special_tokens=True) if stop else ""
             done.append(any(s and s in text for s in stop))
         return torch.tensor(done, dtype=torch.bool, device=input_ids.device)
@@ -114,7 +114,9 @@ def generate(
         if req.num_samples > 1 and req.temperature <= 0:
             raise ValueError(f"generation request #{i}: num_samples > 1 needs temperature > 0")
     results: list[list[str]] = [[] for _ in requests]
-    greedy = sorted((i for i, r in enumerate(requests) if r.num_samples == 1), key=lambda i: -len(requests[i].context))
+    greedy = sorted(
+        (i for i, r in enumerate(requests) if r.num_samples == 1), key=lambda i: -len(requests[i].context)
+    )
     # batch greedy requests that share max_new_tokens, within the token budget
     while greedy:
         first = requests[greedy[0]]
@@ -123,7 +125,9 @@ def generate(
         batch = batch[: max(1, token_budget // width)]
         contexts = [_fit_context(requests[i], lm.max_length) for i in batch]
         stops = [requests[i].stop for i in batch]
-        for i, seq in zip(batch, _run_generate(lm, contexts, first, stops, num_return=1, sample=False)):
+        for i, seq in zip(
+            batch, _run_generate(lm, contexts, first, stops, num_return=1, sample=False), strict=True
+        ):
             results[i] = [_decode(lm, seq, requests[i].stop)]
         taken = set(batch)
         greedy = [i for i in greedy if i not in taken]
@@ -136,7 +140,12 @@ def generate(
         with torch.random.fork_rng(devices=devices):
             torch.manual_seed(req.seed)
             seqs = _run_generate(
-                lm, [_fit_context(req, lm.max_length)], req, [req.stop], num_return=req.num_samples, sample=True
+                lm,
+                [_fit_context(req, lm.max_length)],
+                req,
+                [req.stop],
+                num_return=req.num_samples,
+                sample=True,
             )
         results[i] = [_decode(lm, seq, req.stop) for seq in seqs]
         if progress is not None:

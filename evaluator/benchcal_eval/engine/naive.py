@@ -17,7 +17,9 @@ from benchcal_eval.requests import ScoreRequest, ScoreResult
 
 
 @torch.inference_mode()
-def naive_score(model: Any, requests: Sequence[ScoreRequest], max_length: int | None = None) -> list[ScoreResult]:
+def naive_score(
+    model: Any, requests: Sequence[ScoreRequest], max_length: int | None = None
+) -> list[ScoreResult]:
     device = next(model.parameters()).device
     results = []
     for i, req in enumerate(requests):
@@ -29,5 +31,7 @@ def naive_score(model: Any, requests: Sequence[ScoreRequest], max_length: int | 
         # greedy iff every target logit ties the row maximum (the kernels' tie rule)
         target_logits = logits.gather(1, targets[:, None]).squeeze(1)
         greedy = bool((target_logits >= logits.max(dim=1).values).all())
-        results.append(ScoreResult(logprob=float(logprobs.double().sum()), n_tokens=len(targets), greedy=greedy))
+        results.append(
+            ScoreResult(logprob=float(logprobs.double().sum()), n_tokens=len(targets), greedy=greedy)
+        )
     return results

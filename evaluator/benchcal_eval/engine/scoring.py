@@ -9,7 +9,8 @@ per-branch sums and greedy-miss counts to the host once. No ``[batch, time, voca
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -98,10 +99,8 @@ class ScoringEngine:
             raise ValueError(f"token_budget must be >= 1, got {self.token_budget}")
         self.kernel = kernel
         self.build_inputs = resolve_attention(attention, self.device)
-        # A builder may need a matching HF attention implementation (flex: a BlockMask mask).
-        impl = getattr(self.build_inputs, "attn_implementation", None)
-        if impl is not None and getattr(lm.model.config, "_attn_implementation", None) != impl:
-            lm.model.set_attn_implementation(impl)
+        # A builder may need a matching HF attention implementation (flex: a BlockMask); the model
+        # is switched only while scoring (see _attention_implementation), generation keeps its own.
         self.body = decoder_body(lm.model)
         self.head = head_spec(lm.model)
         self.mask_dtype = next(lm.model.parameters()).dtype
@@ -110,8 +109,32 @@ class ScoringEngine:
     def score(self, requests: Sequence[ScoreRequest], progress: Progress | None = None) -> list[ScoreResult]:
         """One ScoreResult per request, in request order."""
         start = time.perf_counter()
+        with self._attention_implementation():
+            results = self._score(requests, progress)
+        self.stats.seconds += time.perf_counter() - start
+        return results
+
+    @contextmanager
+    def _attention_implementation(self) -> Iterator[None]:
+        """Switch the model to the attention implementation the mask builder targets, then back."""
+        wanted = getattr(self.build_inputs, "attn_implementation", None)
+        model = self.lm.model
+        current = getattr(model.config, "_attn_implementation", None)
+        if wanted is None or wanted == current:
+            yield
+            return
+        model.set_attn_implementation(wanted)
+        try:
+            yield
+        finally:
+            model.set_attn_implementation(current)
+
+    def _score(self, requests: Sequence[ScoreRequest], progress: Progress | None) -> list[ScoreResult]:
         packing = pack_requests(
-            requests, row_tokens=self.row_tokens, token_budget=self.token_budget, max_length=self.lm.max_length
+            requests,
+            row_tokens=self.row_tokens,
+            token_budget=self.token_budget,
+            max_length=self.lm.max_length,
         )
         sums = [0.0] * len(packing.branches)
         misses = [0.0] * len(packing.branches)
@@ -138,7 +161,6 @@ class ScoringEngine:
         self.stats.extra["truncated_requests"] = self.stats.extra.get("truncated_requests", 0) + len(
             packing.truncated
         )
-        self.stats.seconds += time.perf_counter() - start
         return results  # type: ignore[return-value]
 
     @torch.inference_mode()
@@ -153,7 +175,13 @@ class ScoringEngine:
         flat = hidden.reshape(-1, hidden.shape[-1]).index_select(0, inputs.score_index)
         head = self.head
         logprob, greedy = lm_head_logprobs(
-            flat, head.weight, inputs.targets, head.bias, scale=head.scale, softcap=head.softcap, impl=self.kernel
+            flat,
+            head.weight,
+            inputs.targets,
+            head.bias,
+            scale=head.scale,
+            softcap=head.softcap,
+            impl=self.kernel,
         )
         k = len(inputs.owner_ids)
         per_branch = torch.zeros(2, k, dtype=torch.float64, device=flat.device)
@@ -170,6 +198,8 @@ class ScoringEngine:
 
         start = time.perf_counter()
         out = generate(self.lm, requests, token_budget=self.token_budget, progress=progress)
-        self.stats.extra["generation_requests"] = self.stats.extra.get("generation_requests", 0) + len(requests)
+        self.stats.extra["generation_requests"] = self.stats.extra.get("generation_requests", 0) + len(
+            requests
+        )
         self.stats.seconds += time.perf_counter() - start
         return out

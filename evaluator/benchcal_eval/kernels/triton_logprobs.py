@@ -85,27 +85,20 @@ def _lm_head_partials_kernel(
     tgt = tl.zeros([BLOCK_N], dtype=tl.float32)
 
     k_range = tl.arange(0, BLOCK_K)
+    h_tile_ptrs = h_ptr + rows64[:, None] * stride_hn + k_range[None, :]  # [BLOCK_N, BLOCK_K]
     v_start = pid_s * tiles_per_split * BLOCK_V
     for tile in range(0, tiles_per_split):
         cols = v_start + tile * BLOCK_V + tl.arange(0, BLOCK_V)
         col_ok = cols < V
         cols64 = cols.to(tl.int64)
+        w_tile_ptrs = w_ptr + cols64[None, :] * stride_wv + k_range[:, None]  # [BLOCK_K, BLOCK_V] = W^T
 
         # 1. logits tile z = h @ W^T, accumulated in fp32 over the hidden dimension.
         acc = tl.zeros([BLOCK_N, BLOCK_V], dtype=tl.float32)
         for k0 in range(0, C, BLOCK_K):
-            ks = k0 + k_range
-            k_ok = ks < C
-            h = tl.load(
-                h_ptr + rows64[:, None] * stride_hn + ks[None, :],
-                mask=row_ok[:, None] & k_ok[None, :],
-                other=0.0,
-            )
-            w = tl.load(
-                w_ptr + cols64[None, :] * stride_wv + ks[:, None],
-                mask=col_ok[None, :] & k_ok[:, None],
-                other=0.0,
-            )
+            k_ok = (k0 + k_range) < C
+            h = tl.load(h_tile_ptrs + k0, mask=row_ok[:, None] & k_ok[None, :], other=0.0)
+            w = tl.load(w_tile_ptrs + k0, mask=col_ok[None, :] & k_ok[:, None], other=0.0)
             acc = tl.dot(h, w, acc, input_precision=DOT_PRECISION)
 
         # 2. the same transforms as reference.apply_logit_transforms, in the same order.
@@ -180,19 +173,21 @@ def _lm_head_merge_kernel(
 _GPU_BLOCKS = {"BLOCK_N": 64, "BLOCK_V": 128, "BLOCK_K": 64, "num_warps": 4, "num_stages": 4}
 _GPU_BLOCKS_MANY_ROWS = {"BLOCK_N": 128, "BLOCK_V": 128, "BLOCK_K": 64, "num_warps": 8, "num_stages": 3}
 _INTERPRET_BLOCKS = {"BLOCK_N": 16, "BLOCK_V": 64, "BLOCK_K": 32}
-_MERGE_BLOCK_N = 64
 _MIN_GPU_SPLITS = 16  # for L2 reuse of the hidden blocks when N is large (see module docstring)
 
 
-def _launch_geometry(n: int, v: int, device: torch.device) -> tuple[dict, int, int]:
-    """Block sizes, V tiles per split and the number of splits (row tiles x splits fill the GPU)."""
-    if _INTERPRET or device.type != "cuda":
+def launch_geometry(n: int, v: int, sm_count: int | None) -> tuple[dict, int, int]:
+    """Block sizes, V tiles per split and the number of splits (row tiles x splits fill the GPU).
+
+    ``sm_count`` None means the interpreter (small blocks, few programs). Every split is non-empty
+    and together they cover all ``cdiv(v, BLOCK_V)`` tiles.
+    """
+    if sm_count is None:
         blocks = dict(_INTERPRET_BLOCKS)
         target_programs, min_splits = 4, 1
     else:
         blocks = dict(_GPU_BLOCKS_MANY_ROWS if n >= 8192 else _GPU_BLOCKS)
-        target_programs = 2 * torch.cuda.get_device_properties(device).multi_processor_count
-        min_splits = _MIN_GPU_SPLITS
+        target_programs, min_splits = 2 * sm_count, _MIN_GPU_SPLITS
     num_tiles = triton.cdiv(v, blocks["BLOCK_V"])
     row_tiles = triton.cdiv(n, blocks["BLOCK_N"])
     wanted = max(1, min(num_tiles, max(min_splits, triton.cdiv(target_programs, row_tiles))))
@@ -256,7 +251,9 @@ def triton_lm_head_logprobs(
     targets = targets.to(torch.int64).contiguous()
     bias_arg = bias.contiguous() if bias is not None else hidden  # dummy pointer when absent
 
-    blocks, tiles_per_split, num_splits = _launch_geometry(n, v, device)
+    interpreted = _INTERPRET or device.type != "cuda"
+    sm_count = None if interpreted else torch.cuda.get_device_properties(device).multi_processor_count
+    blocks, tiles_per_split, num_splits = launch_geometry(n, v, sm_count)
     partials = torch.empty((3, num_splits, n), dtype=torch.float32, device=device)
     grid = (num_splits, triton.cdiv(n, blocks["BLOCK_N"]))
     _lm_head_partials_kernel[grid](
@@ -281,7 +278,9 @@ def triton_lm_head_logprobs(
         DOT_PRECISION="ieee" if hidden.dtype == torch.float32 else "tf32",
         **blocks,
     )
-    _lm_head_merge_kernel[(triton.cdiv(n, _MERGE_BLOCK_N),)](
+    splits_pow2 = triton.next_power_of_2(num_splits)
+    merge_rows = min(64, max(16, 4096 // splits_pow2))  # keep the [rows, splits] tile in registers
+    _lm_head_merge_kernel[(triton.cdiv(n, merge_rows),)](
         partials[0],
         partials[1],
         partials[2],
@@ -291,7 +290,7 @@ def triton_lm_head_logprobs(
         n,
         v,
         NUM_SPLITS=num_splits,
-        SPLITS_POW2=triton.next_power_of_2(num_splits),
-        BLOCK_N=_MERGE_BLOCK_N,
+        SPLITS_POW2=splits_pow2,
+        BLOCK_N=merge_rows,
     )
     return logprob, greedy.bool()

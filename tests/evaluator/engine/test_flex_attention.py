@@ -81,22 +81,20 @@ def tiny_llama(device: str, dtype: torch.dtype):
     return LoadedModel(model=model, tokenizer=None, device=torch.device(device), dtype=dtype, max_length=2048)
 
 
-@pytest.mark.gpu
-def test_flex_engine_path_matches_dense_path_on_gpu():
+def score_both_paths(device: str, questions: int, max_context: int):
     from benchcal_eval.engine import ScoringEngine
 
     g = torch.Generator().manual_seed(1)
     reqs = []
-    for q in range(24):  # shared contexts of varied length, 2-4 choices of 1-6 tokens
-        ctx = tuple(
-            torch.randint(1, 512, (int(torch.randint(5, 300, (1,), generator=g)),), generator=g).tolist()
-        )
+    for q in range(questions):  # shared contexts of varied length, 2-4 choices of 1-6 tokens
+        n_ctx = int(torch.randint(5, max_context, (1,), generator=g))
+        ctx = tuple(torch.randint(1, 512, (n_ctx,), generator=g).tolist())
         for _ in range(2 + q % 3):
             n = int(torch.randint(1, 7, (1,), generator=g))
             reqs.append(R(ctx, tuple(torch.randint(1, 512, (n,), generator=g).tolist())))
     results = {}
     for attention in ("dense", "flex"):
-        lm = tiny_llama("cuda", torch.float32)
+        lm = tiny_llama(device, torch.float32)
         engine = ScoringEngine(lm, attention=attention, token_budget=4096, row_tokens=1024)
         results[attention] = engine.score(reqs)
     dense, sparse = results["dense"], results["flex"]
@@ -105,3 +103,14 @@ def test_flex_engine_path_matches_dense_path_on_gpu():
     assert [a.n_tokens for a in dense] == [b.n_tokens for b in sparse]
     agree = sum(a.greedy == b.greedy for a, b in zip(dense, sparse, strict=True))
     assert agree >= len(reqs) - 1
+
+
+@pytest.mark.gpu
+def test_flex_engine_path_matches_dense_path_on_gpu():
+    score_both_paths("cuda", questions=24, max_context=300)
+
+
+@pytest.mark.slow
+def test_flex_engine_path_matches_dense_path_on_cpu():
+    # torch.compile builds the CPU FlexAttention kernel first: ~10-40 s on 2 cores
+    score_both_paths("cpu", questions=6, max_context=100)

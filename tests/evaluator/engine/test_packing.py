@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
-
-from benchcal.errors import BadInput
 from benchcal_eval.engine.attention import build_attention_inputs, tree_mask
 from benchcal_eval.engine.packing import CONTEXT, Branch, Group, pack_requests, pack_rows, split_group
 from benchcal_eval.requests import ScoreRequest as R
+
+from benchcal.errors import BadInput
 
 
 def all_rows(packing):
@@ -85,7 +85,9 @@ def test_empty_context_or_continuation_is_rejected_with_the_request_index():
 
 def test_left_truncation_follows_lm_eval():
     # max_length 6: input = (ctx+cont)[-7:][:-1] -> keep 7 - 3 = 4 context tokens
-    packing = pack_requests([R(tuple(range(1, 11)), (20, 21, 22))], row_tokens=50, token_budget=50, max_length=6)
+    packing = pack_requests(
+        [R(tuple(range(1, 11)), (20, 21, 22))], row_tokens=50, token_budget=50, max_length=6
+    )
     (row,) = all_rows(packing)
     assert row.tokens == (7, 8, 9, 10, 20, 21)
     assert packing.truncated == (0,)

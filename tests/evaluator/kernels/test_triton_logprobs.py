@@ -195,6 +195,19 @@ def test_out_of_range_target_gives_nan_and_bad_shapes_raise(kernel):
     assert empty_lp.shape == empty_greedy.shape == (0,)
 
 
+@pytest.mark.parametrize("sm_count", [None, 132])
+def test_launch_geometry_covers_the_vocabulary_without_empty_splits(sm_count):
+    from benchcal_eval.kernels.triton_logprobs import launch_geometry
+
+    for n in (1, 7, 64, 200, 4096, 8192, 32768):
+        for v in (17, 100, 1031, 50304, 128256, 151936):
+            blocks, per_split, splits = launch_geometry(n, v, sm_count)
+            tiles = -(-v // blocks["BLOCK_V"])
+            assert (splits - 1) * per_split < tiles <= splits * per_split, (n, v, per_split, splits)
+            if sm_count is not None and tiles >= 16:
+                assert splits >= 8  # V is split for L2 reuse even when rows alone fill the GPU
+
+
 @pytest.mark.gpu
 @pytest.mark.parametrize(("n", "c", "v"), [(2048, 2560, 50304), (4096, 896, 151936), (1, 2048, 128256)])
 def test_bf16_on_gpu_realistic_shapes(kernel, n, c, v):

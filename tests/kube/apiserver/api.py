@@ -13,6 +13,7 @@ import copy
 import random
 import threading
 import uuid
+from collections.abc import Callable
 from datetime import datetime, timezone
 from typing import Any
 
@@ -36,6 +37,7 @@ class Api:
         self.types: dict[tuple[str, str, str], ResourceType] = {t.key: t for t in builtin_types()}
         self.types_lock = threading.RLock()
         self.gc_wakeup = threading.Event()
+        self.create_counts: dict[StoreKey, int] = {}  # successful creates per name (tests detect duplicates)
         for ns in ("default", "kube-system", "kube-public"):
             self.create(self.type("", "v1", "namespaces"), None, {"metadata": {"name": ns}})
 
@@ -75,13 +77,15 @@ class Api:
         return self._render(t, obj)
 
     def list(self, t: ResourceType, namespace: str | None, label_selector: str | None = None,
-             field_selector: str | None = None) -> tuple[list[dict[str, Any]], int]:
+             field_selector: str | None = None,
+             keep: Callable[[dict[str, Any]], bool] | None = None) -> tuple[list[dict[str, Any]], int]:
+        """``keep`` (in-process callers only) filters the stored objects before they are copied."""
         match_labels = parse_label_selector(label_selector)
         match_fields = parse_field_selector(field_selector, t.kind)
-        items, rv = self.store.list(t.group, t.plural, namespace if t.namespaced else None)
-        out = [self._render(t, o) for o in items
-               if match_labels(o["metadata"].get("labels") or {}) and match_fields(o)]
-        return out, rv
+        items, rv = self.store.list(t.group, t.plural, namespace if t.namespaced else None,
+                                    lambda o: match_labels(o["metadata"].get("labels") or {}) and match_fields(o)
+                                    and (keep is None or keep(o)))
+        return [self._render(t, o) for o in items], rv
 
     # ------------------------------------------------------------ create
     def create(self, t: ResourceType, namespace: str | None, body: dict[str, Any], *,
@@ -125,6 +129,7 @@ class Api:
             if dry_run:
                 return self._render(t, obj), warnings
             stored = self.store.put(key, obj, "ADDED")
+            self.create_counts[key] = self.create_counts.get(key, 0) + 1
         self._after_write(t, stored, None)
         return self._render(t, stored), warnings
 

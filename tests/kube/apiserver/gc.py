@@ -64,10 +64,10 @@ class GarbageCollector:
             if meta.get("deletionTimestamp"):
                 changed |= self._finish_deletion(t, ns, obj, snapshot)
             refs = meta.get("ownerReferences") or []
-            if refs and not any(r.get("uid") in uids and self._owner_matches(snapshot[uids[r["uid"]]], r, key)
-                                for r in refs):
-                if not meta.get("deletionTimestamp"):
-                    changed |= self._delete(t, ns, meta["name"], "Background")
+            orphaned = refs and not any(r.get("uid") in uids and self._owner_matches(snapshot[uids[r["uid"]]], r, key)
+                                        for r in refs)
+            if orphaned and not meta.get("deletionTimestamp"):
+                changed |= self._delete(t, ns, meta["name"], "Background")
         return changed
 
     @staticmethod

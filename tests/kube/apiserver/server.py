@@ -17,6 +17,12 @@ class _Server(ThreadingHTTPServer):
     allow_reuse_address = True
     request_queue_size = 256
 
+    def handle_error(self, request: object, client_address: object) -> None:
+        import sys
+        if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
+            return  # a client hung up (kopf closing a watch, a killed operator): not a server error
+        super().handle_error(request, client_address)
+
 
 class LocalApiServer:
     """Serve the Kubernetes API subset on ``http://127.0.0.1:<port>``.

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import copy
 import threading
+import time
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +26,7 @@ class Event:
     type: str  # ADDED | MODIFIED | DELETED
     obj: dict[str, Any]
     prev: dict[str, Any] | None
+    at: float = 0.0  # wall-clock time of the write (benchmarks measure latencies from it)
 
 
 class Store:
@@ -46,10 +49,13 @@ class Store:
             obj = self.objects.get(key)
             return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, group: str, plural: str, namespace: str | None) -> tuple[list[dict[str, Any]], int]:
+    def list(self, group: str, plural: str, namespace: str | None,
+             keep: Callable[[dict[str, Any]], bool] | None = None) -> tuple[list[dict[str, Any]], int]:
+        """Deep copies of the matching objects (filtered before copying: lists are hot in tests)."""
         with self.lock:
             items = [copy.deepcopy(o) for (g, p, ns, _), o in sorted(self.objects.items())
-                     if g == group and p == plural and (namespace is None or ns == namespace)]
+                     if g == group and p == plural and (namespace is None or ns == namespace)
+                     and (keep is None or keep(o))]
             return items, self.rv
 
     def put(self, key: StoreKey, obj: dict[str, Any], event_type: str) -> dict[str, Any]:
@@ -77,6 +83,7 @@ class Store:
             return copy.deepcopy(obj)
 
     def _record(self, event: Event) -> None:
+        event.at = time.time()
         self.history.append(event)
         if len(self.history) > 2 * self.max_history:
             drop = len(self.history) - self.max_history

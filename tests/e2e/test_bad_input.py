@@ -1,0 +1,64 @@
+"""Bad input at each layer: the CRD schema (kubectl error), semantic checks (Accepted=False, no
+Job), and a checkpoint whose model path is missing (its Job fails at once, the run names it)."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import yaml
+
+from tests.e2e.harness import E2E, load_manifest
+
+
+def test_schema_rejected_spec_is_a_kubectl_error(e2e: E2E) -> None:
+    doc = load_manifest("tiny-run.yaml")
+    doc["metadata"]["name"] = "one-checkpoint"
+    doc["spec"]["checkpoints"] = doc["spec"]["checkpoints"][:1]  # the CRD requires at least two
+    proc = e2e.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
+    assert proc.returncode != 0
+    assert "spec.checkpoints" in proc.stderr and "is invalid" in proc.stderr
+    assert "NotFound" in e2e.kubectl("get", "calrun", "one-checkpoint", check=False).stderr
+
+
+def test_semantically_invalid_run_is_not_accepted_and_starts_nothing(e2e: E2E) -> None:
+    doc = load_manifest("tiny-run.yaml")
+    doc["metadata"]["name"] = "unknown-benchmark"
+    doc["spec"]["suite"]["benchmarks"] = [{"name": "no_such_benchmark"}]
+    e2e.apply(doc)
+    run = e2e.wait_phase("unknown-benchmark", ("Invalid", "Failed"), timeout=60)
+    accepted = next(c for c in run["status"]["conditions"] if c["type"] == "Accepted")
+    assert accepted["status"] == "False" and "no_such_benchmark" in accepted["message"]
+    time.sleep(2)  # give a wrong operator the chance to create Jobs anyway
+    assert e2e.jobs("unknown-benchmark") == []
+
+
+def test_missing_model_path_fails_that_checkpoint_without_retries(e2e: E2E, tiny_series_built: None) -> None:
+    doc = load_manifest("tiny-run.yaml")
+    doc["metadata"]["name"] = "missing-model"
+    good = copy.deepcopy(doc["spec"]["checkpoints"][0])
+    missing = {"name": "gone", "model": {"path": str(e2e.work_dir / "no-such-checkpoint")}, "flops": 9.9e12}
+    doc["spec"]["checkpoints"] = [good, missing]
+    doc["spec"]["suite"]["benchmarks"] = [{"name": "copa"}]
+    doc["spec"]["suite"]["shots"] = [0]
+    doc["spec"]["suite"]["limit"] = 4
+    doc["spec"]["results"] = {"pvc": {"claimName": "benchcal-results", "path": "missing-model"}}
+    e2e.apply(doc)
+    run = e2e.wait_phase("missing-model", ("Failed", "Succeeded"), timeout=600)
+    status = run["status"]
+    assert status["phase"] == "Failed", yaml.safe_dump(status)
+    assert "gone" in next(c for c in status["conditions"] if c["type"] == "Failed")["message"]
+    by_name = {c["name"]: c for c in status["checkpoints"]}
+    assert by_name["gone"]["phase"] == "Failed"
+    jobs = {j["metadata"]["labels"]["benchcal.dev/checkpoint"]: j for j in e2e.jobs("missing-model")}
+    failed = jobs["gone"]
+    reason = next(c for c in failed["status"]["conditions"] if c["type"] == "Failed")["reason"]
+    assert reason == "PodFailurePolicy"  # exit code 2 = bad input: fail now, do not retry
+    assert failed["status"].get("failed") == 1
+    pods = e2e.kubectl.json("get", "pods", "-l", "benchcal.dev/checkpoint=gone")["items"]
+    assert len(pods) == 1
+    # the other checkpoint finished (the operator lets running work finish) and its results stay
+    assert by_name[good["name"]]["phase"] == "Succeeded"
+    if e2e.local:
+        kept = list((e2e.results_dir / "missing-model" / good["name"]).rglob("*.json"))
+        assert kept, "the good checkpoint's results were removed"

@@ -1,0 +1,54 @@
+"""A CalibrationRun from kubectl apply to Succeeded: real operator process, real CLI in the Jobs."""
+
+from __future__ import annotations
+
+import yaml
+
+from tests.e2e.harness import E2E, EXAMPLE, MANIFESTS
+
+
+def test_minimal_run_succeeds(e2e: E2E, tiny_series_built: None) -> None:
+    manifest = EXAMPLE if EXAMPLE.exists() else MANIFESTS / "tiny-run.yaml"
+    doc = yaml.safe_load(manifest.read_text())
+    name = doc["metadata"]["name"]
+    if e2e.local and "results" not in doc["spec"]:
+        # keep the report after the pods exit: a claim the job runner maps to a temp directory
+        doc["spec"]["results"] = {"pvc": {"claimName": "benchcal-results", "path": name}}
+    e2e.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc))
+
+    run = e2e.wait_phase(name, timeout=900)
+    status = run["status"]
+    assert status["phase"] == "Succeeded", yaml.safe_dump(status)
+    n = len(doc["spec"]["checkpoints"])
+    assert status["checkpointsSucceeded"] == n and status["progress"] == f"{n}/{n}"
+    conditions = {c["type"]: c for c in status["conditions"]}
+    assert conditions["Succeeded"]["status"] == "True"
+    assert status["observedGeneration"] == run["metadata"]["generation"]
+
+    # the classification the reducer wrote: every benchmark classified into one of the four groups
+    classification = status["classification"]
+    groups = {"robust", "shot_dependent", "poorly_behaved", "noise"}
+    benchmarks = {b["name"] if isinstance(b, dict) else b for b in doc["spec"]["suite"].get("benchmarks", [])}
+    per_benchmark = classification["benchmarks"]
+    names = set(per_benchmark) if isinstance(per_benchmark, dict) else {b["name"] for b in per_benchmark}
+    assert benchmarks <= names or not benchmarks
+    assert sum(classification["counts"].get(g, 0) for g in groups) == len(names)
+
+    # kubectl get shows the printer columns, filled in
+    table = e2e.kubectl("get", "calrun", name).stdout.splitlines()
+    assert table[0].split()[:4] == ["NAME", "PHASE", "DONE", "ROBUST"]
+    row = table[1].split()
+    assert row[0] == name and row[1] == "Succeeded" and row[2] == f"{n}/{n}"
+    assert "MESSAGE" in e2e.kubectl("get", "calrun", name, "-o", "wide").stdout
+
+    # one Job per checkpoint plus the reducer, each created exactly once
+    jobs = e2e.jobs(name)
+    assert len(jobs) == n + 1
+    if e2e.local:
+        assert set(e2e.job_creations().values()) == {1}
+        # the report exists where resultsRef points (resolved through the reducer pod's mounts)
+        uri = status["resultsRef"]["uri"]
+        reducer = e2e.kubectl.json("get", "pods", "-l", f"benchcal.dev/run={name},benchcal.dev/component=reducer")
+        pod_uid = reducer["items"][0]["metadata"]["uid"]
+        report = e2e.host_path(pod_uid, uri.removeprefix("file://"))
+        assert report is not None and report.exists() and report.stat().st_size > 0, uri
