@@ -48,8 +48,10 @@ def main() -> int:
         "latency_samples": len(report.latencies_s),
         "latency_median_s": round(report.latency_median_s, 3), "latency_p95_s": round(report.latency_p95_s, 3),
         "latency_max_s": round(max(report.latencies_s), 3) if report.latencies_s else None,
+        "watch_delivery_median_s": round(report.watch_lag_median_s, 3),
         "operator_cpu_s": None if report.operator_cpu_s is None else round(report.operator_cpu_s, 1),
         "api_requests": report.api_requests,
+        "api_mean_request_ms": round(1000 * report.api_seconds / max(1, report.api_requests), 1),
         "operator_peak_rss_mib": None if report.operator_peak_rss_mib is None else round(report.operator_peak_rss_mib, 1),
     }, indent=2))
     return 0 if report.phases == {"Succeeded": args.runs} and not duplicates else 1

@@ -10,6 +10,10 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DIR = Path(os.environ.get("BENCHCAL_SHARED", REPO_ROOT.parent / "shared"))
 
+# One cache for the built-in tiny series across the whole session (and the processes the
+# end-to-end tests start), so it is trained once per test run, not once per test.
+os.environ.setdefault("BENCHCAL_CACHE", str(REPO_ROOT / ".benchcal-cache"))
+
 
 def _cuda_available() -> bool:
     try:

@@ -36,6 +36,11 @@ def recommend_shots(candidates: list[dict], standard: int | None) -> int | None:
     return tied[0]
 
 
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if np.isfinite(v)]  # an all-NaN slice is "no estimate", not a warning
+    return float(np.mean(finite)) if finite else float("nan")
+
+
 def _fmt_shots(rows: list[dict]) -> str:
     return ", ".join(str(int(r["num_fewshot"])) for r in rows) or "none"
 
@@ -118,7 +123,7 @@ def classify(
                 "max_accuracy": max(float(r["accuracy_max"]) for r in rows),
                 "best_spearman": _nanmax([r["spearman"] for r in tested]),
                 "min_above_chance_q": min((r["above_chance_q"] for r in tested), default=float("nan")),
-                "mean_snr": float(np.nanmean([r["snr"] for r in tested])) if tested else float("nan"),
+                "mean_snr": _nanmean([r["snr"] for r in tested]),
             }
         )
     out = pd.DataFrame.from_records(records)

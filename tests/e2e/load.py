@@ -51,6 +51,8 @@ class LoadReport:
     operator_peak_rss_mib: float | None = None
     operator_cpu_s: float | None = None
     api_requests: int = 0
+    api_seconds: float = 0.0
+    watch_lag_median_s: float = float("nan")
 
     @property
     def latency_median_s(self) -> float:
@@ -124,4 +126,5 @@ def run_load(e2e: E2E, runs: int, checkpoints: int, timeout: float = 900) -> Loa
     rss = e2e.operator.peak_rss_kib()
     return LoadReport(runs, checkpoints, wall, phases, e2e.job_creations(), peak, latencies,
                       None if rss is None else rss / 1024, e2e.operator.cpu_seconds(),
-                      e2e.cluster.server.request_count)
+                      e2e.cluster.server.request_count, e2e.cluster.server.request_seconds,
+                      statistics.median(e2e.cluster.server.watch_lags or [float("nan")]))

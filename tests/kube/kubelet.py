@@ -21,6 +21,7 @@ import os
 import re
 import signal
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -62,9 +63,13 @@ def expand_vars(text: str, env: dict[str, str]) -> str:
 
 
 def rewrite_paths(text: str, path_map: list[tuple[str, str]]) -> str:
-    for src, dst in path_map:
-        text = re.sub(rf"(?<![\w.-]){re.escape(src)}(?=/|$|[\s'\":;,=])", dst.replace("\\", "\\\\"), text)
-    return text
+    """One pass, longest mount first, so a rewritten path is never rewritten again."""
+    if not path_map:
+        return text
+    ordered = sorted(path_map, key=lambda p: -len(p[0]))
+    targets = dict(ordered)
+    pattern = "|".join(re.escape(src) for src, _ in ordered)
+    return re.sub(rf"(?<![\w.-])({pattern})(?=/|$|[\s'\":;,=])", lambda m: targets[m.group(1)], text)
 
 
 def _field_ref(pod: dict[str, Any], path: str) -> str:
@@ -137,9 +142,12 @@ class Kubelet:
         env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH",
                                                               "VIRTUAL_ENV", "TMPDIR", "BENCHCAL_SHARED",
                                                               "BENCHCAL_CACHE", "XDG_CACHE_HOME")}
+        # the "image" is this checkout: its interpreter's bin dir (benchcal, kopf) comes first on PATH
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
         env.update(self.extra_env)
         env["KUBECONFIG"] = str(self.kubeconfig)
         env["HOSTNAME"] = pod["spec"].get("hostname") or pod["metadata"]["name"]
+        base = dict(env)
         for src in container.get("envFrom") or []:
             ref = src.get("configMapRef") or src.get("secretRef") or {}
             data = self._data("configmaps" if "configMapRef" in src else "secrets", ns, ref.get("name", "")) or {}
@@ -161,7 +169,8 @@ class Kubelet:
                                        f"{ref['name']}")
             else:
                 env[item["name"]] = ""
-        return {k: rewrite_paths(v, path_map) for k, v in env.items()}
+        # only what the pod spec says is rewritten; the runner's own values are host paths already
+        return {k: v if base.get(k) == v else rewrite_paths(v, path_map) for k, v in env.items()}
 
     # ------------------------------------------------------------ start / stop
     def start(self, pod: dict[str, Any], command_override: list[str] | None = None) -> RunningPod:

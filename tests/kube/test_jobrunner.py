@@ -9,6 +9,7 @@ import pytest
 
 from tests.kube.fixtures import LocalCluster, wait_for
 from tests.kube.jobrunner import format_indexes, parse_indexes
+from tests.kube.kubelet import rewrite_paths
 
 
 @pytest.fixture
@@ -143,3 +144,10 @@ def test_configmap_volume_env_refs_and_path_rewriting(cluster: LocalCluster) -> 
     pod = _pods(cluster, "io")[0]
     log = (Path(cluster.server.log_dir) / "default" / pod["metadata"]["name"] / "main.log").read_text().splitlines()
     assert log == ["from-cm", f"default {pod['metadata']['name']} env-cm"]
+
+
+def test_path_rewriting_is_one_pass_and_whole_components() -> None:
+    mounts = [("/tmp", "/node/pod/tmp"), ("/benchcal/results", "/tmp/claim")]
+    text = "--out /benchcal/results/run --cache /tmp/hf --keep /tmpfoo /data/tmp"
+    assert rewrite_paths(text, mounts) == "--out /tmp/claim/run --cache /node/pod/tmp/hf --keep /tmpfoo /data/tmp"
+    assert rewrite_paths("/dev/termination-log", [("/dev/termination-log", "/x/t")]) == "/x/t"

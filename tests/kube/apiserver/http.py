@@ -87,9 +87,12 @@ class Handler(BaseHTTPRequestHandler):
         url = urlsplit(self.path)
         query = {k: v[-1] for k, v in parse_qs(url.query, keep_blank_values=True).items()}
         self.owner.request_count += 1
+        started = time.monotonic()
         try:
             body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
             self._route(method, url.path.rstrip("/") or "/", query, body)
+            if query.get("watch") not in ("true", "1"):
+                self.owner.request_seconds += time.monotonic() - started
         except ApiError as exc:
             self._send(exc.code, exc.status())
         except (BrokenPipeError, ConnectionResetError):
@@ -312,6 +315,7 @@ class Handler(BaseHTTPRequestHandler):
                         continue
                     obj = api._render(t, json.loads(json.dumps(ev.obj)))
                     self._chunk(json.dumps({"type": kind, "object": obj}).encode() + b"\n")
+                    self.owner.watch_lags.append(time.time() - ev.at)
                 if not events:
                     last_rv = max(last_rv, current_rv)
                 if bookmarks and time.monotonic() - last_bookmark >= self.owner.bookmark_interval:

@@ -42,6 +42,8 @@ class LocalApiServer:
         self.watch_lock = threading.Lock()
         self.active_watches = 0
         self.request_count = 0
+        self.request_seconds = 0.0  # time spent serving non-watch requests (benchmarks report it)
+        self.watch_lags: list[float] = []  # seconds from each write to its delivery on a watch
         self.stopping = False
         self._httpd = _Server(("127.0.0.1", port), make_handler(self))
         self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="kube-apiserver", daemon=True)
