@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -43,6 +44,18 @@ def _flops(text: str) -> float:
     return value
 
 
+def _shard_from_env() -> str:
+    return f"{os.environ.get('BENCHCAL_SHARD_INDEX', '0')}/{os.environ.get('BENCHCAL_NUM_SHARDS', '1')}"
+
+
+def _parse_shard(text: str) -> tuple[int, int]:
+    try:
+        index, count = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise BadInput(f"--shard must be INDEX/COUNT (e.g. 0/4), got {text!r}") from None
+    return index, count
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
     p.add_argument("--model", required=True, help="HF model dir, .gguf file, hub id, or builtin:tiny-series/NAME")
@@ -62,6 +75,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--revision", help="hub revision (branch, tag or commit)")
     p.add_argument("--per-example", action="store_true", help="also write examples/<task>/<k>shot.jsonl")
     p.add_argument("--publish-configmap", metavar="NAMESPACE/NAME", help="publish the summary as a ConfigMap")
+    p.add_argument(
+        "--shard", metavar="INDEX/COUNT", default=_shard_from_env(),
+        help="evaluate every COUNT-th (benchmark, shots) pair starting at INDEX (default from "
+        "BENCHCAL_SHARD_INDEX/BENCHCAL_NUM_SHARDS, set by the operator's Indexed Jobs)",
+    )
 
 
 class ProgressReporter:
@@ -118,7 +136,10 @@ def _resolve_plan(args: argparse.Namespace):
     extra = load_task_file(args.task_file) if args.task_file else []
     tasks = resolve_tasks(args.tasks, extra)
     shots = parse_shots(args.shots)
-    return prepare(tasks, shots, limit=args.limit, seed=args.seed, per_example=args.per_example, extra_tasks=extra)
+    return prepare(
+        tasks, shots, limit=args.limit, seed=args.seed, per_example=args.per_example, extra_tasks=extra,
+        shard=_parse_shard(args.shard),
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace) -> int:

@@ -81,10 +81,13 @@ class RunPlan:
     per_example: bool = False
     sandbox: Limits = field(default_factory=Limits)
     extra_tasks: tuple[TaskSpec, ...] = ()  # user benchmarks (--task-file), for name lookups
+    shard: tuple[int, int] = (0, 1)  # (index, count): an Indexed Job's pod evaluates every count-th pair
 
     @property
     def pairs(self) -> list[tuple[TaskSpec, int]]:
-        return [(t, k) for t in self.tasks for k in self.shots]
+        index, count = self.shard
+        every = [(t, k) for t in self.tasks for k in self.shots]
+        return [pair for i, pair in enumerate(every) if i % count == index]
 
 
 def parse_shots(text: str) -> tuple[int, ...]:
@@ -111,6 +114,7 @@ def prepare(
     per_example: bool = False,
     sandbox: Limits | None = None,
     extra_tasks: Sequence[TaskSpec] = (),
+    shard: tuple[int, int] = (0, 1),
 ) -> RunPlan:
     """Validate the whole run and load every benchmark's data (malformed JSONL fails here)."""
     if not tasks:
@@ -121,6 +125,8 @@ def prepare(
         raise BadInput(f"shot counts must be integers >= 0, got {list(shots)}")
     if limit is not None and limit < 1:
         raise BadInput(f"--limit must be a positive integer, got {limit}")
+    if not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
+        raise BadInput(f"shard index must be in [0, {shard[1]}) with a count >= 1, got {shard[0]} of {shard[1]}")
     for task in tasks:
         if not task.available:
             raise BadInput(f"benchmark {task.name!r} is unavailable: {task.unavailable_reason}")
@@ -131,7 +137,7 @@ def prepare(
         if not rows:
             raise BadInput(f"benchmark {name!r} has no examples")
     return RunPlan(
-        list(tasks), tuple(shots), examples, limit, seed, per_example, sandbox or Limits(), tuple(extra_tasks)
+        list(tasks), tuple(shots), examples, limit, seed, per_example, sandbox or Limits(), tuple(extra_tasks), shard
     )
 
 

@@ -29,6 +29,7 @@ def test_operator_kill_watch_restart_and_pod_disruption(e2e: E2E, tiny_series_bu
         pytest.skip("injects faults through the local job runner and API server")
     doc = load_manifest("tiny-run.yaml")
     name = doc["metadata"]["name"]
+    doc["spec"]["suite"].update(limit=40, shots=[0, 3])  # pairs of a few seconds: time to disrupt one
     e2e.apply(doc)
 
     # 1) an evaluator pod is disrupted after it finished at least one (benchmark, shots) pair

@@ -237,3 +237,14 @@ def test_summary_covers_earlier_invocations_into_the_same_directory(lm, tasks, t
     # Results computed under other settings (here: another limit) are not summarised.
     summary, _ = _run(lm, tasks, ["tiny_schema"], (0,), tmp_path, limit=1)
     assert sorted((r.benchmark, r.num_fewshot) for r in summary.results) == [("tiny_schema", 0)]
+
+
+def test_shards_split_the_pairs_without_overlap(tasks):
+    specs = list(tasks.values())
+    plans = [prepare(specs, (0, 1), shard=(i, 3)) for i in range(3)]
+    everything = [(t.name, k) for t, k in prepare(specs, (0, 1)).pairs]
+    split = [[(t.name, k) for t, k in p.pairs] for p in plans]
+    assert sorted(sum(split, [])) == sorted(everything)
+    assert all(split), "every shard gets work when there are more pairs than shards"
+    with pytest.raises(BadInput, match="shard index"):
+        prepare(specs, (0,), shard=(3, 3))

@@ -161,3 +161,16 @@ def test_unsupported_bodies_are_rejected_not_misread(rest: Rest) -> None:
     rest.post(CM, _cm("ssa"))
     code, _ = rest.request("PATCH", f"{CM}/ssa", {"data": {}}, content_type="application/apply-patch+yaml")
     assert code == 415
+
+
+def test_event_tables_accept_micro_times(rest: Rest) -> None:
+    """kopf posts Events with fractional timestamps; kubectl get events must still render them."""
+    event = {"metadata": {"name": "e1"}, "type": "Normal", "reason": "Seen", "message": "hello",
+             "involvedObject": {"kind": "ConfigMap", "name": "x", "namespace": "default"},
+             "firstTimestamp": "2026-01-01T00:00:00.123456+00:00", "lastTimestamp": "2026-01-01T00:00:00.123456+00:00"}
+    assert rest.post("/api/v1/namespaces/default/events", event)[0] == 201
+    code, table = rest.get("/api/v1/namespaces/default/events",
+                           headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+    assert code == 200
+    row = table["rows"][0]["cells"]
+    assert row[0] == "e1" and row[2:5] == ["Normal", "Seen", "configmap/x"] and row[1].endswith(("d", "h", "m", "s"))

@@ -151,3 +151,30 @@ def test_path_rewriting_is_one_pass_and_whole_components() -> None:
     text = "--out /benchcal/results/run --cache /tmp/hf --keep /tmpfoo /data/tmp"
     assert rewrite_paths(text, mounts) == "--out /tmp/claim/run --cache /node/pod/tmp/hf --keep /tmpfoo /data/tmp"
     assert rewrite_paths("/dev/termination-log", [("/dev/termination-log", "/x/t")]) == "/x/t"
+
+
+def test_node_vanishing_fails_running_pods_as_disruptions(cluster: LocalCluster) -> None:
+    policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
+    api = cluster.server.api
+    api.create(api.type("batch", "v1", "jobs"), "default",
+               _job("on-node", "test -e /d/once && exit 0; touch /d/once; sleep 30", backoffLimit=0,
+                    podFailurePolicy=policy, container={"volumeMounts": [{"name": "d", "mountPath": "/d"}]},
+                    pod={"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "results"}}]}))
+    wait_for(lambda: (Path(cluster.work_dir) / "pvc-results" / "once").exists(), 10, what="pod started")
+    running = [f"default/{p['metadata']['name']}" for p in _pods(cluster, "on-node")]
+    assert cluster.runner.vanish_node() == running
+    job = wait_for(lambda: _finished(cluster, "on-node"), 20)
+    assert _condition(job, "Complete")["status"] == "True" and job["status"].get("failed", 0) == 0
+    reasons = [c.get("reason") for p in _pods(cluster, "on-node") for c in p["status"]["conditions"]
+               if c["type"] == "DisruptionTarget"]
+    assert reasons == ["DeletionByPodGC"]
+
+
+def test_start_delay_keeps_pods_pending(cluster: LocalCluster) -> None:
+    cluster.runner.start_delay = 1.5
+    api = cluster.server.api
+    api.create(api.type("batch", "v1", "jobs"), "default", _job("delayed", "exit 0"))
+    pod = wait_for(lambda: _pods(cluster, "delayed"), 5)[0]
+    assert pod["status"]["phase"] == "Pending"
+    job = wait_for(lambda: _finished(cluster, "delayed"), 15)
+    assert _condition(job, "Complete")["status"] == "True"

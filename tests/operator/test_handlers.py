@@ -6,6 +6,7 @@ import asyncio
 import copy
 
 import pytest
+
 from benchcal_operator import handlers, k8s
 from benchcal_operator.settings import Settings
 from benchcal_operator.status import observe_job

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from benchcal_operator import jobs, naming
 from benchcal_operator.settings import Settings
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from benchcal_operator.planner import CreateJob, SetJobSuspend, decide, rejection, unfinished
 from benchcal_operator.settings import Settings
 from benchcal_operator.status import JobObservation

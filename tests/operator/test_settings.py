@@ -5,10 +5,10 @@ from __future__ import annotations
 import argparse
 
 import pytest
-from benchcal_operator import cli
-from benchcal_operator.settings import Settings, from_env
 
 from benchcal.errors import BadInput
+from benchcal_operator import cli
+from benchcal_operator.settings import Settings, from_env
 
 
 def test_defaults():

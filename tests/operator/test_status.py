@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from benchcal_operator.status import (
     JobObservation,
     derive_status,

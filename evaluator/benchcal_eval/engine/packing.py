@@ -10,7 +10,9 @@ and its positions restart at ``len(context)``. A continuation's last token is ne
 single-token choices add no tokens at all (this subsumes lm-eval's single-token logits cache).
 
 Rows hold several groups (each its own tree) up to ``row_tokens``; a group larger than that gets
-a row of its own. Batches hold rows of similar length up to ``token_budget`` padded tokens.
+a row of its own, whole (its context is still computed once). Only a group larger than the whole
+``token_budget`` of a forward is split into parts, each repeating the context. Batches hold rows
+of similar length up to ``token_budget`` padded tokens.
 Everything here is plain Python on token tuples, so it is tested without a model.
 """
 
@@ -111,18 +113,20 @@ def group_requests(
     return groups, truncated
 
 
-def split_group(group: Group, row_tokens: int) -> list[Group]:
-    """Split a group's branches so each part fits ``row_tokens`` (context repeated per part).
+def split_group(group: Group, limit: int) -> list[Group]:
+    """Split a group's branches so each part fits ``limit`` tokens (context repeated per part).
+
+    Called with the forward's token budget as the limit: a part must fit one forward.
 
     A part that cannot fit even one branch keeps that branch alone (it then overflows its row).
     """
-    if group.n_tokens <= row_tokens:
+    if group.n_tokens <= limit:
         return [group]
     parts: list[list[Branch]] = [[]]
     size = len(group.context)
     for branch in group.branches:
         extra = len(branch.continuation) - 1
-        if parts[-1] and size + extra > row_tokens:
+        if parts[-1] and size + extra > limit:
             parts.append([])
             size = len(group.context)
         parts[-1].append(branch)
@@ -207,7 +211,7 @@ def pack_requests(
 ) -> Packing:
     """Requests -> batches of rows of context trees, plus the branch table to map results back."""
     groups, truncated = group_requests(requests, max_length)
-    parts = [part for g in groups for part in split_group(g, row_tokens)]
+    parts = [part for g in groups for part in split_group(g, max(token_budget, row_tokens))]
     branches = [b for g in parts for b in g.branches]
     branch_index = {id(b): i for i, b in enumerate(branches)}
     rows = [layout_row(row_groups, branch_index) for row_groups in pack_rows(parts, row_tokens)]

@@ -53,9 +53,18 @@ def test_many_groups_share_a_row_and_oversize_group_gets_its_own():
     assert set(big_row.segment_ids) == {0}
 
 
+def test_group_over_row_tokens_keeps_its_shared_context_when_it_fits_the_budget():
+    reqs = [R(tuple(range(1, 21)), (30 + i, 0, 0)) for i in range(4)]  # 20 + 4 * 2 = 28 tokens
+    packing = pack_requests(reqs, row_tokens=8, token_budget=64)
+    (row,) = all_rows(packing)
+    assert len(row) == 28 and row.tokens[:20] == tuple(range(1, 21))
+    split = pack_requests(reqs, row_tokens=8, token_budget=24)  # over the budget: context repeated
+    assert sorted(len(r) for r in all_rows(split)) == [24, 24]
+
+
 def test_group_with_too_many_branches_is_split_repeating_the_context():
     group = Group((1, 2, 3), tuple(Branch((10 + i, 0, 0), (i,)) for i in range(4)))
-    parts = split_group(group, row_tokens=7)  # context 3 + 2 per branch
+    parts = split_group(group, limit=7)  # context 3 + 2 per branch
     assert [len(p.branches) for p in parts] == [2, 2]
     assert all(p.context == (1, 2, 3) for p in parts)
     assert all(p.n_tokens <= 7 for p in parts)

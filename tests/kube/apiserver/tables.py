@@ -52,7 +52,9 @@ def jsonpath(obj: Any, path: str) -> list[Any]:
 def human_age(ts: str | None) -> str:
     if not ts:
         return "<unknown>"
-    then = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
+    then = _parse_time(ts)
+    if then is None:
+        return "<invalid>"
     secs = max(0, int((datetime.now(timezone.utc) - then).total_seconds()))
     if secs < 120:
         return f"{secs}s"
@@ -63,6 +65,15 @@ def human_age(ts: str | None) -> str:
         return f"{minutes}m"
     hours = minutes // 60
     return f"{hours}h" if hours < 48 else f"{hours // 24}d"
+
+
+def _parse_time(ts: str) -> datetime | None:
+    """RFC 3339 with or without fractions (metav1.Time and MicroTime)."""
+    try:
+        parsed = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
 
 
 def _cell(values: list[Any], col_type: str) -> Any:
@@ -142,8 +153,10 @@ def _builtin_cell(obj: dict[str, Any], how: str) -> Any:
 
 
 def _span(start: str, end: str) -> str:
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    secs = int((datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds())
+    a, b = _parse_time(start), _parse_time(end)
+    if a is None or b is None:
+        return ""
+    secs = int((b - a).total_seconds())
     return f"{secs}s" if secs < 120 else f"{secs // 60}m{secs % 60}s"
 
 
