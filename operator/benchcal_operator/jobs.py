@@ -184,7 +184,8 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
     container: dict[str, Any] = {
         "name": naming.EVALUATOR,
         "image": ev.get("image") or settings.evaluator_image,
-        "command": _container_command(evaluate_commands(run, ckpt, target)),
+        # args, not command: the image ENTRYPOINT (tini) stays PID 1 and forwards SIGTERM on preemption
+        "args": _container_command(evaluate_commands(run, ckpt, target)),
         "env": env,
         "volumeMounts": mounts,
         "securityContext": container_sec,
@@ -245,7 +246,7 @@ def build_reducer_job(run: CalibrationRun, settings: Settings) -> dict[str, Any]
     container = {
         "name": naming.REDUCER,
         "image": settings.reducer_image,
-        "command": reduce_command(run),
+        "args": reduce_command(run),
         "env": _base_env(run, "", online=False),
         "volumeMounts": mounts + rmounts,
         "securityContext": container_sec,

@@ -19,14 +19,13 @@ from tests.charts.rendering import (  # noqa: E402  (after the importorskip guar
     render,
 )
 
+# What benchcal_operator/k8s.py and kopf call (docs/operations.md, "How the controller works").
 OPERATOR_NEEDS = {
-    *(("benchcal.dev", "calibrationruns", v) for v in ("get", "list", "watch", "patch", "update")),
-    *(("benchcal.dev", "calibrationruns/status", v) for v in ("get", "patch", "update")),
+    *(("benchcal.dev", "calibrationruns", v) for v in ("get", "list", "watch", "patch")),
+    *(("benchcal.dev", "calibrationruns/status", v) for v in ("get", "patch")),
     ("benchcal.dev", "calibrationruns/finalizers", "update"),
-    *(("batch", "jobs", v) for v in ("get", "list", "watch", "create", "delete", "patch")),
-    *(("", "configmaps", v) for v in ("get", "list", "watch", "create", "update", "patch", "delete")),
-    *(("", "pods", v) for v in ("get", "list", "watch")),
-    ("", "pods/log", "get"),
+    *(("batch", "jobs", v) for v in ("get", "list", "watch", "create", "patch")),
+    *(("", "pods", v) for v in ("get", "list")),
     *((g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")),
 }
 OPERATOR_CLUSTER_NEEDS = {

@@ -83,7 +83,7 @@ def test_full_lifecycle_to_succeeded():
         api.finish(name)
     status = reconcile(api)
     assert status["phase"] == "Reducing" and "tiny-reduce" in api.jobs
-    assert api.jobs["tiny-reduce"]["spec"]["template"]["spec"]["containers"][0]["command"][1] == "reduce"
+    assert api.jobs["tiny-reduce"]["spec"]["template"]["spec"]["containers"][0]["args"][1] == "reduce"
     api.finish("tiny-reduce")
     events.clear()
     status = reconcile(api, events=events)

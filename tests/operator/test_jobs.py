@@ -66,7 +66,7 @@ def test_failure_policy_fails_fast_on_bad_input_and_ignores_preemption(make_run)
 
 def test_evaluate_command_follows_the_cli_contract(make_run):
     run = make_run(results={"pvc": {"claimName": "res", "path": "runs/tiny"}})
-    cmd = _container(jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))["command"]
+    cmd = _container(jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))["args"]
     assert cmd[:2] == ["benchcal", "evaluate"]
     args = dict(zip(cmd[2::2], cmd[3::2], strict=True))
     assert args["--model"] == "builtin:tiny-series/s1"
@@ -81,7 +81,7 @@ def test_different_shot_lists_chain_commands_and_publish_once(make_run):
     run = make_run(
         suite={"benchmarks": [{"name": "arc_easy", "shots": [0]}, {"name": "jeopardy"}], "shots": [0, 3]}
     )
-    cmd = _container(jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))["command"]
+    cmd = _container(jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))["args"]
     assert cmd[:2] == ["sh", "-c"]
     assert cmd[2].count("benchcal evaluate") == 2 and cmd[2].count("--publish-configmap") == 1
     assert cmd[2].index("--publish-configmap") > cmd[2].rindex("benchcal evaluate")
@@ -92,7 +92,7 @@ def test_pvc_model_is_mounted_read_only(make_run):
     job = jobs.build_evaluator_job(run, run.checkpoints[1], SETTINGS)
     vols = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
     assert vols["benchcal-model"]["persistentVolumeClaim"] == {"claimName": "ckpts", "readOnly": True}
-    assert "/benchcal/model/s2" in _container(job)["command"]
+    assert "/benchcal/model/s2" in _container(job)["args"]
 
 
 def test_hub_model_goes_online_with_token_from_secret(make_run):
@@ -101,7 +101,7 @@ def test_hub_model_goes_online_with_token_from_secret(make_run):
     env = _env(job)
     assert env["HF_HUB_OFFLINE"]["value"] == "0"
     assert env["HF_TOKEN"]["valueFrom"] == {"secretKeyRef": {"name": "hf", "key": "token"}}
-    assert "--revision" in _container(job)["command"]
+    assert "--revision" in _container(job)["args"]
     offline = _env(jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))
     assert offline["HF_HUB_OFFLINE"]["value"] == "1" and "HF_TOKEN" not in offline
 
@@ -134,7 +134,7 @@ def test_shards_make_an_indexed_job_with_per_shard_configmaps(make_run):
     job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
     assert job["spec"]["completionMode"] == "Indexed"
     assert job["spec"]["completions"] == 4 and job["spec"]["parallelism"] == 4
-    assert "ml/tiny-summary-s1-$(BENCHCAL_SHARD_INDEX)" in _container(job)["command"]
+    assert "ml/tiny-summary-s1-$(BENCHCAL_SHARD_INDEX)" in _container(job)["args"]
     assert _env(job)["BENCHCAL_NUM_SHARDS"]["value"] == "4"
 
 
@@ -150,7 +150,7 @@ def test_reducer_job_command(make_run):
     job = jobs.build_reducer_job(run, SETTINGS)
     assert job["metadata"]["name"] == "tiny-reduce"
     assert _container(job)["image"] == "reduce:1"
-    assert _container(job)["command"] == [
+    assert _container(job)["args"] == [
         "benchcal",
         "reduce",
         "--from-configmaps",

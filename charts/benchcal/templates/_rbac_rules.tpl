@@ -5,33 +5,27 @@ Secrets: Jobs mount the Secrets they need by reference and the kubelet reads the
 
 {{/* Operator rules on namespaced resources (ClusterRole in cluster mode, Role per namespace otherwise). */}}
 {{- define "benchcal.operatorNamespacedRules" -}}
-# Application: the CalibrationRun custom resource and its status subresource.
+# Application: the CalibrationRun custom resource (kopf patches its finalizer) and its status.
 - apiGroups: ["benchcal.dev"]
   resources: ["calibrationruns"]
-  verbs: ["get", "list", "watch", "patch", "update"]
+  verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["benchcal.dev"]
   resources: ["calibrationruns/status"]
-  verbs: ["get", "patch", "update"]
+  verbs: ["get", "patch"]
 # Application: child Jobs carry blockOwnerDeletion owner references to their run; clusters
 # with the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) require this.
 - apiGroups: ["benchcal.dev"]
   resources: ["calibrationruns/finalizers"]
   verbs: ["update"]
-# Application: one evaluator Job per checkpoint plus the reducer Job.
+# Application: one evaluator Job per checkpoint plus the reducer Job; patch = spec.suspend.
+# No delete: Jobs go with their run through owner references (garbage collection).
 - apiGroups: ["batch"]
   resources: ["jobs"]
-  verbs: ["get", "list", "watch", "create", "delete", "patch"]
-# Application: per-checkpoint summary ConfigMaps written by the Jobs, cleaned up by the operator.
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["get", "list", "watch", "create", "update", "patch", "delete"]
-# Application: read Job pods and their logs to report why a checkpoint failed.
+  verbs: ["get", "list", "watch", "create", "patch"]
+# Application: list a failed Job's pods to read their termination message (never logs, never exec).
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list", "watch"]
-- apiGroups: [""]
-  resources: ["pods/log"]
-  verbs: ["get"]
+  verbs: ["get", "list"]
 # Framework (kopf): posts Kubernetes events about handler progress and errors.
 - apiGroups: [""]
   resources: ["events"]
