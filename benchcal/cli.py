@@ -17,7 +17,10 @@ from benchcal.errors import EXIT_BAD_INPUT, EXIT_CRASH, BadInput
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "run": ("benchcal.pipeline.cli", "run a CalibrationRun YAML locally: evaluate every checkpoint, then reduce"),
+    "run": (
+        "benchcal.pipeline.cli",
+        "run a CalibrationRun YAML locally: evaluate every checkpoint, then reduce",
+    ),
     "evaluate": ("benchcal_eval.cli", "evaluate one checkpoint on benchmarks x shot counts"),
     "reduce": ("benchcal_reduce.cli", "classify benchmarks from a results table or directory"),
     "tasks": ("benchcal.tasks.cli", "list the benchmark registry"),

@@ -104,7 +104,8 @@ class CheckpointSummary:
         _check_version(data, where)
         try:
             results = [
-                TaskResult.from_dict(r, f"{where}: results[{i}]") for i, r in enumerate(data.get("results", []))
+                TaskResult.from_dict(r, f"{where}: results[{i}]")
+                for i, r in enumerate(data.get("results", []))
             ]
             failures = [Failure(**f) for f in data.get("failures", [])]
             return cls(

@@ -37,14 +37,13 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "evaluator")]
 
+from benchcal.tasks.registry import get_task, load_examples  # noqa: E402
 from benchcal_eval.engine import ScoringEngine  # noqa: E402
 from benchcal_eval.engine.packing import pack_requests  # noqa: E402
 from benchcal_eval.models import LoadedModel  # noqa: E402
 from benchcal_eval.prompts import build_instances  # noqa: E402
 from benchcal_eval.requests import ScoreRequest, ScoreResult  # noqa: E402
 from benchcal_eval.tokenize import encode_task  # noqa: E402
-
-from benchcal.tasks.registry import get_task, load_examples  # noqa: E402
 
 PEAK_BF16_FLOPS = 989e12  # H100/H200 SXM dense bf16
 MIX = (

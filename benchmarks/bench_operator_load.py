@@ -31,8 +31,12 @@ def main() -> int:
     parser.add_argument("--timeout", type=float, default=900)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-load-") as tmp:
-        world = E2E(Path(tmp), command_override=stand_in, max_parallel_pods=args.parallel_pods,
-                    operator_env={"BENCHCAL_MAX_RUNNING_CHECKPOINTS": str(args.limit)})
+        world = E2E(
+            Path(tmp),
+            command_override=stand_in,
+            max_parallel_pods=args.parallel_pods,
+            operator_env={"BENCHCAL_MAX_RUNNING_CHECKPOINTS": str(args.limit)},
+        )
         assert world.cluster is not None
         world.cluster.server.api.store.max_history = 1_000_000
         try:
@@ -40,20 +44,32 @@ def main() -> int:
         finally:
             world.close()
     duplicates = {k: v for k, v in report.job_creations.items() if v != 1}
-    print(json.dumps({
-        "runs": report.runs, "checkpoints": report.checkpoints, "limit": args.limit,
-        "wall_s": round(report.wall_s, 1), "phases": report.phases,
-        "jobs_created": sum(report.job_creations.values()), "duplicate_jobs": duplicates,
-        "max_concurrent_evaluators_per_run": report.max_concurrent_evaluators,
-        "latency_samples": len(report.latencies_s),
-        "latency_median_s": round(report.latency_median_s, 3), "latency_p95_s": round(report.latency_p95_s, 3),
-        "latency_max_s": round(max(report.latencies_s), 3) if report.latencies_s else None,
-        "watch_delivery_median_s": round(report.watch_lag_median_s, 3),
-        "operator_cpu_s": None if report.operator_cpu_s is None else round(report.operator_cpu_s, 1),
-        "api_requests": report.api_requests,
-        "api_mean_request_ms": round(1000 * report.api_seconds / max(1, report.api_requests), 1),
-        "operator_peak_rss_mib": None if report.operator_peak_rss_mib is None else round(report.operator_peak_rss_mib, 1),
-    }, indent=2))
+    print(
+        json.dumps(
+            {
+                "runs": report.runs,
+                "checkpoints": report.checkpoints,
+                "limit": args.limit,
+                "wall_s": round(report.wall_s, 1),
+                "phases": report.phases,
+                "jobs_created": sum(report.job_creations.values()),
+                "duplicate_jobs": duplicates,
+                "max_concurrent_evaluators_per_run": report.max_concurrent_evaluators,
+                "latency_samples": len(report.latencies_s),
+                "latency_median_s": round(report.latency_median_s, 3),
+                "latency_p95_s": round(report.latency_p95_s, 3),
+                "latency_max_s": round(max(report.latencies_s), 3) if report.latencies_s else None,
+                "watch_delivery_median_s": round(report.watch_lag_median_s, 3),
+                "operator_cpu_s": None if report.operator_cpu_s is None else round(report.operator_cpu_s, 1),
+                "api_requests": report.api_requests,
+                "api_mean_request_ms": round(1000 * report.api_seconds / max(1, report.api_requests), 1),
+                "operator_peak_rss_mib": None
+                if report.operator_peak_rss_mib is None
+                else round(report.operator_peak_rss_mib, 1),
+            },
+            indent=2,
+        )
+    )
     return 0 if report.phases == {"Succeeded": args.runs} and not duplicates else 1
 
 

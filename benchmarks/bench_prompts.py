@@ -14,10 +14,9 @@ import argparse
 import time
 from pathlib import Path
 
+from benchcal.tasks.registry import load_examples, preset_shots, resolve_tasks
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.tokenize import encode_task
-
-from benchcal.tasks.registry import load_examples, preset_shots, resolve_tasks
 
 
 def load_tokenizer(source: str | None):

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from benchcal_reduce import ReduceOptions, load_table, reduce_table, write_outputs
 
 SHOTS = (0, 1, 3, 5, 10)
@@ -34,11 +35,20 @@ def synthetic_table(benchmarks: int, checkpoints: int, seed: int = 0) -> pd.Data
             else:
                 true = np.clip(base + 0.2 + 0.15 * rng.standard_normal(checkpoints), 0.01, 0.99)
             acc = rng.binomial(1000, true) / 1000
-            rows.append(pd.DataFrame({
-                "checkpoint": [f"ckpt{i:03d}" for i in range(checkpoints)], "flops": flops,
-                "benchmark": f"bench{b:03d}", "num_fewshot": s, "accuracy": acc, "n": 1000,
-                "random_baseline": base, "category": f"cat{b % 6}",
-            }))
+            rows.append(
+                pd.DataFrame(
+                    {
+                        "checkpoint": [f"ckpt{i:03d}" for i in range(checkpoints)],
+                        "flops": flops,
+                        "benchmark": f"bench{b:03d}",
+                        "num_fewshot": s,
+                        "accuracy": acc,
+                        "n": 1000,
+                        "random_baseline": base,
+                        "category": f"cat{b % 6}",
+                    }
+                )
+            )
     return pd.concat(rows, ignore_index=True)
 
 
@@ -49,8 +59,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     args = ap.parse_args()
     # Registry look-ups pinned off: synthetic names are not in the registry.
-    options = ReduceOptions(standard_shots=lambda n: None, category_of=lambda n: "",
-                            pre_calibration_shots=lambda n: None)
+    options = ReduceOptions(
+        standard_shots=lambda n: None, category_of=lambda n: "", pre_calibration_shots=lambda n: None
+    )
     with tempfile.TemporaryDirectory() as tmp:
         csv = Path(tmp) / "table.csv"
         synthetic_table(args.benchmarks, args.checkpoints).to_csv(csv, index=False)
@@ -63,8 +74,10 @@ def main() -> None:
             t2 = time.perf_counter()
             write_outputs(red, Path(tmp) / "out", figures=False)
             t3 = time.perf_counter()
-            print(f"rows={len(table)} load={t1 - t0:.3f}s reduce={t2 - t1:.3f}s write={t3 - t2:.3f}s "
-                  f"total={t3 - t0:.3f}s groups={red.classification['group'].value_counts().to_dict()}")
+            print(
+                f"rows={len(table)} load={t1 - t0:.3f}s reduce={t2 - t1:.3f}s write={t3 - t2:.3f}s "
+                f"total={t3 - t0:.3f}s groups={red.classification['group'].value_counts().to_dict()}"
+            )
 
 
 if __name__ == "__main__":

@@ -41,10 +41,9 @@ def smollm2_gguf() -> Path:
 
 def build_requests(tokenizer, max_length: int, task_name: str, shots: int, questions: int):
     """-> (instances, ScoreRequests flat, (context, continuation) strings flat, seconds to encode)."""
+    from benchcal.tasks.registry import get_task, load_examples
     from benchcal_eval.prompts import build_instances
     from benchcal_eval.tokenize import encode_instance, needs_prefix_space
-
-    from benchcal.tasks.registry import get_task, load_examples
 
     task = get_task(task_name)
     instances = build_instances(task, load_examples(task), shots, limit=questions)
@@ -113,7 +112,7 @@ def main() -> None:
     ap.add_argument("--shots", type=int, default=3)
     ap.add_argument("--questions", type=int, default=60)
     ap.add_argument("--token-budget", type=int, default=2048)
-    ap.add_argument("--row-tokens", type=int, default=512)
+    ap.add_argument("--row-tokens", type=int, default=256)
     ap.add_argument("--harness-batch-size", type=int, default=8)
     ap.add_argument("--repeats", type=int, default=3, help="timed repeats of our engine (median reported)")
     ap.add_argument("--threads", type=int, default=2)

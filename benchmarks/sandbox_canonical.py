@@ -13,10 +13,9 @@ import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+from benchcal.tasks.registry import load_examples, resolve_tasks
 from benchcal_eval.requests import CodeSpec
 from benchcal_eval.sandbox import check_completion, isolation_prefix
-
-from benchcal.tasks.registry import load_examples, resolve_tasks
 
 
 def main() -> None:
@@ -40,7 +39,9 @@ def main() -> None:
         with ThreadPoolExecutor(args.workers) as pool:
             checks = list(pool.map(lambda job: check_completion(*job), specs))
         seconds = time.perf_counter() - start
-        failed = [(spec.task_id, c.reason) for (spec, _), c in zip(specs, checks, strict=True) if not c.passed]
+        failed = [
+            (spec.task_id, c.reason) for (spec, _), c in zip(specs, checks, strict=True) if not c.passed
+        ]
         print(
             f"{task.name}: {len(specs) - len(failed)}/{len(specs)} canonical solutions pass; "
             f"{len(specs) / seconds:.1f} samples/s with {args.workers} workers ({seconds:.1f}s)"

@@ -27,11 +27,19 @@ def default_run_path() -> Path:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "run_file", nargs="?", metavar="RUN.yaml",
+        "run_file",
+        nargs="?",
+        metavar="RUN.yaml",
         help=f"a CalibrationRun YAML (default: the embedded {DEFAULT_RUN}: a tiny series built on the CPU)",
     )
-    parser.add_argument("--out", metavar="DIR", help="results directory (default: spec.results.path or ./benchcal-results/NAME)")
-    parser.add_argument("--parallel", type=int, default=1, metavar="N", help="checkpoints evaluated at once (default 1)")
+    parser.add_argument(
+        "--out",
+        metavar="DIR",
+        help="results directory (default: spec.results.path or ./benchcal-results/NAME)",
+    )
+    parser.add_argument(
+        "--parallel", type=int, default=1, metavar="N", help="checkpoints evaluated at once (default 1)"
+    )
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
 
 
@@ -43,7 +51,9 @@ def run(args: argparse.Namespace) -> int:
     out_root = results_dir(run_spec, args.out).resolve()
     steps = plan_local(run_spec, out_root)
     benchmarks = ", ".join(sorted({b.name for b in run_spec.suite.benchmarks}))
-    print(f"CalibrationRun {run_spec.name}: {len(steps)} checkpoints x [{benchmarks}] -> {out_root}", flush=True)
+    print(
+        f"CalibrationRun {run_spec.name}: {len(steps)} checkpoints x [{benchmarks}] -> {out_root}", flush=True
+    )
 
     started = time.monotonic()
     outcomes = evaluate_all(steps, parallel=args.parallel)
@@ -59,7 +69,9 @@ def run(args: argparse.Namespace) -> int:
 
     done = [s.out_dir for s, o in zip(steps, outcomes, strict=True) if o.returncode == 0]
     if len(done) < 3:
-        print(f"only {len(done)} checkpoint(s) finished; the reducer needs at least 3. Fix the failures and re-run (finished work is kept).")
+        print(
+            f"only {len(done)} checkpoint(s) finished; the reducer needs at least 3. Fix the failures and re-run (finished work is kept)."
+        )
         return EXIT_CRASH if failed else 0
     table = load_table(out_root / "checkpoints")
     options = ReduceOptions(alpha=run_spec.classification.alpha, strict=run_spec.classification.strict)

@@ -77,7 +77,11 @@ def plan_local(run: CalibrationRun, out_root: Path) -> list[LocalStep]:
         ckpt = run.checkpoints[i]
         out_dir = out_root / "checkpoints" / ckpt.name
         commands = evaluate_commands(
-            run, ckpt, model=local_model_argument(ckpt, i), out_dir=str(out_dir), executable=EVALUATOR_EXECUTABLE
+            run,
+            ckpt,
+            model=local_model_argument(ckpt, i),
+            out_dir=str(out_dir),
+            executable=EVALUATOR_EXECUTABLE,
         )
         steps.append(LocalStep(ckpt.name, commands, out_dir, out_root / "logs" / f"{ckpt.name}.log"))
     return steps
@@ -111,7 +115,9 @@ def evaluate_all(steps: list[LocalStep], parallel: int = 1) -> list[StepOutcome]
     def one(step: LocalStep) -> StepOutcome:
         log.info("evaluating %s (log: %s)", step.checkpoint, step.log_path)
         outcome = _run_step(step, threads)
-        status = "done" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode}): {outcome.message}"
+        status = (
+            "done" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode}): {outcome.message}"
+        )
         log.info("checkpoint %s %s in %.1f s", step.checkpoint, status, outcome.seconds)
         return outcome
 

@@ -58,7 +58,9 @@ def _parse_shard(text: str) -> tuple[int, int]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = parser
-    p.add_argument("--model", required=True, help="HF model dir, .gguf file, hub id, or builtin:tiny-series/NAME")
+    p.add_argument(
+        "--model", required=True, help="HF model dir, .gguf file, hub id, or builtin:tiny-series/NAME"
+    )
     p.add_argument("--tasks", required=True, help="'a,b' | all | category:NAME | preset:gauntlet-v0.1")
     p.add_argument("--shots", default="0,1,3,5,10", help="comma-separated shot counts (default 0,1,3,5,10)")
     p.add_argument("--out", required=True, type=Path, help="output directory for this checkpoint")
@@ -70,13 +72,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
     p.add_argument("--max-length", type=_positive_int("--max-length"), help="max tokens per sequence")
-    p.add_argument("--token-budget", type=_positive_int("--token-budget"), help="padded tokens per forward pass")
+    p.add_argument(
+        "--token-budget", type=_positive_int("--token-budget"), help="padded tokens per forward pass"
+    )
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the checkpoint")
     p.add_argument("--revision", help="hub revision (branch, tag or commit)")
     p.add_argument("--per-example", action="store_true", help="also write examples/<task>/<k>shot.jsonl")
     p.add_argument("--publish-configmap", metavar="NAMESPACE/NAME", help="publish the summary as a ConfigMap")
     p.add_argument(
-        "--shard", metavar="INDEX/COUNT", default=_shard_from_env(),
+        "--shard",
+        metavar="INDEX/COUNT",
+        default=_shard_from_env(),
         help="evaluate every COUNT-th (benchmark, shots) pair starting at INDEX (default from "
         "BENCHCAL_SHARD_INDEX/BENCHCAL_NUM_SHARDS, set by the operator's Indexed Jobs)",
     )
@@ -148,7 +154,9 @@ def run(args: argparse.Namespace) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise BadInput(f"--out {str(args.out)!r} exists and is not a directory")
     plan = _resolve_plan(args)
-    log.info("%d benchmark(s) x %d shot count(s) = %d pairs", len(plan.tasks), len(plan.shots), len(plan.pairs))
+    log.info(
+        "%d benchmark(s) x %d shot count(s) = %d pairs", len(plan.tasks), len(plan.shots), len(plan.pairs)
+    )
 
     from benchcal_eval.engine import ScoringEngine
     from benchcal_eval.models import load_model
@@ -160,7 +168,9 @@ def run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     if args.max_length is not None:
         if args.max_length > lm.max_length:
-            raise BadInput(f"--max-length {args.max_length} exceeds the model's context of {lm.max_length} tokens")
+            raise BadInput(
+                f"--max-length {args.max_length} exceeds the model's context of {lm.max_length} tokens"
+            )
         lm.max_length = args.max_length
     engine = ScoringEngine(lm, token_budget=args.token_budget)
     checkpoint = args.checkpoint or Path(args.model.rstrip("/")).name or args.model

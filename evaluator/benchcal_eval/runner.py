@@ -126,7 +126,9 @@ def prepare(
     if limit is not None and limit < 1:
         raise BadInput(f"--limit must be a positive integer, got {limit}")
     if not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
-        raise BadInput(f"shard index must be in [0, {shard[1]}) with a count >= 1, got {shard[0]} of {shard[1]}")
+        raise BadInput(
+            f"shard index must be in [0, {shard[1]}) with a count >= 1, got {shard[0]} of {shard[1]}"
+        )
     for task in tasks:
         if not task.available:
             raise BadInput(f"benchmark {task.name!r} is unavailable: {task.unavailable_reason}")
@@ -137,7 +139,15 @@ def prepare(
         if not rows:
             raise BadInput(f"benchmark {name!r} has no examples")
     return RunPlan(
-        list(tasks), tuple(shots), examples, limit, seed, per_example, sandbox or Limits(), tuple(extra_tasks), shard
+        list(tasks),
+        tuple(shots),
+        examples,
+        limit,
+        seed,
+        per_example,
+        sandbox or Limits(),
+        tuple(extra_tasks),
+        shard,
     )
 
 
@@ -233,10 +243,18 @@ def _score_pair(task, instances, encoded, engine, progress: Progress, label: str
     agg = metrics.aggregate_binary([c.correct for c in choice_scores], cats)
     extra = {
         "acc_sum": metrics.aggregate_binary([c.pred_sum == c.gold for c in choice_scores], cats).accuracy,
-        "acc_char_norm": metrics.aggregate_binary([c.pred_char == c.gold for c in choice_scores], cats).accuracy,
+        "acc_char_norm": metrics.aggregate_binary(
+            [c.pred_char == c.gold for c in choice_scores], cats
+        ).accuracy,
     }
     rows = [
-        {"index": inst.index, "gold": c.gold, "pred": c.pred, "correct": c.correct, "logprobs": list(c.logprobs)}
+        {
+            "index": inst.index,
+            "gold": c.gold,
+            "pred": c.pred,
+            "correct": c.correct,
+            "logprobs": list(c.logprobs),
+        }
         for inst, c in zip(instances, choice_scores, strict=True)
     ]
     return agg, extra, rows
@@ -345,13 +363,22 @@ def run_checkpoint(
 ) -> CheckpointSummary:
     """Evaluate every pair of ``plan`` (skipping finished ones), then write ``summary.json``."""
     out_dir = Path(out_dir)
-    summary = CheckpointSummary(checkpoint=checkpoint, model=dict(lm.identity), flops=flops, started_at=_now())
+    summary = CheckpointSummary(
+        checkpoint=checkpoint, model=dict(lm.identity), flops=flops, started_at=_now()
+    )
     pairs = plan.pairs
     for i, (task, k) in enumerate(pairs, 1):
         key = config_key(lm.identity, task, k, seed=plan.seed, limit=plan.limit, max_length=lm.max_length)
         done = finished_result(out_dir, task, k, key)
         if done is not None:
-            log.info("[%d/%d] %s %d-shot: already done (acc %.4f), skipping", i, len(pairs), task.name, k, done.accuracy)
+            log.info(
+                "[%d/%d] %s %d-shot: already done (acc %.4f), skipping",
+                i,
+                len(pairs),
+                task.name,
+                k,
+                done.accuracy,
+            )
             summary.results.append(done)
             continue
         log.info("[%d/%d] %s %d-shot: evaluating", i, len(pairs), task.name, k)
@@ -397,7 +424,9 @@ def other_finished_results(
             if (result.benchmark, result.num_fewshot) in planned:
                 continue
             task = get_task(result.benchmark, (*plan.extra_tasks, *plan.tasks))
-            key = config_key(identity, task, result.num_fewshot, seed=plan.seed, limit=plan.limit, max_length=max_length)
+            key = config_key(
+                identity, task, result.num_fewshot, seed=plan.seed, limit=plan.limit, max_length=max_length
+            )
         except (BadInput, OSError) as exc:
             log.debug("not summarising %s: %s", path, exc)
             continue

@@ -247,7 +247,7 @@ def _cpp_program(spec: CodeSpec, code: str, nonce: str) -> dict[str, str]:
     lines = [code, _CPP_CHECK, "int main() {"]
     for i, (inp, out) in enumerate(zip(spec.test_inputs, spec.test_outputs, strict=True)):
         lines.append(
-            f'  if (!benchcal_check::same({spec.entry_point}({inp}), {_cpp_literal(out)})) {{'
+            f"  if (!benchcal_check::same({spec.entry_point}({inp}), {_cpp_literal(out)})) {{"
             f' std::cerr << "test {i} failed" << std::endl; return 3; }}'
         )
     lines += [f'  std::cout << "{nonce}" << std::endl;', "  return 0;", "}"]
@@ -314,7 +314,9 @@ def check_completion(spec: CodeSpec, completion: str, limits: Limits = Limits())
         for name, text in files.items():
             (workdir / name).write_text(text, encoding="utf-8")
         if language in ("c++", "cpp"):
-            compile_limits = Limits(timeout_s=60.0, memory_mb=max(limits.memory_mb, 2048), output_bytes=1 << 20)
+            compile_limits = Limits(
+                timeout_s=60.0, memory_mb=max(limits.memory_mb, 2048), output_bytes=1 << 20
+            )
             built = run_program(
                 [exe, "-std=c++17", "-O0", "-o", "solution", "solution.cpp"],
                 workdir,

@@ -38,9 +38,13 @@ from benchcal.errors import BadInput
 log = logging.getLogger(__name__)
 
 SERIES_NAME = "tiny-series"
-DYCK_PREFIX = "Complete the rest of the sequence, making sure that the parentheses are closed properly. \n\nInput:"
+DYCK_PREFIX = (
+    "Complete the rest of the sequence, making sure that the parentheses are closed properly. \n\nInput:"
+)
 PAIRS = {"(": ")", "[": "]", "{": "}", "<": ">"}
-ENGLISH_SEED = "the a an and of to in is was it that for on with as at by this be are from or have not he she we you"
+ENGLISH_SEED = (
+    "the a an and of to in is was it that for on with as at by this be are from or have not he she we you"
+)
 
 
 @dataclass(frozen=True)
@@ -189,7 +193,10 @@ def build_series(cfg: SeriesConfig, dest: Path) -> None:
     # One token per digit (a leading space may stay attached) so arithmetic is learnable; a few common
     # English words make it a prefix-space tokenizer (" a" is one token), like GPT-2's, for llm-foundry's rule.
     tok.pre_tokenizer = pre_tokenizers.Sequence(
-        [pre_tokenizers.Split(Regex(r" ?\d"), behavior="isolated"), pre_tokenizers.ByteLevel(add_prefix_space=False)]
+        [
+            pre_tokenizers.Split(Regex(r" ?\d"), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False),
+        ]
     )
     tok.decoder = decoders.ByteLevel()
     tok.train_from_iterator(
@@ -200,7 +207,9 @@ def build_series(cfg: SeriesConfig, dest: Path) -> None:
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         ),
     )
-    hf_tok = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>")
+    hf_tok = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|endoftext|>", bos_token="<|endoftext|>"
+    )
     hf_tok.model_max_length = 2048  # RoPE: longer few-shot prompts than the training windows are fine
 
     eos = hf_tok.eos_token_id
@@ -229,7 +238,13 @@ def build_series(cfg: SeriesConfig, dest: Path) -> None:
     gen = torch.Generator().manual_seed(cfg.seed)
     snapshots = dict((steps, name) for name, steps in cfg.steps)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=dest.parent))
-    info = {"series": SERIES_NAME, "key": cfg.key(), "config": asdict(cfg), "params": params, "checkpoints": []}
+    info = {
+        "series": SERIES_NAME,
+        "key": cfg.key(),
+        "config": asdict(cfg),
+        "params": params,
+        "checkpoints": [],
+    }
     model.train()
     for step in range(1, max(snapshots) + 1):
         starts = torch.randint(0, len(data) - cfg.seq_len - 1, (cfg.batch_size,), generator=gen)
@@ -247,7 +262,13 @@ def build_series(cfg: SeriesConfig, dest: Path) -> None:
             hf_tok.save_pretrained(tmp / name)
             tokens = step * cfg.tokens_per_step
             info["checkpoints"].append(
-                {"name": name, "steps": step, "tokens": tokens, "flops": 6 * params * tokens, "loss": round(loss.item(), 4)}
+                {
+                    "name": name,
+                    "steps": step,
+                    "tokens": tokens,
+                    "flops": 6 * params * tokens,
+                    "loss": round(loss.item(), 4),
+                }
             )
             log.info("tiny series: %s at step %d, loss %.3f", name, step, loss.item())
     info["build_seconds"] = round(time.time() - started, 1)

@@ -8,13 +8,20 @@ status, and write it with one merge patch when it changed. Run it with
 Watching: CalibrationRuns and our Jobs through low-level ``on.event`` handlers (no kopf
 annotations or finalizers on Jobs; a restart replays every object, which re-syncs), plus a slow
 timer only while a run is unfinished (its finalizer is dropped once the run finishes).
+
+Coalescing: a run gets many triggers in bursts (each Job's events, the echo of our own status
+write, the timer). Per run, at most one reconcile runs and at most one more is queued; a trigger
+arriving while one is queued joins it instead of queueing another full read-plan-write (the queued
+one starts after the trigger arrived, so it sees what the trigger announced). A Job event whose
+observation (``observe_job``) equals the one already reconciled for that Job triggers nothing.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping
+import time
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -38,6 +45,12 @@ from benchcal_operator.status import (
 SETTINGS = settings_mod.from_env()
 JOB_FILTER = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY, naming.RUN_LABEL: kopf.PRESENT}
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
+_flights: dict[tuple[str, str], _Flight] = {}  # run -> its running/queued reconcile (coalescing)
+_jobs_seen: dict[tuple[str, str], JobObservation] = {}  # (ns, Job) -> observation last reconciled
+# Jobs this process created that the index may not show yet: run -> Job name -> (observation, when)
+Created = dict[str, tuple[JobObservation, float]]
+_created: dict[tuple[str, str], Created] = {}
+CREATED_GRACE_SECONDS = 30.0  # after this, trust the index again (e.g. the Job was deleted at once)
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 
@@ -70,6 +83,16 @@ async def _with_messages(
     return out
 
 
+def _expect_created(created: Created, observed: dict[str, JobObservation]) -> None:
+    """Add the Jobs we created that the kopf index does not show yet (it trails our own creates)."""
+    now = time.monotonic()
+    for job, (obs, at) in list(created.items()):
+        if job in observed or now - at > CREATED_GRACE_SECONDS:
+            del created[job]
+        else:
+            observed[job] = obs
+
+
 async def reconcile(
     namespace: str,
     name: str,
@@ -79,8 +102,14 @@ async def reconcile(
     api: Any = k8s,  # benchcal_operator.k8s, or a stand-in with the same coroutines (tests)
     post_event: EventPoster = _post_event,
     logger: logging.Logger | logging.LoggerAdapter = logging.getLogger(__name__),
+    recent: Created | None = None,
 ) -> dict[str, Any] | None:
-    """One level-based reconcile of one run; returns the status it computed (None if gone)."""
+    """One level-based reconcile of one run; returns the status it computed (None if gone).
+
+    ``recent``: this process's memory of the run's Jobs it created and the index may not show
+    yet; read and updated here, so back-to-back reconciles do not create a Job twice (409).
+    """
+    recent = {} if recent is None else recent
     lock = _locks.setdefault((namespace, name), asyncio.Lock())
     async with lock:
         metrics.RECONCILES.inc()
@@ -98,6 +127,7 @@ async def reconcile(
             return await _write(body, previous, new, api, post_event, namespace, name)
 
         observed = {obs.name: obs for obs in index.get((namespace, name), ())}
+        _expect_created(recent, observed)
         observed = await _with_messages(namespace, observed, previous, api)
         rejection = planner.rejection(run, settings)
         for action in planner.decide(run, observed, settings):
@@ -110,6 +140,8 @@ async def reconcile(
                     )
                     break
                 if created:
+                    # until the index has it, later reconciles count it too (no 409 re-creates)
+                    recent[action.name] = (observe_job(action.manifest), time.monotonic())
                     metrics.JOBS_CREATED.labels(component=action.component).inc()
                     post_event(body, "Normal", "JobCreated", f"created {action.component} Job {action.name}")
                     logger.info("created %s Job %s", action.component, action.name)
@@ -139,10 +171,58 @@ async def _write(
     return new
 
 
+class _Flight:
+    """One run's coalescing state: the tail of its reconcile chain and the queued follow-up."""
+
+    __slots__ = ("tail", "queued")
+
+    def __init__(self) -> None:
+        self.tail: asyncio.Future[Any] | None = None  # the newest reconcile (running or queued)
+        self.queued: asyncio.Future[Any] | None = None  # a reconcile not started yet: joinable
+
+
+def _retrieved(future: asyncio.Future[Any]) -> None:
+    if not future.cancelled():
+        future.exception()  # mark as retrieved: joiners are optional
+
+
+async def _coalesced(key: tuple[str, str], start: Callable[[], Awaitable[Any]]) -> Any:
+    """Run ``start()`` after the run's current reconcile, or join the one already queued."""
+    flight = _flights.setdefault(key, _Flight())
+    if flight.queued is not None:
+        return await asyncio.shield(flight.queued)
+    mine: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+    mine.add_done_callback(_retrieved)
+    previous, flight.tail, flight.queued = flight.tail, mine, mine
+    try:
+        if previous is not None:
+            await asyncio.wait([previous])
+        flight.queued = None  # from here on a trigger may have been missed: it queues anew
+        result = await start()
+    except BaseException as exc:
+        if flight.queued is mine:
+            flight.queued = None
+        if not mine.done():
+            if isinstance(exc, asyncio.CancelledError):
+                mine.cancel()
+            else:
+                mine.set_exception(exc)
+        raise
+    else:
+        mine.set_result(result)
+        return result
+    finally:
+        if flight.tail is mine and _flights.get(key) is flight:
+            del _flights[key]
+
+
 async def _guarded(namespace: str, name: str, index: Any, logger: Any) -> None:
     """Translate API errors once, at the edge (kopf retries TemporaryError; logs the rest)."""
     try:
-        await reconcile(namespace, name, index, logger=logger)
+        recent = _created.setdefault((namespace, name), {})
+        await _coalesced(
+            (namespace, name), lambda: reconcile(namespace, name, index, logger=logger, recent=recent)
+        )
     except k8s.ApiError as exc:
         metrics.RECONCILE_ERRORS.labels(kind=str(exc.status)).inc()
         if exc.status == 403:
@@ -177,7 +257,7 @@ def configure(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
 
 
 @kopf.index("batch", "v1", "jobs", labels=JOB_FILTER)
-def jobs_by_run(
+async def jobs_by_run(  # async: no worker-thread hop per Job event
     namespace: str, labels: Mapping[str, str], body: Any, **_: Any
 ) -> dict[tuple[str, str], JobObservation]:
     return {(namespace, labels[naming.RUN_LABEL]): observe_job(body)}
@@ -185,9 +265,30 @@ def jobs_by_run(
 
 @kopf.on.event("batch", "v1", "jobs", labels=JOB_FILTER)
 async def job_event(
-    namespace: str, labels: Mapping[str, str], jobs_by_run: Any, logger: Any, **_: Any
+    event: Mapping[str, Any],
+    namespace: str,
+    name: str,
+    labels: Mapping[str, str],
+    body: Any,
+    jobs_by_run: Any,
+    logger: Any,
+    **_: Any,
 ) -> None:
-    await _guarded(namespace, labels[naming.RUN_LABEL], jobs_by_run, logger)
+    key = (namespace, name)
+    if event.get("type") == "DELETED":
+        _jobs_seen.pop(key, None)
+        await _guarded(namespace, labels[naming.RUN_LABEL], jobs_by_run, logger)
+        return
+    run = labels[naming.RUN_LABEL]
+    observed = observe_job(body)
+    ours = _created.get((namespace, run), {}).get(name)
+    if _jobs_seen.get(key, ours[0] if ours else None) == observed:
+        # e.g. pod readiness counters, or the ADDED event of a Job we just created and counted:
+        # nothing the run's status is made of changed
+        _jobs_seen[key] = observed
+        return
+    await _guarded(namespace, run, jobs_by_run, logger)
+    _jobs_seen[key] = observed
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
@@ -197,6 +298,7 @@ async def run_event(
     if event.get("type") == "DELETED":
         metrics.record_phase(namespace, name, None)
         _locks.pop((namespace, name), None)
+        _created.pop((namespace, name), None)
         return
     await _guarded(namespace, name, jobs_by_run, logger)
 

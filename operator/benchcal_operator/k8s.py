@@ -1,6 +1,9 @@
 """Thin async adapter over the kubernetes client: the only module that talks to the API server.
 
-Calls run the (blocking) official client in a worker thread. API failures are raised as
+Calls run the (blocking) official client in this module's own thread pool (``API_THREADS``
+workers, not asyncio's small default pool, which kopf's sync callbacks share), with an HTTP
+connection pool as large, so concurrent reconciles of many runs do not queue behind a handful of
+threads. API failures are raised as
 ``ApiError`` carrying the HTTP status; handlers.py translates them into kopf's vocabulary.
 Creating a Job that already exists (409) is success: names are deterministic.
 """
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from benchcal.spec import GROUP, PLURAL, VERSION
@@ -25,6 +29,9 @@ class NameConflict(ApiError):
     """A Job with our deterministic name exists but belongs to another run."""
 
 
+API_THREADS = 16
+
+
 @functools.lru_cache(maxsize=1)
 def _clients() -> tuple[Any, Any, Any]:
     from kubernetes import client, config
@@ -33,15 +40,24 @@ def _clients() -> tuple[Any, Any, Any]:
         config.load_incluster_config()
     except config.ConfigException:
         config.load_kube_config()  # KUBECONFIG or ~/.kube/config
-    api = client.ApiClient()
+    configuration = client.Configuration.get_default_copy()
+    configuration.connection_pool_maxsize = API_THREADS  # one keep-alive connection per worker
+    api = client.ApiClient(configuration)
     return client.BatchV1Api(api), client.CoreV1Api(api), client.CustomObjectsApi(api)
+
+
+@functools.lru_cache(maxsize=1)
+def _executor() -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=API_THREADS, thread_name_prefix="benchcal-k8s")
 
 
 async def _call(fn: Any, *args: Any, **kwargs: Any) -> Any:
     from kubernetes.client.exceptions import ApiException
 
     try:
-        return await asyncio.to_thread(fn, *args, **kwargs)
+        return await asyncio.get_running_loop().run_in_executor(
+            _executor(), functools.partial(fn, *args, **kwargs)
+        )
     except ApiException as exc:
         raise ApiError(int(exc.status or 0), str(exc.reason or exc.body or exc)) from None
 

@@ -18,23 +18,33 @@ log = logging.getLogger("benchcal.reduce")
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "input", nargs="?", metavar="INPUT",
+        "input",
+        nargs="?",
+        metavar="INPUT",
         help="long-format CSV/Parquet table, or a directory of `benchcal evaluate` outputs",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
-    parser.add_argument("--strict", action="store_true", help="the study's check: every step up, no noise tolerance")
-    parser.add_argument("--alpha", type=float, default=0.05, help="significance level of every test (default 0.05)")
     parser.add_argument(
-        "--correction", choices=("bh", "holm"), default="bh",
+        "--strict", action="store_true", help="the study's check: every step up, no noise tolerance"
+    )
+    parser.add_argument(
+        "--alpha", type=float, default=0.05, help="significance level of every test (default 0.05)"
+    )
+    parser.add_argument(
+        "--correction",
+        choices=("bh", "holm"),
+        default="bh",
         help="multiple-testing correction of the above-chance tests over the table (default bh)",
     )
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     parser.add_argument(
-        "--from-configmaps", metavar="NAMESPACE/RUN",
+        "--from-configmaps",
+        metavar="NAMESPACE/RUN",
         help="read the checkpoint summaries the evaluator Jobs published for a CalibrationRun",
     )
     parser.add_argument(
-        "--write-status", metavar="NAMESPACE/RUN",
+        "--write-status",
+        metavar="NAMESPACE/RUN",
         help="write the classification into the CalibrationRun's status",
     )
 
@@ -55,7 +65,9 @@ def run(args: argparse.Namespace) -> int:
     if args.from_configmaps:
         from benchcal.publish import collect_summaries  # kubernetes client only when used
 
-        table = table_from_summaries(collect_summaries(args.from_configmaps), f"configmaps {args.from_configmaps}")
+        table = table_from_summaries(
+            collect_summaries(args.from_configmaps), f"configmaps {args.from_configmaps}"
+        )
     else:
         table = load_table(args.input)
     options = ReduceOptions(alpha=args.alpha, strict=args.strict, correction=args.correction)

@@ -19,7 +19,9 @@ from benchcal_reduce import stats
 CALIBRATED_GROUPS = ("robust", "shot_dependent", "noise")  # poorly behaved are removed; noise is flagged
 
 
-def composite_scores(table: pd.DataFrame, selection: Mapping[str, int], categories: Mapping[str, str]) -> pd.DataFrame:
+def composite_scores(
+    table: pd.DataFrame, selection: Mapping[str, int], categories: Mapping[str, str]
+) -> pd.DataFrame:
     """Composite per checkpoint for benchmarks ``selection`` {name: shots}; columns checkpoint,
     flops, composite, plus one column per category."""
     sel = pd.DataFrame({"benchmark": list(selection), "num_fewshot": [int(v) for v in selection.values()]})
@@ -79,19 +81,29 @@ def before_after(
     for row in classification.itertuples(index=False):
         if row.group not in CALIBRATED_GROUPS:
             continue
-        shots = row.recommended_shots if not pd.isna(row.recommended_shots) else default_shots.get(row.benchmark)
+        shots = (
+            row.recommended_shots if not pd.isna(row.recommended_shots) else default_shots.get(row.benchmark)
+        )
         if shots is not None:
             after_pick[row.benchmark] = int(shots)
     after_sel, after_dropped = complete_selection(table, after_pick)
     before = composite_scores(table, before_sel, categories)
     after = composite_scores(table, after_sel, categories)
-    merged = before[["checkpoint", "flops", "composite"]].rename(columns={"composite": "composite_before"}).merge(
-        after[["checkpoint", "composite"]].rename(columns={"composite": "composite_after"}),
-        on="checkpoint",
-        how="outer",
+    merged = (
+        before[["checkpoint", "flops", "composite"]]
+        .rename(columns={"composite": "composite_before"})
+        .merge(
+            after[["checkpoint", "composite"]].rename(columns={"composite": "composite_after"}),
+            on="checkpoint",
+            how="outer",
+        )
     )
     return {
         "per_checkpoint": merged.sort_values(["flops", "checkpoint"]).reset_index(drop=True),
-        "before": {"benchmarks": before_sel, "excluded_incomplete": before_dropped, **composite_trend(before)},
+        "before": {
+            "benchmarks": before_sel,
+            "excluded_incomplete": before_dropped,
+            **composite_trend(before),
+        },
         "after": {"benchmarks": after_sel, "excluded_incomplete": after_dropped, **composite_trend(after)},
     }

@@ -40,17 +40,26 @@ def benchmark_figure(reduction: Reduction, benchmark: str, path: Path) -> Path:
         pts = data[data["num_fewshot"] == shot].groupby("flops")[["accuracy"]].mean().reset_index()
         mono = bool(per_shot.at[shot, "monotone"]) if shot in per_shot.index else False
         ax.plot(
-            pts["flops"], pts["accuracy"], marker=markers[i % len(markers)], color=colour,
-            alpha=0.35 + 0.65 * (i + 1) / len(shots), linestyle="-" if mono else "--",
+            pts["flops"],
+            pts["accuracy"],
+            marker=markers[i % len(markers)],
+            color=colour,
+            alpha=0.35 + 0.65 * (i + 1) / len(shots),
+            linestyle="-" if mono else "--",
             label=f"{shot}-shot" + ("" if mono else " (not monotone)"),
         )
-    ax.axhline(float(row["random_baseline"]), color="black", linestyle=":", linewidth=1, label="random baseline")
+    ax.axhline(
+        float(row["random_baseline"]), color="black", linestyle=":", linewidth=1, label="random baseline"
+    )
     ax.set_xscale("log")
     ax.set_xlabel("training FLOPs")
     ax.set_ylabel("accuracy")
     rec = row["recommended_shots"]
-    ax.set_title(f"{benchmark}: {row['group']}" + ("" if pd.isna(rec) else f" (use {rec}-shot)"),
-                 color=colour, fontsize=10)
+    ax.set_title(
+        f"{benchmark}: {row['group']}" + ("" if pd.isna(rec) else f" (use {rec}-shot)"),
+        color=colour,
+        fontsize=10,
+    )
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -61,7 +70,13 @@ def benchmark_figure(reduction: Reduction, benchmark: str, path: Path) -> Path:
 def composite_figure(reduction: Reduction, path: Path) -> Path:
     per = reduction.composite["per_checkpoint"]
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
-    ax.plot(per["flops"], per["composite_before"], marker="o", color="#878787", label="all benchmarks, default shots")
+    ax.plot(
+        per["flops"],
+        per["composite_before"],
+        marker="o",
+        color="#878787",
+        label="all benchmarks, default shots",
+    )
     ax.plot(per["flops"], per["composite_after"], marker="s", color="#1b7837", label="calibrated suite")
     ax.set_xscale("log")
     ax.set_xlabel("training FLOPs")

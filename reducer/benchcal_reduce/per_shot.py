@@ -20,7 +20,9 @@ def pool_equal_flops(df: pd.DataFrame) -> pd.DataFrame:
     """One point per (benchmark, shots, FLOPs): checkpoints with equal FLOPs (e.g. two seeds)
     are pooled as one bigger sample (correct answers and n summed), not treated as a tie."""
     key = [*SERIES_KEY, "flops"]
-    work = df[[*key, "checkpoint", "accuracy", "n", "random_baseline"]].assign(correct=df["accuracy"] * df["n"])
+    work = df[[*key, "checkpoint", "accuracy", "n", "random_baseline"]].assign(
+        correct=df["accuracy"] * df["n"]
+    )
     shared = work.duplicated(key, keep=False).to_numpy()
     single = work[~shared]  # the common case: nothing to pool, no per-group Python
     pooled = (
@@ -42,11 +44,26 @@ def pool_equal_flops(df: pd.DataFrame) -> pd.DataFrame:
 
 def _empty_stats(keys: pd.DataFrame) -> pd.DataFrame:
     cols = {
-        "n_points": 0, "flops_max": np.nan, "accuracy_first": np.nan, "accuracy_last": np.nan,
-        "accuracy_max": np.nan, "random_baseline": np.nan, "n_last": 0, "above_chance_p": np.nan,
-        "spearman": np.nan, "spearman_lo": np.nan, "spearman_hi": np.nan, "kendall": np.nan,
-        "kendall_lo": np.nan, "kendall_hi": np.nan, "trend_p": np.nan, "slope": np.nan,
-        "slope_p": np.nan, "max_drop": np.nan, "drop_p": np.nan, "strict_increasing": False,
+        "n_points": 0,
+        "flops_max": np.nan,
+        "accuracy_first": np.nan,
+        "accuracy_last": np.nan,
+        "accuracy_max": np.nan,
+        "random_baseline": np.nan,
+        "n_last": 0,
+        "above_chance_p": np.nan,
+        "spearman": np.nan,
+        "spearman_lo": np.nan,
+        "spearman_hi": np.nan,
+        "kendall": np.nan,
+        "kendall_lo": np.nan,
+        "kendall_hi": np.nan,
+        "trend_p": np.nan,
+        "slope": np.nan,
+        "slope_p": np.nan,
+        "max_drop": np.nan,
+        "drop_p": np.nan,
+        "strict_increasing": False,
         "snr": np.nan,
     }
     out = keys.copy()

@@ -19,11 +19,35 @@ from benchcal_reduce.reduce import Reduction
 SCHEMA_VERSION = "benchcal.reduction/v1"
 
 PER_SHOT_COLUMNS = [
-    "benchmark", "num_fewshot", "n_points", "flops_max", "accuracy_first", "accuracy_last", "accuracy_max",
-    "random_baseline", "n_last", "above_chance_p", "above_chance_q", "above_chance",
-    "spearman", "spearman_lo", "spearman_hi", "kendall", "kendall_lo", "kendall_hi", "trend_p",
-    "rank_test_used", "slope", "slope_p", "rising", "max_drop", "drop_p", "significant_drop",
-    "strict_increasing", "monotone", "snr",
+    "benchmark",
+    "num_fewshot",
+    "n_points",
+    "flops_max",
+    "accuracy_first",
+    "accuracy_last",
+    "accuracy_max",
+    "random_baseline",
+    "n_last",
+    "above_chance_p",
+    "above_chance_q",
+    "above_chance",
+    "spearman",
+    "spearman_lo",
+    "spearman_hi",
+    "kendall",
+    "kendall_lo",
+    "kendall_hi",
+    "trend_p",
+    "rank_test_used",
+    "slope",
+    "slope_p",
+    "rising",
+    "max_drop",
+    "drop_p",
+    "significant_drop",
+    "strict_increasing",
+    "monotone",
+    "snr",
 ]
 
 
@@ -61,13 +85,20 @@ def summary_dict(reduction: Reduction) -> dict[str, Any]:
         ],
         "counts": {g: int((cls["group"] == g).sum()) for g in GROUPS},
         "benchmarks": {
-            r["benchmark"]: {k: _clean(v) for k, v in r.items() if k != "benchmark"} for r in cls.to_dict("records")
+            r["benchmark"]: {k: _clean(v) for k, v in r.items() if k != "benchmark"}
+            for r in cls.to_dict("records")
         },
         "calibrated_suite": calibrated_suite(reduction),
         "composite": {
-            "before": {k: _clean(v) if not isinstance(v, (dict, list)) else v for k, v in comp["before"].items()},
-            "after": {k: _clean(v) if not isinstance(v, (dict, list)) else v for k, v in comp["after"].items()},
-            "per_checkpoint": [{k: _clean(v) for k, v in r.items()} for r in comp["per_checkpoint"].to_dict("records")],
+            "before": {
+                k: _clean(v) if not isinstance(v, (dict, list)) else v for k, v in comp["before"].items()
+            },
+            "after": {
+                k: _clean(v) if not isinstance(v, (dict, list)) else v for k, v in comp["after"].items()
+            },
+            "per_checkpoint": [
+                {k: _clean(v) for k, v in r.items()} for r in comp["per_checkpoint"].to_dict("records")
+            ],
         },
         "incomplete": reduction.incomplete,
         "warnings": reduction.warnings,
@@ -108,7 +139,9 @@ def _md_table(df: pd.DataFrame) -> str:
         cells = []
         for v in row:
             v = _clean(v)
-            cells.append("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v).replace("|", "/"))
+            cells.append(
+                "" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v).replace("|", "/")
+            )
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -134,9 +167,25 @@ def report_markdown(reduction: Reduction, figures: dict[str, Path] | None = None
         rows = cls[cls["group"] == group]
         if rows.empty:
             continue
-        out += [f"## {group}", "", _md_table(rows[[
-            "benchmark", "category", "recommended_shots", "shots_monotone", "shots_above_chance",
-            "best_spearman", "max_accuracy", "reason"]]), ""]
+        out += [
+            f"## {group}",
+            "",
+            _md_table(
+                rows[
+                    [
+                        "benchmark",
+                        "category",
+                        "recommended_shots",
+                        "shots_monotone",
+                        "shots_above_chance",
+                        "best_spearman",
+                        "max_accuracy",
+                        "reason",
+                    ]
+                ]
+            ),
+            "",
+        ]
     comp = reduction.composite
     out += [
         "## Gauntlet composite",

@@ -35,7 +35,9 @@ def load_table(path_or_dir: str | Path) -> pd.DataFrame:
     """Read INPUT (CSV, Parquet, or a directory of evaluator results) into a validated table."""
     path = Path(path_or_dir)
     if not path.exists():
-        raise BadInput(f"{path}: no such file or directory (expected a CSV/Parquet table or evaluator results)")
+        raise BadInput(
+            f"{path}: no such file or directory (expected a CSV/Parquet table or evaluator results)"
+        )
     if path.is_dir():
         return table_from_summaries(_summaries_in(path))
     suffix = path.suffix.lower()
@@ -122,17 +124,25 @@ def validate_table(raw: pd.DataFrame, source: str) -> pd.DataFrame:
         _fail_where(df, (df[col] == "").to_numpy() | raw[col].isna().to_numpy(), f"column {col!r} is empty")
     for col in ("flops", "accuracy", "n", "random_baseline", "num_fewshot"):
         df[col] = _numeric(raw.assign(**{_WHERE: df[_WHERE]}), col, source)
-    _fail_where(df, ~np.isfinite(df["flops"].to_numpy()) | (df["flops"] <= 0).to_numpy(),
-                "column 'flops' must be a finite number > 0 (e.g. 1.2e21)")
+    _fail_where(
+        df,
+        ~np.isfinite(df["flops"].to_numpy()) | (df["flops"] <= 0).to_numpy(),
+        "column 'flops' must be a finite number > 0 (e.g. 1.2e21)",
+    )
     acc = df["accuracy"].to_numpy()
     _fail_where(df, ~np.isfinite(acc) | (acc < 0) | (acc > 1), "column 'accuracy' must be in [0, 1]")
     n = df["n"].to_numpy()
     _fail_where(df, ~np.isfinite(n) | (n <= 0) | (n != np.round(n)), "column 'n' must be an integer > 0")
     base = df["random_baseline"].to_numpy()
-    _fail_where(df, ~np.isfinite(base) | (base < 0) | (base >= 1), "column 'random_baseline' must be in [0, 1)")
+    _fail_where(
+        df, ~np.isfinite(base) | (base < 0) | (base >= 1), "column 'random_baseline' must be in [0, 1)"
+    )
     shots = df["num_fewshot"].to_numpy()
-    _fail_where(df, ~np.isfinite(shots) | (shots < 0) | (shots != np.round(shots)),
-                "column 'num_fewshot' must be an integer >= 0")
+    _fail_where(
+        df,
+        ~np.isfinite(shots) | (shots < 0) | (shots != np.round(shots)),
+        "column 'num_fewshot' must be an integer >= 0",
+    )
     df["num_fewshot"] = df["num_fewshot"].astype(int)
     df["n"] = df["n"].astype(int)
     df["category"] = raw["category"].astype(str).str.strip().to_numpy() if "category" in raw.columns else ""
@@ -163,7 +173,9 @@ def _check_checkpoints(df: pd.DataFrame, source: str) -> None:
     if not bad.empty:
         name = bad.index[0]
         rows = df[df["checkpoint"] == name].drop_duplicates("flops")[_WHERE].tolist()
-        raise BadInput(f"{rows[1]}: checkpoint {name!r} has different 'flops' than at {rows[0]}; use one value")
+        raise BadInput(
+            f"{rows[1]}: checkpoint {name!r} has different 'flops' than at {rows[0]}; use one value"
+        )
     if per_ckpt.size < MIN_CHECKPOINTS:
         raise BadInput(
             f"{source}: {per_ckpt.size} checkpoint(s) ({', '.join(map(str, per_ckpt.index))}); "

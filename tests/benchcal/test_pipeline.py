@@ -83,7 +83,9 @@ def _write_run(tmp_path: Path, models: list[Path], out: Path) -> Path:
     from tests.evaluator.tiny_checkpoint import write_tiny_tasks
 
     write_tiny_tasks(tmp_path / "tasks")  # writes data we do not need; the run uses copa below
-    ckpts = [{"name": m.name, "model": {"path": str(m)}, "flops": 1e15 * (i + 1)} for i, m in enumerate(models)]
+    ckpts = [
+        {"name": m.name, "model": {"path": str(m)}, "flops": 1e15 * (i + 1)} for i, m in enumerate(models)
+    ]
     doc = _doc(ckpts, [{"name": "copa", "shots": [0, 1]}], limit=6)
     doc["spec"]["results"] = {"path": str(out)}
     path = tmp_path / "run.yaml"
@@ -127,7 +129,8 @@ def test_embedded_default_finds_a_robust_and_a_noise_benchmark(tmp_path: Path, c
     assert main(["run", "--out", str(tmp_path / "demo")]) == 0
     import csv
 
-    rows = {r["benchmark"]: r for r in csv.DictReader(open(tmp_path / "demo" / "report" / "classification.csv"))}
+    with open(tmp_path / "demo" / "report" / "classification.csv", encoding="utf-8") as fh:
+        rows = {r["benchmark"]: r for r in csv.DictReader(fh)}
     assert rows["bigbench_dyck_languages"]["group"] == "robust"
     assert rows["copa"]["group"] == "noise"
     assert rows["arc_easy"]["group"] == "noise"

@@ -1,4 +1,4 @@
-"""e2e fixtures: every test here is marked ``e2e`` and gets a fresh ``E2E`` world (see harness.py)."""
+"""e2e fixtures: each test gets a fresh ``E2E`` world (see harness.py); modules mark themselves ``e2e``."""
 
 from __future__ import annotations
 
@@ -12,13 +12,6 @@ import pytest
 
 from tests.e2e.harness import E2E
 from tests.kube.fixtures import kubectl_available
-
-
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")

@@ -39,16 +39,30 @@ class OperatorProcess:
 
     def start(self) -> None:
         kopf = Path(sys.executable).parent / "kopf"
-        cmd = [str(kopf), "run", "--standalone", "--namespace", self.namespace, "-m", "benchcal_operator.handlers"]
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "BENCHCAL_METRICS_PORT": "0",
-               "BENCHCAL_RESYNC_SECONDS": "5", **self.env}
+        cmd = [
+            str(kopf),
+            "run",
+            "--standalone",
+            "--namespace",
+            self.namespace,
+            "-m",
+            "benchcal_operator.handlers",
+        ]
+        env = {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "BENCHCAL_METRICS_PORT": "0",
+            "BENCHCAL_RESYNC_SECONDS": "5",
+            **self.env,
+        }
         env.pop("KUBERNETES_SERVICE_HOST", None)
         self.starts += 1
         with self.log_path.open("a") as log:
             log.write(f"\n===== operator start #{self.starts} =====\n")
             log.flush()
-            self.proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO,
-                                         start_new_session=True)
+            self.proc = subprocess.Popen(
+                cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
+            )
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as when a node dies or the OOM killer strikes."""
@@ -86,16 +100,25 @@ class OperatorProcess:
 class E2E:
     """One test's world: namespace, kubectl, operator, and (locally) the cluster and runner."""
 
-    def __init__(self, work_dir: Path, *, command_override: CommandOverride | None = None,
-                 max_parallel_pods: int = 2, operator_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        command_override: CommandOverride | None = None,
+        max_parallel_pods: int = 2,
+        operator_env: dict[str, str] | None = None,
+    ):
         self.work_dir = work_dir
         self.results_dir = work_dir / "results-pvc"
         self.external = external_kubeconfig()
         self.cluster: LocalCluster | None = None
         if self.external is None:
-            self.cluster = LocalCluster(work_dir, max_parallel_pods=max_parallel_pods,
-                                        command_override=command_override,
-                                        pvc_dirs={RESULTS_CLAIM: self.results_dir}).start()
+            self.cluster = LocalCluster(
+                work_dir,
+                max_parallel_pods=max_parallel_pods,
+                command_override=command_override,
+                pvc_dirs={RESULTS_CLAIM: self.results_dir},
+            ).start()
             self.cluster.runner.failure_backoff = 0.5
             kubeconfig = self.cluster.kubeconfig
             self.namespace = "default"
@@ -106,7 +129,9 @@ class E2E:
         if self.external is not None:
             self.kubectl("create", "namespace", self.namespace)
         self.kubectl("apply", "-f", str(CRD_FILE))
-        self.kubectl("wait", "--for=condition=Established", "crd/calibrationruns.benchcal.dev", "--timeout=30s")
+        self.kubectl(
+            "wait", "--for=condition=Established", "crd/calibrationruns.benchcal.dev", "--timeout=30s"
+        )
         self.operator = OperatorProcess(kubeconfig, work_dir / "operator.log", self.namespace, operator_env)
         if self.external is None or os.environ.get("E2E_START_OPERATOR") == "1":
             self.operator.start()
@@ -129,15 +154,20 @@ class E2E:
     def run(self, name: str) -> dict[str, Any]:
         return self.kubectl.json("get", "calibrationrun", name)
 
-    def wait_phase(self, name: str, phases: tuple[str, ...] = TERMINAL, timeout: float = 600) -> dict[str, Any]:
+    def wait_phase(
+        self, name: str, phases: tuple[str, ...] = TERMINAL, timeout: float = 600
+    ) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             obj = self.run(name)
             return obj if (obj.get("status") or {}).get("phase") in phases else None
+
         try:
             return wait_for(reached, timeout, interval=1.0, what=f"CalibrationRun {name} phase in {phases}")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}\n--- status ---\n{yaml.safe_dump(self.run(name).get('status'))}"
-                                 f"\n--- operator log (tail) ---\n{self.operator.log()[-4000:]}") from None
+            raise AssertionError(
+                f"{exc}\n--- status ---\n{yaml.safe_dump(self.run(name).get('status'))}"
+                f"\n--- operator log (tail) ---\n{self.operator.log()[-4000:]}"
+            ) from None
 
     def jobs(self, run: str) -> list[dict[str, Any]]:
         return self.kubectl.json("get", "jobs", "-l", f"benchcal.dev/run={run}")["items"]
@@ -149,8 +179,11 @@ class E2E:
     def job_creations(self) -> dict[str, int]:
         """Job name -> how many times a Job of that name was created (local only)."""
         assert self.cluster is not None
-        return {key[3]: n for key, n in self.cluster.server.api.create_counts.items()
-                if key[:2] == ("batch", "jobs") and key[2] == self.namespace}
+        return {
+            key[3]: n
+            for key, n in self.cluster.server.api.create_counts.items()
+            if key[:2] == ("batch", "jobs") and key[2] == self.namespace
+        }
 
 
 def load_manifest(name: str) -> dict[str, Any]:

@@ -27,15 +27,24 @@ def stand_in(pod: dict[str, Any], container: dict[str, Any]) -> list[str]:
 def run_manifests(runs: int, checkpoints: int) -> str:
     docs = []
     for r in range(runs):
-        docs.append({
-            "apiVersion": "benchcal.dev/v1alpha1", "kind": "CalibrationRun",
-            "metadata": {"name": f"load-{r:03d}"},
-            "spec": {
-                "checkpoints": [{"name": f"c{c}", "model": {"builtin": f"tiny-series/s{c % 5 + 1}"},
-                                 "flops": float(10 ** (11 + c))} for c in range(checkpoints)],
-                "suite": {"benchmarks": [{"name": "copa"}], "shots": [0], "limit": 4},
-            },
-        })
+        docs.append(
+            {
+                "apiVersion": "benchcal.dev/v1alpha1",
+                "kind": "CalibrationRun",
+                "metadata": {"name": f"load-{r:03d}"},
+                "spec": {
+                    "checkpoints": [
+                        {
+                            "name": f"c{c}",
+                            "model": {"builtin": f"tiny-series/s{c % 5 + 1}"},
+                            "flops": float(10 ** (11 + c)),
+                        }
+                        for c in range(checkpoints)
+                    ],
+                    "suite": {"benchmarks": [{"name": "copa"}], "shots": [0], "limit": 4},
+                },
+            }
+        )
     return yaml.safe_dump_all(docs)
 
 
@@ -67,8 +76,10 @@ class LoadReport:
 
 
 def _finished_job(obj: dict[str, Any]) -> bool:
-    return any(c["type"] in ("Complete", "Failed") and c["status"] == "True"
-               for c in (obj.get("status") or {}).get("conditions") or [])
+    return any(
+        c["type"] in ("Complete", "Failed") and c["status"] == "True"
+        for c in (obj.get("status") or {}).get("conditions") or []
+    )
 
 
 def analyse(e2e: E2E) -> tuple[list[float], int]:
@@ -96,8 +107,11 @@ def analyse(e2e: E2E) -> tuple[list[float], int]:
                 pending[(run, meta["name"])] = ev.at
         elif (ev.group, ev.plural) == ("benchcal.dev", "calibrationruns") and ev.type == "MODIFIED":
             status = ev.obj.get("status") or {}
-            seen = {c.get("jobName") for c in status.get("checkpoints") or []
-                    if c.get("phase") in ("Succeeded", "Failed")}
+            seen = {
+                c.get("jobName")
+                for c in status.get("checkpoints") or []
+                if c.get("phase") in ("Succeeded", "Failed")
+            }
             if status.get("phase") in ("Succeeded", "Failed"):
                 seen.add((status.get("reducer") or {}).get("jobName"))
             for key in [k for k in pending if k[0] == meta["name"] and k[1] in seen]:
@@ -124,7 +138,17 @@ def run_load(e2e: E2E, runs: int, checkpoints: int, timeout: float = 900) -> Loa
     wall = time.monotonic() - start
     latencies, peak = analyse(e2e)
     rss = e2e.operator.peak_rss_kib()
-    return LoadReport(runs, checkpoints, wall, phases, e2e.job_creations(), peak, latencies,
-                      None if rss is None else rss / 1024, e2e.operator.cpu_seconds(),
-                      e2e.cluster.server.request_count, e2e.cluster.server.request_seconds,
-                      statistics.median(e2e.cluster.server.watch_lags or [float("nan")]))
+    return LoadReport(
+        runs,
+        checkpoints,
+        wall,
+        phases,
+        e2e.job_creations(),
+        peak,
+        latencies,
+        None if rss is None else rss / 1024,
+        e2e.operator.cpu_seconds(),
+        e2e.cluster.server.request_count,
+        e2e.cluster.server.request_seconds,
+        statistics.median(e2e.cluster.server.watch_lags or [float("nan")]),
+    )

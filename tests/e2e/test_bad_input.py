@@ -6,9 +6,12 @@ from __future__ import annotations
 import copy
 import time
 
+import pytest
 import yaml
 
 from tests.e2e.harness import E2E, load_manifest
+
+pytestmark = [pytest.mark.e2e]
 
 
 def test_schema_rejected_spec_is_a_kubectl_error(e2e: E2E) -> None:

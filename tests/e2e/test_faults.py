@@ -13,17 +13,22 @@ import yaml
 
 from tests.e2e.harness import E2E, load_manifest, sleep, wait_until
 
+pytestmark = [pytest.mark.e2e]
+
 
 def _results(e2e: E2E, run: str) -> list[Path]:
     return sorted((e2e.results_dir / run).glob("*/results/*/*shot.json"))
 
 
 def _running_evaluator_pod(e2e: E2E, run: str, checkpoint: str) -> dict | None:
-    pods = e2e.kubectl.json("get", "pods", "-l", f"benchcal.dev/run={run},benchcal.dev/checkpoint={checkpoint}")
+    pods = e2e.kubectl.json(
+        "get", "pods", "-l", f"benchcal.dev/run={run},benchcal.dev/checkpoint={checkpoint}"
+    )
     running = [p for p in pods["items"] if p["status"].get("phase") == "Running"]
     return running[0] if running else None
 
 
+@pytest.mark.slow
 def test_operator_kill_watch_restart_and_pod_disruption(e2e: E2E, tiny_series_built: None) -> None:
     if not e2e.local:
         pytest.skip("injects faults through the local job runner and API server")
@@ -36,7 +41,9 @@ def test_operator_kill_watch_restart_and_pod_disruption(e2e: E2E, tiny_series_bu
     first = wait_until(lambda: _results(e2e, name), 600, "a first finished pair")[0]
     checkpoint = first.relative_to(e2e.results_dir / name).parts[0]
     victim = wait_until(lambda: _running_evaluator_pod(e2e, name, checkpoint), 60, "the evaluator pod")
-    done_before = {p for p in _results(e2e, name) if p.relative_to(e2e.results_dir / name).parts[0] == checkpoint}
+    done_before = {
+        p for p in _results(e2e, name) if p.relative_to(e2e.results_dir / name).parts[0] == checkpoint
+    }
     e2e.cluster.runner.disrupt_pod("default", victim["metadata"]["name"])
 
     # 2) the operator dies without cleanup and (3) every watch stream is cut, then it comes back
@@ -49,9 +56,13 @@ def test_operator_kill_watch_restart_and_pod_disruption(e2e: E2E, tiny_series_bu
     assert run["status"]["phase"] == "Succeeded", yaml.safe_dump(run["status"])
     assert set(e2e.job_creations().values()) == {1}, e2e.job_creations()
 
-    job = next(j for j in e2e.jobs(name) if j["metadata"]["labels"].get("benchcal.dev/checkpoint") == checkpoint)
+    job = next(
+        j for j in e2e.jobs(name) if j["metadata"]["labels"].get("benchcal.dev/checkpoint") == checkpoint
+    )
     assert job["status"].get("failed", 0) == 0  # a disruption does not count against backoffLimit
-    pods = e2e.kubectl.json("get", "pods", "-l", f"benchcal.dev/run={name},benchcal.dev/checkpoint={checkpoint}")
+    pods = e2e.kubectl.json(
+        "get", "pods", "-l", f"benchcal.dev/run={name},benchcal.dev/checkpoint={checkpoint}"
+    )
     assert len(pods["items"]) == 2
     retry = next(p for p in pods["items"] if p["metadata"]["name"] != victim["metadata"]["name"])
     log = e2e.kubectl("logs", retry["metadata"]["name"]).stdout
@@ -65,13 +76,23 @@ def test_run_deleted_mid_run_collects_children(e2e: E2E, tiny_series_built: None
     e2e.apply(doc)
     selector = "benchcal.dev/run=deleted-mid-run"
     # wait until at least one checkpoint published its summary ConfigMap and others still run
-    wait_until(lambda: e2e.kubectl.json("get", "configmaps", "-l", f"{selector},benchcal.dev/component=summary")[
-        "items"], 600, "a published summary")
+    wait_until(
+        lambda: e2e.kubectl.json("get", "configmaps", "-l", f"{selector},benchcal.dev/component=summary")[
+            "items"
+        ],
+        600,
+        "a published summary",
+    )
     assert e2e.jobs("deleted-mid-run")
     e2e.kubectl("delete", "calrun", "deleted-mid-run", "--timeout=60s", timeout=90)
     wait_until(lambda: not e2e.jobs("deleted-mid-run"), 60, "Jobs garbage-collected")
-    wait_until(lambda: not e2e.kubectl.json("get", "configmaps", "-l", selector)["items"], 60,
-               "ConfigMaps garbage-collected")
-    wait_until(lambda: not e2e.kubectl.json("get", "pods", "-l", selector)["items"], 60, "pods garbage-collected")
+    wait_until(
+        lambda: not e2e.kubectl.json("get", "configmaps", "-l", selector)["items"],
+        60,
+        "ConfigMaps garbage-collected",
+    )
+    wait_until(
+        lambda: not e2e.kubectl.json("get", "pods", "-l", selector)["items"], 60, "pods garbage-collected"
+    )
     if e2e.local:
         assert not e2e.cluster.runner.running, "evaluator processes still running after the run was deleted"

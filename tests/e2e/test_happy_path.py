@@ -5,9 +5,12 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.e2e.harness import E2E, EXAMPLE, MANIFESTS
+
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
 
 def test_minimal_run_succeeds(e2e: E2E, tiny_series_built: None) -> None:
@@ -54,7 +57,9 @@ def test_minimal_run_succeeds(e2e: E2E, tiny_series_built: None) -> None:
         uri = status["resultsRef"]["uri"]
         report: Path | None = Path(uri.removeprefix("file://"))
         if not report.exists():
-            reducer = e2e.kubectl.json("get", "pods", "-l", f"benchcal.dev/run={name},benchcal.dev/component=reducer")
+            reducer = e2e.kubectl.json(
+                "get", "pods", "-l", f"benchcal.dev/run={name},benchcal.dev/component=reducer"
+            )
             report = e2e.host_path(reducer["items"][0]["metadata"]["uid"], str(report))
         assert report is not None and report.exists() and report.stat().st_size > 0, uri
         assert hashlib.sha256(report.read_bytes()).hexdigest() == status["resultsRef"]["sha256"]

@@ -12,14 +12,21 @@ import pytest
 from tests.e2e.harness import E2E
 from tests.e2e.load import run_load, stand_in
 
+pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+
 RUNS, CHECKPOINTS, LIMIT = 50, 5, 2
 
 
 @pytest.fixture
 def loaded(tmp_path):
-    world = E2E(tmp_path, command_override=stand_in, max_parallel_pods=16,
-                operator_env={"BENCHCAL_MAX_RUNNING_CHECKPOINTS": str(LIMIT)})
-    world.cluster.server.api.store.max_history = 500000
+    world = E2E(
+        tmp_path,
+        command_override=stand_in,
+        max_parallel_pods=16,
+        operator_env={"BENCHCAL_MAX_RUNNING_CHECKPOINTS": str(LIMIT)},
+    )
+    if world.cluster is not None:
+        world.cluster.server.api.store.max_history = 500000  # analyse() reads the whole history
     try:
         yield world
     finally:

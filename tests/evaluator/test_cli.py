@@ -7,10 +7,10 @@ import logging
 from pathlib import Path
 
 import pytest
-from benchcal_eval.cli import ProgressReporter
 
 from benchcal.cli import main
 from benchcal.results import read_summary, result_path
+from benchcal_eval.cli import ProgressReporter
 from tests.evaluator.tiny_checkpoint import tiny_checkpoint_dir, write_tiny_tasks
 
 
@@ -19,7 +19,9 @@ def task_file(tmp_path_factory) -> Path:
     return write_tiny_tasks(tmp_path_factory.mktemp("tasks"))
 
 
-def evaluate(*extra: str, model: str | None = None, task_file: Path, out: Path, tasks: str = "tiny_mc,tiny_schema"):
+def evaluate(
+    *extra: str, model: str | None = None, task_file: Path, out: Path, tasks: str = "tiny_mc,tiny_schema"
+):
     argv = ["evaluate", "--model", model or str(tiny_checkpoint_dir()), "--tasks", tasks,
             "--task-file", str(task_file), "--out", str(out), "--device", "cpu", *extra]  # fmt: skip
     return main(argv)
@@ -80,7 +82,9 @@ def test_malformed_jsonl_names_file_and_line_before_loading_the_model(tmp_path, 
         "benchmarks:\n- {name: bad_lm, category: toy, task_type: language_modeling, data_file: bad.jsonl}\n"
     )
     # The model path does not exist either: the data error must come first (checked before loading).
-    rc = evaluate(model="/nonexistent/model", task_file=tmp_path / "tasks.yaml", out=tmp_path / "out", tasks="bad_lm")
+    rc = evaluate(
+        model="/nonexistent/model", task_file=tmp_path / "tasks.yaml", out=tmp_path / "out", tasks="bad_lm"
+    )
     assert rc == 2
     assert "bad.jsonl:3" in capsys.readouterr().err
 
@@ -100,13 +104,17 @@ def test_max_length_beyond_the_model_is_rejected(task_file, tmp_path, capsys):
 
 def test_failed_pair_exits_1_but_keeps_the_rest(tmp_path):
     (tmp_path / "ok.jsonl").write_text(json.dumps({"context": "the cat sat", "continuation": "on"}) + "\n")
-    (tmp_path / "long.jsonl").write_text(json.dumps({"context": "a", "continuation": " ".join(["mat"] * 400)}) + "\n")
+    (tmp_path / "long.jsonl").write_text(
+        json.dumps({"context": "a", "continuation": " ".join(["mat"] * 400)}) + "\n"
+    )
     (tmp_path / "tasks.yaml").write_text(
         "benchmarks:\n"
         "- {name: ok_lm, category: toy, task_type: language_modeling, data_file: ok.jsonl}\n"
         "- {name: long_lm, category: toy, task_type: language_modeling, data_file: long.jsonl}\n"
     )
-    rc = evaluate("--shots", "0", task_file=tmp_path / "tasks.yaml", out=tmp_path / "out", tasks="ok_lm,long_lm")
+    rc = evaluate(
+        "--shots", "0", task_file=tmp_path / "tasks.yaml", out=tmp_path / "out", tasks="ok_lm,long_lm"
+    )
     assert rc == 1
     summary = read_summary(tmp_path / "out")
     assert [r.benchmark for r in summary.results] == ["ok_lm"]
@@ -118,7 +126,9 @@ def test_publish_configmap_gets_the_summary(task_file, tmp_path, monkeypatch):
 
     calls = []
     monkeypatch.setattr(benchcal.publish, "publish_summary", lambda s, t: calls.append((s, t)))
-    assert evaluate("--shots", "0", "--publish-configmap", "ns/run-s1", task_file=task_file, out=tmp_path) == 0
+    assert (
+        evaluate("--shots", "0", "--publish-configmap", "ns/run-s1", task_file=task_file, out=tmp_path) == 0
+    )
     [(summary, target)] = calls
     assert target == "ns/run-s1" and len(summary.results) == 2
 

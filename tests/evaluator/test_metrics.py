@@ -6,6 +6,7 @@ import math
 from itertools import combinations
 
 import pytest
+
 from benchcal_eval.metrics import (
     aggregate_binary,
     aggregate_mean,
@@ -24,7 +25,9 @@ from benchcal_eval.requests import Instance, ScoreResult
 
 
 def mc(continuations, gold, task_type="multiple_choice"):
-    return Instance(index=0, task_type=task_type, contexts=("Q:",), continuations=tuple(continuations), gold=gold)
+    return Instance(
+        index=0, task_type=task_type, contexts=("Q:",), continuations=tuple(continuations), gold=gold
+    )
 
 
 def test_mc_picks_lowest_mean_token_loss_not_summed_logprob():

@@ -15,7 +15,8 @@ from tests.evaluator.engine.conftest import tiny_llama
 
 def save_tiny_checkpoint(path: Path) -> Path:
     """A tiny random Llama with a word-level tokenizer, saved as a HF directory."""
-    from tokenizers import Tokenizer, models as tok_models, pre_tokenizers
+    from tokenizers import Tokenizer, pre_tokenizers
+    from tokenizers import models as tok_models
     from transformers import PreTrainedTokenizerFast
 
     vocab = {f"w{i}": i for i in range(101)}
@@ -87,7 +88,7 @@ def test_wrong_kind_of_local_path(tmp_path):
     (tmp_path / "model.bin").write_bytes(b"x")
     with pytest.raises(BadInput, match=r"not a \.gguf file"):
         load_model(str(tmp_path / "model.bin"), device="cpu")
-    with pytest.raises(BadInput, match="no config.json"):
+    with pytest.raises(BadInput, match=r"no config\.json"):
         load_model(str(tmp_path), device="cpu")
 
 

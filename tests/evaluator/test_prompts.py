@@ -10,10 +10,10 @@ import dataclasses
 import random
 
 import pytest
-from benchcal_eval.prompts import build_instances, fewshot_indices
 
 from benchcal.errors import BadInput
 from benchcal.tasks.registry import TaskSpec, get_task, load_examples
+from benchcal_eval.prompts import build_instances, fewshot_indices
 
 
 def spec(task_type: str, **options) -> TaskSpec:

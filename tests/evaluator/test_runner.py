@@ -7,13 +7,13 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from benchcal_eval.requests import EngineStats
-from benchcal_eval.runner import config_key, parse_shots, prepare, run_checkpoint
-from benchcal_eval.sandbox import Limits
 
 from benchcal.errors import BadInput
 from benchcal.results import read_summary, result_path
 from benchcal.tasks.registry import load_task_file
+from benchcal_eval.requests import EngineStats
+from benchcal_eval.runner import config_key, parse_shots, prepare, run_checkpoint
+from benchcal_eval.sandbox import Limits
 from tests.evaluator.tiny_checkpoint import tiny_checkpoint_dir, write_tiny_tasks
 
 SCORED = ("tiny_mc", "tiny_lm", "tiny_schema")
@@ -87,7 +87,9 @@ def test_scores_match_the_one_request_at_a_time_reference(lm, tasks, tmp_path):
         encoded = encode_task(task, rows, instances, lm.tokenizer, lm.max_length)
         per_example = [
             json.loads(line)
-            for line in (tmp_path / "examples" / task.name / f"{result.num_fewshot}shot.jsonl").read_text().splitlines()
+            for line in (tmp_path / "examples" / task.name / f"{result.num_fewshot}shot.jsonl")
+            .read_text()
+            .splitlines()
         ]
         expected = []
         for inst, enc, row in zip(instances, encoded, per_example, strict=True):
@@ -155,7 +157,9 @@ def test_generation_exact_match_is_wired_through(lm, tasks, tmp_path):
     summary = run_checkpoint(lm, CannedEngine(outputs), plan, tmp_path, checkpoint="ck")
     result = summary.results[0]
     assert result.metric == "exact_match" and result.n == 3
-    assert result.accuracy == pytest.approx(2 / 3)  # alias match and "mat"; "The answer is 42" is not a prefix match
+    assert result.accuracy == pytest.approx(
+        2 / 3
+    )  # alias match and "mat"; "The answer is 42" is not a prefix match
 
 
 def test_code_pass_at_k_runs_completions_in_the_sandbox(lm, tmp_path):
@@ -171,12 +175,17 @@ def test_code_pass_at_k_runs_completions_in_the_sandbox(lm, tmp_path):
         "   pass_at_k: 1, generations_per_sample: 2, max_new_tokens: 8}\n"
     )
     [task] = load_task_file(tmp_path / "tasks.yaml")
-    outputs = [["    return a + b\n", "    return a * b\n"], ["    while True:\n        pass\n", "    return -a\n"]]
+    outputs = [
+        ["    return a + b\n", "    return a * b\n"],
+        ["    while True:\n        pass\n", "    return -a\n"],
+    ]
     plan = prepare([task], (0,), per_example=True, sandbox=Limits(timeout_s=2.0, memory_mb=512))
     summary = run_checkpoint(lm, CannedEngine(outputs), plan, tmp_path / "out", checkpoint="ck")
     result = summary.results[0]
     assert result.metric == "pass@1" and result.accuracy == pytest.approx(0.5)  # 1/2 on each problem
-    per_example = [json.loads(x) for x in (tmp_path / "out/examples/tiny_code/0shot.jsonl").read_text().splitlines()]
+    per_example = [
+        json.loads(x) for x in (tmp_path / "out/examples/tiny_code/0shot.jsonl").read_text().splitlines()
+    ]
     assert [r["passed"] for r in per_example] == [1, 1]
     assert per_example[1]["samples"][0]["result"].startswith("timeout")
 
@@ -209,7 +218,9 @@ def test_config_key_covers_what_changes_scores(tasks, tmp_path):
     ident = {"source": "/m", "config_sha256": "abc", "dtype": "float32", "device": "cpu"}
     base = config_key(ident, task, 3, seed=None, limit=None, max_length=256)
     assert base == config_key({**ident, "device": "cuda"}, task, 3, seed=None, limit=None, max_length=256)
-    assert base == config_key(ident, task, 3, seed=1234, limit=None, max_length=256)  # the task's default seed
+    assert base == config_key(
+        ident, task, 3, seed=1234, limit=None, max_length=256
+    )  # the task's default seed
     changed = [
         config_key({**ident, "config_sha256": "abd"}, task, 3, seed=None, limit=None, max_length=256),
         config_key({**ident, "dtype": "bfloat16"}, task, 3, seed=None, limit=None, max_length=256),
@@ -217,14 +228,20 @@ def test_config_key_covers_what_changes_scores(tasks, tmp_path):
         config_key(ident, task, 3, seed=7, limit=None, max_length=256),
         config_key(ident, task, 3, seed=None, limit=10, max_length=256),
         config_key(ident, task, 3, seed=None, limit=None, max_length=128),
-        config_key(ident, replace(task, continuation_delimiter="\n"), 3, seed=None, limit=None, max_length=256),
+        config_key(
+            ident, replace(task, continuation_delimiter="\n"), 3, seed=None, limit=None, max_length=256
+        ),
     ]
     assert base not in changed and len(set(changed)) == len(changed)
     copy = tmp_path / "copy.jsonl"
     copy.write_text(Path(task.data_file).read_text())  # same content elsewhere: same key
-    assert base == config_key(ident, replace(task, data_file=str(copy)), 3, seed=None, limit=None, max_length=256)
+    assert base == config_key(
+        ident, replace(task, data_file=str(copy)), 3, seed=None, limit=None, max_length=256
+    )
     copy.write_text(Path(task.data_file).read_text() + '{"context": "x", "continuation": "y"}\n')
-    assert base != config_key(ident, replace(task, data_file=str(copy)), 3, seed=None, limit=None, max_length=256)
+    assert base != config_key(
+        ident, replace(task, data_file=str(copy)), 3, seed=None, limit=None, max_length=256
+    )
 
 
 def test_summary_covers_earlier_invocations_into_the_same_directory(lm, tasks, tmp_path):
@@ -244,7 +261,7 @@ def test_shards_split_the_pairs_without_overlap(tasks):
     plans = [prepare(specs, (0, 1), shard=(i, 3)) for i in range(3)]
     everything = [(t.name, k) for t, k in prepare(specs, (0, 1)).pairs]
     split = [[(t.name, k) for t, k in p.pairs] for p in plans]
-    assert sorted(sum(split, [])) == sorted(everything)
+    assert sorted(pair for part in split for pair in part) == sorted(everything)
     assert all(split), "every shard gets work when there are more pairs than shards"
     with pytest.raises(BadInput, match="shard index"):
         prepare(specs, (0,), shard=(3, 3))

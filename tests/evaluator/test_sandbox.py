@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from benchcal_eval.requests import CodeSpec
 from benchcal_eval.sandbox import Limits, check_completion, isolation_prefix, run_program, truncate_completion
 
@@ -167,11 +168,21 @@ def test_cpp_completion_is_compiled_and_checked():
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_javascript_completion_is_checked():
-    spec = CodeSpec("JS/x", "const pair = (a, b) => {\n", "pair", "", ("1, 2", "'x', 'y'"), ("[1, 2]", "['x', 'y']"), "javascript")
+    spec = CodeSpec(
+        "JS/x",
+        "const pair = (a, b) => {\n",
+        "pair",
+        "",
+        ("1, 2", "'x', 'y'"),
+        ("[1, 2]", "['x', 'y']"),
+        "javascript",
+    )
     limits = Limits(timeout_s=5.0, memory_mb=1024)
     assert check("  return [a, b];\n}\n", spec, limits).passed
     assert check("  return [b, a];\n}\n", spec, limits).reason.startswith("wrong")
-    assert check("  while (true) {}\n}\n", spec, Limits(timeout_s=1.0, memory_mb=1024)).reason.startswith("timeout")
+    assert check("  while (true) {}\n}\n", spec, Limits(timeout_s=1.0, memory_mb=1024)).reason.startswith(
+        "timeout"
+    )
 
 
 def test_limits_hold_without_prlimit(monkeypatch):
@@ -181,4 +192,6 @@ def test_limits_hold_without_prlimit(monkeypatch):
     monkeypatch.setattr(sandbox.shutil, "which", lambda name: None if name == "prlimit" else real_which(name))
     assert check("    return a + b\n").passed
     assert check("    x = bytearray(4 * 1024 ** 3)\n").reason.startswith("memory")
-    assert check("    while True:\n        pass\n", limits=Limits(timeout_s=1.0, memory_mb=512)).reason.startswith("timeout")
+    assert check(
+        "    while True:\n        pass\n", limits=Limits(timeout_s=1.0, memory_mb=512)
+    ).reason.startswith("timeout")

@@ -10,6 +10,9 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+
+from benchcal.errors import BadInput
+from benchcal.tasks.registry import TaskSpec, get_task, load_examples
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.tokenize import (
     ANSWER_BUFFER_TOKENS,
@@ -20,9 +23,6 @@ from benchcal_eval.tokenize import (
     generation_budget,
     needs_prefix_space,
 )
-
-from benchcal.errors import BadInput
-from benchcal.tasks.registry import TaskSpec, get_task, load_examples
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")

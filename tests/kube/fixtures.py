@@ -26,17 +26,32 @@ from tests.kube.kubeconfig import write_kubeconfig
 class LocalCluster:
     """A local server (optionally with a job runner) and a kubeconfig pointing at it."""
 
-    def __init__(self, work_dir: Path, *, runner: bool = True, max_parallel_pods: int = 2,
-                 command_override: CommandOverride | None = None, extra_env: dict[str, str] | None = None,
-                 bookmark_interval: float = 5.0, pvc_dirs: dict[str, Path] | None = None):
+    def __init__(
+        self,
+        work_dir: Path,
+        *,
+        runner: bool = True,
+        max_parallel_pods: int = 2,
+        command_override: CommandOverride | None = None,
+        extra_env: dict[str, str] | None = None,
+        bookmark_interval: float = 5.0,
+        pvc_dirs: dict[str, Path] | None = None,
+    ):
         self.work_dir = Path(work_dir)
         self.server = LocalApiServer(log_dir=self.work_dir / "logs", bookmark_interval=bookmark_interval)
         self.kubeconfig = write_kubeconfig(self.work_dir / "kubeconfig", self.server.url)
         self.runner: JobRunner | None = None
         if runner:
-            self.runner = JobRunner(self.server.api, work_dir=self.work_dir / "node", log_dir=self.work_dir / "logs",
-                                    kubeconfig=self.kubeconfig, max_parallel_pods=max_parallel_pods,
-                                    command_override=command_override, extra_env=extra_env, pvc_dirs=pvc_dirs)
+            self.runner = JobRunner(
+                self.server.api,
+                work_dir=self.work_dir / "node",
+                log_dir=self.work_dir / "logs",
+                kubeconfig=self.kubeconfig,
+                max_parallel_pods=max_parallel_pods,
+                command_override=command_override,
+                extra_env=extra_env,
+                pvc_dirs=pvc_dirs,
+            )
 
     def start(self) -> LocalCluster:
         self.server.start()
@@ -64,19 +79,24 @@ class Kubectl:
         self.namespace = namespace
         self.binary = shutil.which("kubectl") or "kubectl"
 
-    def __call__(self, *args: str, input: str | None = None, check: bool = True,
-                 timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def __call__(
+        self, *args: str, input: str | None = None, check: bool = True, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         cmd = [self.binary, "--kubeconfig", str(self.kubeconfig), "-n", self.namespace, *args]
         proc = subprocess.run(cmd, input=input, capture_output=True, text=True, timeout=timeout)
         if check and proc.returncode != 0:
-            raise AssertionError(f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}")
+            raise AssertionError(
+                f"kubectl {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
+            )
         return proc
 
     def json(self, *args: str) -> Any:
         return json.loads(self(*args, "-o", "json").stdout)
 
 
-def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition") -> Any:
+def wait_for(
+    predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition"
+) -> Any:
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
     while time.monotonic() < deadline:
@@ -87,8 +107,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float, interval: float = 0.2
         except Exception as exc:  # the API may be briefly unavailable (restarts): keep polling
             last_exc = exc
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})"
-                                                                               if last_exc else ""))
+    raise AssertionError(
+        f"timed out after {timeout}s waiting for {what}" + (f" (last error: {last_exc})" if last_exc else "")
+    )
 
 
 def kubectl_available() -> bool:

@@ -13,7 +13,9 @@ def kubeconfig_dict(server_url: str, namespace: str = "default") -> dict:
         "kind": "Config",
         "clusters": [{"name": "local", "cluster": {"server": server_url, "insecure-skip-tls-verify": True}}],
         "users": [{"name": "local", "user": {"token": "local-test-token"}}],
-        "contexts": [{"name": "local", "context": {"cluster": "local", "user": "local", "namespace": namespace}}],
+        "contexts": [
+            {"name": "local", "context": {"cluster": "local", "user": "local", "namespace": namespace}}
+        ],
         "current-context": "local",
         "preferences": {},
     }

@@ -55,10 +55,12 @@ class RunningPod:
 
 def expand_vars(text: str, env: dict[str, str]) -> str:
     """Kubernetes ``$(VAR)`` expansion: unknown references stay as written, ``$$`` escapes."""
+
     def sub(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
         return env.get(m.group(1), m.group(0))
+
     return _VAR_REF.sub(sub, text)
 
 
@@ -77,16 +79,29 @@ def _field_ref(pod: dict[str, Any], path: str) -> str:
     m = re.match(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
     if m:
         return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
-    simple = {"metadata.name": meta.get("name"), "metadata.namespace": meta.get("namespace"),
-              "metadata.uid": meta.get("uid"), "spec.nodeName": pod["spec"].get("nodeName"),
-              "spec.serviceAccountName": pod["spec"].get("serviceAccountName"),
-              "status.podIP": "127.0.0.1", "status.hostIP": "127.0.0.1"}
+    simple = {
+        "metadata.name": meta.get("name"),
+        "metadata.namespace": meta.get("namespace"),
+        "metadata.uid": meta.get("uid"),
+        "spec.nodeName": pod["spec"].get("nodeName"),
+        "spec.serviceAccountName": pod["spec"].get("serviceAccountName"),
+        "status.podIP": "127.0.0.1",
+        "status.hostIP": "127.0.0.1",
+    }
     return str(simple.get(path) or "")
 
 
 class Kubelet:
-    def __init__(self, api: Api, *, work_dir: Path, log_dir: Path, kubeconfig: Path,
-                 pvc_dirs: dict[str, Path] | None = None, extra_env: dict[str, str] | None = None):
+    def __init__(
+        self,
+        api: Api,
+        *,
+        work_dir: Path,
+        log_dir: Path,
+        kubeconfig: Path,
+        pvc_dirs: dict[str, Path] | None = None,
+        extra_env: dict[str, str] | None = None,
+    ):
         self.api = api
         self.work_dir = work_dir
         self.log_dir = log_dir
@@ -124,7 +139,10 @@ class Kubelet:
                 path = Path(vol["hostPath"]["path"])
             else:
                 path = pod_dir / "volumes" / name
-                for key, plural, ref in (("configMap", "configmaps", "name"), ("secret", "secrets", "secretName")):
+                for key, plural, ref in (
+                    ("configMap", "configmaps", "name"),
+                    ("secret", "secrets", "secretName"),
+                ):
                     if key in vol:
                         data = self._data(plural, ns, vol[key].get(ref, "")) or {}
                         path.mkdir(parents=True, exist_ok=True)
@@ -137,11 +155,27 @@ class Kubelet:
             out[name] = path
         return out
 
-    def _env(self, pod: dict[str, Any], container: dict[str, Any], path_map: list[tuple[str, str]]) -> dict[str, str]:
+    def _env(
+        self, pod: dict[str, Any], container: dict[str, Any], path_map: list[tuple[str, str]]
+    ) -> dict[str, str]:
         ns = pod["metadata"]["namespace"]
-        env = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH",
-                                                              "VIRTUAL_ENV", "TMPDIR", "BENCHCAL_SHARED",
-                                                              "BENCHCAL_CACHE", "XDG_CACHE_HOME")}
+        env = {
+            k: v
+            for k, v in os.environ.items()
+            if k
+            in (
+                "PATH",
+                "HOME",
+                "LANG",
+                "LC_ALL",
+                "PYTHONPATH",
+                "VIRTUAL_ENV",
+                "TMPDIR",
+                "BENCHCAL_SHARED",
+                "BENCHCAL_CACHE",
+                "XDG_CACHE_HOME",
+            )
+        }
         # the "image" is this checkout: its interpreter's bin dir (benchcal, kopf) comes first on PATH
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
         env.update(self.extra_env)
@@ -150,7 +184,10 @@ class Kubelet:
         base = dict(env)
         for src in container.get("envFrom") or []:
             ref = src.get("configMapRef") or src.get("secretRef") or {}
-            data = self._data("configmaps" if "configMapRef" in src else "secrets", ns, ref.get("name", "")) or {}
+            data = (
+                self._data("configmaps" if "configMapRef" in src else "secrets", ns, ref.get("name", ""))
+                or {}
+            )
             env.update({src.get("prefix", "") + k: v for k, v in data.items()})
         for item in container.get("env") or []:
             if "value" in item:
@@ -165,8 +202,9 @@ class Kubelet:
                 if ref["key"] in data:
                     env[item["name"]] = data[ref["key"]]
                 elif not ref.get("optional"):
-                    raise RuntimeError(f"CreateContainerConfigError: couldn't find key {ref['key']} in "
-                                       f"{ref['name']}")
+                    raise RuntimeError(
+                        f"CreateContainerConfigError: couldn't find key {ref['key']} in {ref['name']}"
+                    )
             else:
                 env[item["name"]] = ""
         # only what the pod spec says is rewritten; the runner's own values are host paths already
@@ -183,8 +221,14 @@ class Kubelet:
             cname = container["name"]
             term_path = pod_dir / f"termination-{cname}"
             term_path.write_text("")
-            path_map = [(m["mountPath"].rstrip("/") or "/", str(volumes[m["name"]] / m.get("subPath", "")).rstrip("/"))
-                        for m in container.get("volumeMounts") or [] if m["name"] in volumes]
+            path_map = [
+                (
+                    m["mountPath"].rstrip("/") or "/",
+                    str(volumes[m["name"]] / m.get("subPath", "")).rstrip("/"),
+                )
+                for m in container.get("volumeMounts") or []
+                if m["name"] in volumes
+            ]
             path_map.append((container.get("terminationMessagePath", "/dev/termination-log"), str(term_path)))
             path_map.sort(key=lambda p: -len(p[0]))
             log_path = self.log_dir / meta["namespace"] / meta["name"] / f"{cname}.log"
@@ -192,24 +236,41 @@ class Kubelet:
             log = log_path.open("ab")
             try:
                 env = self._env(pod, container, path_map)
-                argv = [rewrite_paths(expand_vars(a, env), path_map)
-                        for a in (container.get("command") or []) + (container.get("args") or [])]
+                argv = [
+                    rewrite_paths(expand_vars(a, env), path_map)
+                    for a in (container.get("command") or []) + (container.get("args") or [])
+                ]
                 if command_override is not None:
                     argv = command_override
                 if not argv:
                     raise RuntimeError("the local runner cannot run image entrypoints: set command")
                 cwd = rewrite_paths(container.get("workingDir") or str(pod_dir), path_map)
                 Path(cwd).mkdir(parents=True, exist_ok=True)
-                proc = subprocess.Popen(argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                        stdin=subprocess.DEVNULL, start_new_session=True)
+                proc = subprocess.Popen(
+                    argv,
+                    env=env,
+                    cwd=cwd,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    start_new_session=True,
+                )
             except (OSError, RuntimeError) as exc:
                 log.write(f"{exc}\n".encode())
                 proc = subprocess.Popen(["sh", "-c", "exit 128"], stdout=log, stderr=subprocess.STDOUT)
             finally:
                 log.close()
-            running.containers.append(RunningContainer(cname, proc, log_path, term_path,
-                                                       container.get("terminationMessagePolicy", "File"),
-                                                       _now(), path_map))
+            running.containers.append(
+                RunningContainer(
+                    cname,
+                    proc,
+                    log_path,
+                    term_path,
+                    container.get("terminationMessagePolicy", "File"),
+                    _now(),
+                    path_map,
+                )
+            )
         return running
 
     @staticmethod
@@ -222,8 +283,15 @@ class Kubelet:
     @staticmethod
     def container_status(c: RunningContainer, image: str) -> dict[str, Any]:
         code = c.proc.poll()
-        base = {"name": c.name, "image": image, "imageID": "", "restartCount": 0, "started": code is None,
-                "ready": code is None, "containerID": f"local://{c.proc.pid}"}
+        base = {
+            "name": c.name,
+            "image": image,
+            "imageID": "",
+            "restartCount": 0,
+            "started": code is None,
+            "ready": code is None,
+            "containerID": f"local://{c.proc.pid}",
+        }
         if code is None:
             return {**base, "state": {"running": {"startedAt": c.started}}}
         exit_code = 128 - code if code < 0 else code  # killed by signal N -> exit code 128+N
@@ -231,8 +299,13 @@ class Kubelet:
         if not message and exit_code != 0 and c.policy == "FallbackToLogsOnError" and c.log_path.exists():
             lines = c.log_path.read_text(errors="replace").splitlines()[-80:]
             message = "\n".join(lines)[-2048:]
-        term = {"exitCode": exit_code, "reason": "Completed" if exit_code == 0 else "Error",
-                "startedAt": c.started, "finishedAt": _now(), "containerID": base["containerID"]}
+        term = {
+            "exitCode": exit_code,
+            "reason": "Completed" if exit_code == 0 else "Error",
+            "startedAt": c.started,
+            "finishedAt": _now(),
+            "containerID": base["containerID"],
+        }
         if message:
             term["message"] = message
         return {**base, "state": {"terminated": term}}

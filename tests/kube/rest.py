@@ -14,8 +14,14 @@ class Rest:
         parts = urlsplit(base_url)
         self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
 
-    def request(self, method: str, path: str, body: Any = None, content_type: str = "application/json",
-                headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> tuple[int, Any]:
         conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
         data = json.dumps(body).encode() if body is not None else None
         hdrs = {"Content-Type": content_type, "Accept": "application/json", **(headers or {})}
@@ -38,8 +44,11 @@ class Rest:
         return self.request("PUT", path, body)
 
     def patch(self, path: str, body: Any, kind: str = "merge") -> tuple[int, Any]:
-        ctype = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
-                 "strategic": "application/strategic-merge-patch+json"}[kind]
+        ctype = {
+            "merge": "application/merge-patch+json",
+            "json": "application/json-patch+json",
+            "strategic": "application/strategic-merge-patch+json",
+        }[kind]
         return self.request("PATCH", path, body, content_type=ctype)
 
     def delete(self, path: str, body: Any = None) -> tuple[int, Any]:

@@ -9,27 +9,62 @@ import pytest
 from tests.kube.rest import Rest
 
 CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+    "apiVersion": "apiextensions.k8s.io/v1",
+    "kind": "CustomResourceDefinition",
     "metadata": {"name": "widgets.example.com"},
     "spec": {
-        "group": "example.com", "scope": "Namespaced",
+        "group": "example.com",
+        "scope": "Namespaced",
         "names": {"plural": "widgets", "singular": "widget", "kind": "Widget", "shortNames": ["wd"]},
-        "versions": [{
-            "name": "v1", "served": True, "storage": True, "subresources": {"status": {}},
-            "additionalPrinterColumns": [
-                {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
-                {"name": "Ready", "type": "string", "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
-                {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}],
-            "schema": {"openAPIV3Schema": {"type": "object", "properties": {
-                "spec": {"type": "object", "required": ["size"], "properties": {
-                    "size": {"type": "integer", "minimum": 1, "maximum": 10},
-                    "color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
-                    "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}},
-                    "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}},
-                "status": {"type": "object", "properties": {
-                    "conditions": {"type": "array", "items": {"type": "object", "properties": {
-                        "type": {"type": "string"}, "status": {"type": "string"}}}}}}}}},
-        }],
+        "versions": [
+            {
+                "name": "v1",
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Size", "type": "integer", "jsonPath": ".spec.size"},
+                    {
+                        "name": "Ready",
+                        "type": "string",
+                        "jsonPath": '.status.conditions[?(@.type=="Ready")].status',
+                    },
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {
+                    "openAPIV3Schema": {
+                        "type": "object",
+                        "properties": {
+                            "spec": {
+                                "type": "object",
+                                "required": ["size"],
+                                "properties": {
+                                    "size": {"type": "integer", "minimum": 1, "maximum": 10},
+                                    "color": {"type": "string", "enum": ["red", "blue"], "default": "red"},
+                                    "tags": {"type": "array", "maxItems": 2, "items": {"type": "string"}},
+                                    "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                                },
+                            },
+                            "status": {
+                                "type": "object",
+                                "properties": {
+                                    "conditions": {
+                                        "type": "array",
+                                        "items": {
+                                            "type": "object",
+                                            "properties": {
+                                                "type": {"type": "string"},
+                                                "status": {"type": "string"},
+                                            },
+                                        },
+                                    }
+                                },
+                            },
+                        },
+                    }
+                },
+            }
+        ],
     },
 }
 BASE = "/apis/example.com/v1/namespaces/default/widgets"
@@ -63,8 +98,11 @@ def test_schema_validation_errors_name_the_field(rest: Rest) -> None:
     assert fields == {"spec.size", "spec.color"}
     assert "should be greater than or equal to 1" in err["message"]
     code, err = rest.post(BASE, _widget("w2"))
-    assert code == 422 and err["details"]["causes"][0] == {"reason": "FieldValueInvalid", "message": "Required value",
-                                                           "field": "spec.size"}
+    assert code == 422 and err["details"]["causes"][0] == {
+        "reason": "FieldValueInvalid",
+        "message": "Required value",
+        "field": "spec.size",
+    }
     code, err = rest.post(BASE, _widget("w3", size="big"))
     assert code == 422 and "must be of type integer" in err["message"]
 
@@ -108,7 +146,9 @@ def test_custom_resource_update_requires_resource_version(rest: Rest) -> None:
 
 def test_table_uses_printer_columns(rest: Rest) -> None:
     _, obj = rest.post(BASE, _widget("w", size=4))
-    obj["status"] = {"conditions": [{"type": "Other", "status": "False"}, {"type": "Ready", "status": "True"}]}
+    obj["status"] = {
+        "conditions": [{"type": "Other", "status": "False"}, {"type": "Ready", "status": "True"}]
+    }
     rest.put(f"{BASE}/w/status", obj)
     code, table = rest.get(BASE, headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
     assert code == 200 and table["kind"] == "Table"
@@ -120,7 +160,9 @@ def test_table_uses_printer_columns(rest: Rest) -> None:
 
 def test_deleting_the_crd_removes_its_objects_and_endpoint(rest: Rest) -> None:
     rest.post(BASE, _widget("w", size=1))
-    assert rest.delete("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")[0] == 200
+    assert (
+        rest.delete("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/widgets.example.com")[0] == 200
+    )
     assert rest.get(BASE)[0] == 404
     assert rest.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", CRD)[0] == 201
     _, lst = rest.get(BASE)

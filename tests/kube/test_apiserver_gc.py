@@ -10,8 +10,14 @@ NS = "/api/v1/namespaces/default"
 
 def _owner_and_child(rest: Rest, owner: str = "owner", child: str = "child", block: bool = True) -> dict:
     _, parent = rest.post(f"{NS}/configmaps", {"metadata": {"name": owner}})
-    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": owner, "uid": parent["metadata"]["uid"],
-           "controller": True, "blockOwnerDeletion": block}
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": owner,
+        "uid": parent["metadata"]["uid"],
+        "controller": True,
+        "blockOwnerDeletion": block,
+    }
     code, _dep = rest.post(f"{NS}/configmaps", {"metadata": {"name": child, "ownerReferences": [ref]}})
     assert code == 201
     return parent
@@ -49,15 +55,38 @@ def test_orphan_deletion_keeps_dependents_without_owner_refs(kube_server) -> Non
 def test_plain_job_delete_orphans_pods_like_batch_v1(kube_server) -> None:
     """batch/v1 keeps its legacy default: an API DELETE without a policy orphans the pods."""
     rest = Rest(kube_server.url)
-    job = {"metadata": {"name": "j"}, "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [
-        {"name": "c", "image": "x", "command": ["true"]}]}}}}
+    job = {
+        "metadata": {"name": "j"},
+        "spec": {
+            "template": {
+                "spec": {
+                    "restartPolicy": "Never",
+                    "containers": [{"name": "c", "image": "x", "command": ["true"]}],
+                }
+            }
+        },
+    }
     code, created = rest.post("/apis/batch/v1/namespaces/default/jobs", job)
     assert code == 201
-    assert created["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"] == created["metadata"]["uid"]
+    assert (
+        created["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"]
+        == created["metadata"]["uid"]
+    )
     assert created["spec"]["backoffLimit"] == 6 and created["spec"]["completions"] == 1
-    ref = {"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": created["metadata"]["uid"], "controller": True}
-    rest.post(f"{NS}/pods", {"metadata": {"name": "j-pod", "ownerReferences": [ref]}, "spec": {"containers": [
-        {"name": "c", "image": "x"}]}})
+    ref = {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "name": "j",
+        "uid": created["metadata"]["uid"],
+        "controller": True,
+    }
+    rest.post(
+        f"{NS}/pods",
+        {
+            "metadata": {"name": "j-pod", "ownerReferences": [ref]},
+            "spec": {"containers": [{"name": "c", "image": "x"}]},
+        },
+    )
     rest.delete("/apis/batch/v1/namespaces/default/jobs/j")
     wait_for(lambda: rest.get("/apis/batch/v1/namespaces/default/jobs/j")[0] == 404, 5)
     code, pod = rest.get(f"{NS}/pods/j-pod")
@@ -66,7 +95,12 @@ def test_plain_job_delete_orphans_pods_like_batch_v1(kube_server) -> None:
 
 def test_dependent_of_a_missing_owner_is_collected(kube_server) -> None:
     rest = Rest(kube_server.url)
-    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "ghost", "uid": "00000000-0000-0000-0000-000000000000"}
+    ref = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "name": "ghost",
+        "uid": "00000000-0000-0000-0000-000000000000",
+    }
     rest.post(f"{NS}/configmaps", {"metadata": {"name": "stray", "ownerReferences": [ref]}})
     wait_for(lambda: rest.get(f"{NS}/configmaps/stray")[0] == 404, 5, what="orphaned dependent collected")
 

@@ -15,8 +15,12 @@ def rest(kube_server) -> Rest:
 
 
 def _cm(name: str, labels: dict[str, str] | None = None, **data: str) -> dict:
-    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "labels": labels or {}},
-            "data": data}
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": name, "labels": labels or {}},
+        "data": data,
+    }
 
 
 def test_discovery_documents(rest: Rest) -> None:
@@ -36,19 +40,33 @@ def test_create_get_list_and_errors(rest: Rest) -> None:
     code, created = rest.post(CM, _cm("a", x="1"))
     assert code == 201
     meta = created["metadata"]
-    assert meta["uid"] and meta["resourceVersion"] and meta["creationTimestamp"] and meta["namespace"] == "default"
+    assert (
+        meta["uid"]
+        and meta["resourceVersion"]
+        and meta["creationTimestamp"]
+        and meta["namespace"] == "default"
+    )
     code, err = rest.post(CM, _cm("a"))
     assert code == 409 and err["reason"] == "AlreadyExists" and err["kind"] == "Status"
     code, err = rest.get(f"{CM}/missing")
-    assert code == 404 and err["reason"] == "NotFound" and err["details"] == {"name": "missing", "kind":
-                                                                                 "configmaps", "group": ""}
+    assert (
+        code == 404
+        and err["reason"] == "NotFound"
+        and err["details"] == {"name": "missing", "kind": "configmaps", "group": ""}
+    )
     code, lst = rest.get(CM)
-    assert code == 200 and lst["kind"] == "ConfigMapList" and [i["metadata"]["name"] for i in lst["items"]] == ["a"]
+    assert (
+        code == 200
+        and lst["kind"] == "ConfigMapList"
+        and [i["metadata"]["name"] for i in lst["items"]] == ["a"]
+    )
     assert int(lst["metadata"]["resourceVersion"]) >= int(meta["resourceVersion"])
     code, err = rest.post("/api/v1/namespaces/nowhere/configmaps", _cm("b"))
     assert code == 404 and 'namespaces "nowhere" not found' in err["message"]
     code, err = rest.post(CM, _cm("Bad_Name"))
-    assert code == 422 and err["reason"] == "Invalid" and err["details"]["causes"][0]["field"] == "metadata.name"
+    assert (
+        code == 422 and err["reason"] == "Invalid" and err["details"]["causes"][0]["field"] == "metadata.name"
+    )
 
 
 def test_generate_name(rest: Rest) -> None:
@@ -61,7 +79,9 @@ def test_optimistic_concurrency_and_noop_update(rest: Rest) -> None:
     stale = dict(obj)
     obj["data"] = {"x": "2"}
     code, updated = rest.put(f"{CM}/c", obj)
-    assert code == 200 and int(updated["metadata"]["resourceVersion"]) > int(stale["metadata"]["resourceVersion"])
+    assert code == 200 and int(updated["metadata"]["resourceVersion"]) > int(
+        stale["metadata"]["resourceVersion"]
+    )
     stale["data"] = {"x": "3"}
     code, err = rest.put(f"{CM}/c", stale)
     assert code == 409 and err["reason"] == "Conflict" and "has been modified" in err["message"]
@@ -73,9 +93,15 @@ def test_merge_and_json_patch(rest: Rest) -> None:
     rest.post(CM, _cm("p", a="1", b="2"))
     code, obj = rest.patch(f"{CM}/p", {"data": {"a": None, "c": "3"}, "metadata": {"labels": {"k": "v"}}})
     assert code == 200 and obj["data"] == {"b": "2", "c": "3"} and obj["metadata"]["labels"] == {"k": "v"}
-    code, obj = rest.patch(f"{CM}/p", [{"op": "test", "path": "/data/b", "value": "2"},
-                                       {"op": "replace", "path": "/data/b", "value": "20"},
-                                       {"op": "add", "path": "/metadata/annotations", "value": {"n": "1"}}], "json")
+    code, obj = rest.patch(
+        f"{CM}/p",
+        [
+            {"op": "test", "path": "/data/b", "value": "2"},
+            {"op": "replace", "path": "/data/b", "value": "20"},
+            {"op": "add", "path": "/metadata/annotations", "value": {"n": "1"}},
+        ],
+        "json",
+    )
     assert code == 200 and obj["data"]["b"] == "20" and obj["metadata"]["annotations"] == {"n": "1"}
     code, _ = rest.patch(f"{CM}/p", [{"op": "test", "path": "/data/b", "value": "nope"}], "json")
     assert code == 422
@@ -85,19 +111,36 @@ def test_merge_and_json_patch(rest: Rest) -> None:
 
 
 def test_strategic_merge_patch_merges_lists_by_key(rest: Rest) -> None:
-    pod = {"metadata": {"name": "web"}, "spec": {"containers": [
-        {"name": "a", "image": "x", "env": [{"name": "A", "value": "1"}]}, {"name": "b", "image": "y"}]}}
+    pod = {
+        "metadata": {"name": "web"},
+        "spec": {
+            "containers": [
+                {"name": "a", "image": "x", "env": [{"name": "A", "value": "1"}]},
+                {"name": "b", "image": "y"},
+            ]
+        },
+    }
     assert rest.post("/api/v1/namespaces/default/pods", pod)[0] == 201
-    patch = {"metadata": {"finalizers": ["x/keep"]}, "spec": {
-        "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
-        "containers": [{"name": "a", "env": [{"name": "B", "value": "2"}]}, {"name": "b", "$patch": "delete"}]}}
+    patch = {
+        "metadata": {"finalizers": ["x/keep"]},
+        "spec": {
+            "$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+            "containers": [
+                {"name": "a", "env": [{"name": "B", "value": "2"}]},
+                {"name": "b", "$patch": "delete"},
+            ],
+        },
+    }
     code, obj = rest.patch("/api/v1/namespaces/default/pods/web", patch, "strategic")
     assert code == 200, obj
     containers = obj["spec"]["containers"]
     assert [c["name"] for c in containers] == ["a"]
     assert containers[0]["image"] == "x" and [e["name"] for e in containers[0]["env"]] == ["A", "B"]
-    code, obj = rest.patch("/api/v1/namespaces/default/pods/web", {"$deleteFromPrimitiveList/finalizers": ["x/keep"],
-                                                                   "metadata": {}}, "strategic")
+    code, obj = rest.patch(
+        "/api/v1/namespaces/default/pods/web",
+        {"$deleteFromPrimitiveList/finalizers": ["x/keep"], "metadata": {}},
+        "strategic",
+    )
     assert code == 200
 
 
@@ -156,7 +199,9 @@ def test_delete_preconditions(rest: Rest) -> None:
 
 
 def test_unsupported_bodies_are_rejected_not_misread(rest: Rest) -> None:
-    code, _err = rest.request("POST", CM, {"metadata": {"name": "x"}}, content_type="application/vnd.kubernetes.protobuf")
+    code, _err = rest.request(
+        "POST", CM, {"metadata": {"name": "x"}}, content_type="application/vnd.kubernetes.protobuf"
+    )
     assert code == 415
     rest.post(CM, _cm("ssa"))
     code, _ = rest.request("PATCH", f"{CM}/ssa", {"data": {}}, content_type="application/apply-patch+yaml")
@@ -165,12 +210,24 @@ def test_unsupported_bodies_are_rejected_not_misread(rest: Rest) -> None:
 
 def test_event_tables_accept_micro_times(rest: Rest) -> None:
     """kopf posts Events with fractional timestamps; kubectl get events must still render them."""
-    event = {"metadata": {"name": "e1"}, "type": "Normal", "reason": "Seen", "message": "hello",
-             "involvedObject": {"kind": "ConfigMap", "name": "x", "namespace": "default"},
-             "firstTimestamp": "2026-01-01T00:00:00.123456+00:00", "lastTimestamp": "2026-01-01T00:00:00.123456+00:00"}
+    event = {
+        "metadata": {"name": "e1"},
+        "type": "Normal",
+        "reason": "Seen",
+        "message": "hello",
+        "involvedObject": {"kind": "ConfigMap", "name": "x", "namespace": "default"},
+        "firstTimestamp": "2026-01-01T00:00:00.123456+00:00",
+        "lastTimestamp": "2026-01-01T00:00:00.123456+00:00",
+    }
     assert rest.post("/api/v1/namespaces/default/events", event)[0] == 201
-    code, table = rest.get("/api/v1/namespaces/default/events",
-                           headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"})
+    code, table = rest.get(
+        "/api/v1/namespaces/default/events",
+        headers={"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"},
+    )
     assert code == 200
     row = table["rows"][0]["cells"]
-    assert row[0] == "e1" and row[2:5] == ["Normal", "Seen", "configmap/x"] and row[1].endswith(("d", "h", "m", "s"))
+    assert (
+        row[0] == "e1"
+        and row[2:5] == ["Normal", "Seen", "configmap/x"]
+        and row[1].endswith(("d", "h", "m", "s"))
+    )

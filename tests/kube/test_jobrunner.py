@@ -36,6 +36,7 @@ def _run(cluster: LocalCluster, job: dict, timeout: float = 20) -> dict:
         obj = api.get(t, "default", name)
         conds = {c["type"] for c in obj["status"].get("conditions") or [] if c["status"] == "True"}
         return obj if conds & {"Complete", "Failed"} else None
+
     return wait_for(finished, timeout, what=f"job {name} to finish")
 
 
@@ -62,10 +63,21 @@ def test_backoff_limit_counts_failures(cluster: LocalCluster) -> None:
 
 
 def test_pod_failure_policy_fail_job_on_exit_code(cluster: LocalCluster) -> None:
-    policy = {"rules": [{"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In",
-                                                              "values": [2]}}]}
-    job = _run(cluster, _job("bad-input", "echo no such model >&2; exit 2", backoffLimit=5, podFailurePolicy=policy,
-                             container={"terminationMessagePolicy": "FallbackToLogsOnError"}))
+    policy = {
+        "rules": [
+            {"action": "FailJob", "onExitCodes": {"containerName": "main", "operator": "In", "values": [2]}}
+        ]
+    }
+    job = _run(
+        cluster,
+        _job(
+            "bad-input",
+            "echo no such model >&2; exit 2",
+            backoffLimit=5,
+            podFailurePolicy=policy,
+            container={"terminationMessagePolicy": "FallbackToLogsOnError"},
+        ),
+    )
     cond = _condition(job, "Failed")
     assert cond["reason"] == "PodFailurePolicy" and "exit code 2" in cond["message"]
     pods = _pods(cluster, "bad-input")
@@ -75,15 +87,28 @@ def test_pod_failure_policy_fail_job_on_exit_code(cluster: LocalCluster) -> None
 
 
 def test_disruption_is_ignored_by_policy_and_retried(cluster: LocalCluster) -> None:
-    policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]}
+    policy = {
+        "rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget", "status": "True"}]}]
+    }
     api = cluster.server.api
-    api.create(api.type("batch", "v1", "jobs"), "default",
-               _job("victim", "test -e $(MARK) && exit 0; touch $(MARK); sleep 30", backoffLimit=0,
-                    podFailurePolicy=policy,
-                    container={"env": [{"name": "MARK", "value": "/data/mark"}],
-                               "volumeMounts": [{"name": "d", "mountPath": "/data"}]},
-                    pod={"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "results"}}]}))
-    first = wait_for(lambda: [p for p in _pods(cluster, "victim") if p["status"].get("phase") == "Running"], 10)[0]
+    api.create(
+        api.type("batch", "v1", "jobs"),
+        "default",
+        _job(
+            "victim",
+            "test -e $(MARK) && exit 0; touch $(MARK); sleep 30",
+            backoffLimit=0,
+            podFailurePolicy=policy,
+            container={
+                "env": [{"name": "MARK", "value": "/data/mark"}],
+                "volumeMounts": [{"name": "d", "mountPath": "/data"}],
+            },
+            pod={"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "results"}}]},
+        ),
+    )
+    first = wait_for(
+        lambda: [p for p in _pods(cluster, "victim") if p["status"].get("phase") == "Running"], 10
+    )[0]
     wait_for(lambda: (Path(cluster.work_dir) / "pvc-results" / "mark").exists(), 10, what="first pod started")
     cluster.runner.disrupt_pod("default", first["metadata"]["name"])
     job = wait_for(lambda: _finished(cluster, "victim"), 20)
@@ -101,10 +126,18 @@ def _finished(cluster: LocalCluster, name: str) -> dict | None:
 
 
 def test_indexed_job_sets_completion_index(cluster: LocalCluster) -> None:
-    job = _run(cluster, _job("shards", "echo $JOB_COMPLETION_INDEX > /out/$JOB_COMPLETION_INDEX",
-                             completions=3, parallelism=2, completionMode="Indexed",
-                             container={"volumeMounts": [{"name": "o", "mountPath": "/out"}]},
-                             pod={"volumes": [{"name": "o", "persistentVolumeClaim": {"claimName": "results"}}]}))
+    job = _run(
+        cluster,
+        _job(
+            "shards",
+            "echo $JOB_COMPLETION_INDEX > /out/$JOB_COMPLETION_INDEX",
+            completions=3,
+            parallelism=2,
+            completionMode="Indexed",
+            container={"volumeMounts": [{"name": "o", "mountPath": "/out"}]},
+            pod={"volumes": [{"name": "o", "persistentVolumeClaim": {"claimName": "results"}}]},
+        ),
+    )
     assert job["status"]["completedIndexes"] == "0-2" and job["status"]["succeeded"] == 3
     out = Path(cluster.work_dir) / "pvc-results"
     assert sorted(p.read_text().strip() for p in out.iterdir()) == ["0", "1", "2"]
@@ -122,51 +155,94 @@ def test_suspend_and_resume(cluster: LocalCluster) -> None:
     api = cluster.server.api
     t = api.type("batch", "v1", "jobs")
     api.create(t, "default", _job("later", "exit 0", suspend=True))
-    wait_for(lambda: any(c["type"] == "Suspended" and c["status"] == "True"
-                         for c in api.get(t, "default", "later")["status"].get("conditions") or []), 5)
+    wait_for(
+        lambda: any(
+            c["type"] == "Suspended" and c["status"] == "True"
+            for c in api.get(t, "default", "later")["status"].get("conditions") or []
+        ),
+        5,
+    )
     assert _pods(cluster, "later") == []
     api.patch(t, "default", "later", "application/merge-patch+json", {"spec": {"suspend": False}})
     job = wait_for(lambda: _finished(cluster, "later"), 15)
-    assert _condition(job, "Suspended")["status"] == "False" and _condition(job, "Complete")["status"] == "True"
+    assert (
+        _condition(job, "Suspended")["status"] == "False" and _condition(job, "Complete")["status"] == "True"
+    )
 
 
 def test_configmap_volume_env_refs_and_path_rewriting(cluster: LocalCluster) -> None:
     api = cluster.server.api
-    api.create(api.type("", "v1", "configmaps"), "default", {"metadata": {"name": "cfg"}, "data": {"k": "from-cm\n", "e": "env-cm"}})
+    api.create(
+        api.type("", "v1", "configmaps"),
+        "default",
+        {"metadata": {"name": "cfg"}, "data": {"k": "from-cm\n", "e": "env-cm"}},
+    )
     script = 'cat /etc/cfg/k > /scratch/a; echo "$NS $POD_NAME $FROM_CM" >> /scratch/a; cat /scratch/a'
-    job = _run(cluster, _job("io", script, container={
-        "env": [{"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-                {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
-                {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "e"}}}],
-        "volumeMounts": [{"name": "cfg", "mountPath": "/etc/cfg"}, {"name": "s", "mountPath": "/scratch"}]},
-        pod={"volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "s", "emptyDir": {}}]}))
+    job = _run(
+        cluster,
+        _job(
+            "io",
+            script,
+            container={
+                "env": [
+                    {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "FROM_CM", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "e"}}},
+                ],
+                "volumeMounts": [
+                    {"name": "cfg", "mountPath": "/etc/cfg"},
+                    {"name": "s", "mountPath": "/scratch"},
+                ],
+            },
+            pod={"volumes": [{"name": "cfg", "configMap": {"name": "cfg"}}, {"name": "s", "emptyDir": {}}]},
+        ),
+    )
     assert _condition(job, "Complete")["status"] == "True"
     pod = _pods(cluster, "io")[0]
-    log = (Path(cluster.server.log_dir) / "default" / pod["metadata"]["name"] / "main.log").read_text().splitlines()
+    log = (
+        (Path(cluster.server.log_dir) / "default" / pod["metadata"]["name"] / "main.log")
+        .read_text()
+        .splitlines()
+    )
     assert log == ["from-cm", f"default {pod['metadata']['name']} env-cm"]
 
 
 def test_path_rewriting_is_one_pass_and_whole_components() -> None:
     mounts = [("/tmp", "/node/pod/tmp"), ("/benchcal/results", "/tmp/claim")]
     text = "--out /benchcal/results/run --cache /tmp/hf --keep /tmpfoo /data/tmp"
-    assert rewrite_paths(text, mounts) == "--out /tmp/claim/run --cache /node/pod/tmp/hf --keep /tmpfoo /data/tmp"
+    assert (
+        rewrite_paths(text, mounts)
+        == "--out /tmp/claim/run --cache /node/pod/tmp/hf --keep /tmpfoo /data/tmp"
+    )
     assert rewrite_paths("/dev/termination-log", [("/dev/termination-log", "/x/t")]) == "/x/t"
 
 
 def test_node_vanishing_fails_running_pods_as_disruptions(cluster: LocalCluster) -> None:
     policy = {"rules": [{"action": "Ignore", "onPodConditions": [{"type": "DisruptionTarget"}]}]}
     api = cluster.server.api
-    api.create(api.type("batch", "v1", "jobs"), "default",
-               _job("on-node", "test -e /d/once && exit 0; touch /d/once; sleep 30", backoffLimit=0,
-                    podFailurePolicy=policy, container={"volumeMounts": [{"name": "d", "mountPath": "/d"}]},
-                    pod={"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "results"}}]}))
+    api.create(
+        api.type("batch", "v1", "jobs"),
+        "default",
+        _job(
+            "on-node",
+            "test -e /d/once && exit 0; touch /d/once; sleep 30",
+            backoffLimit=0,
+            podFailurePolicy=policy,
+            container={"volumeMounts": [{"name": "d", "mountPath": "/d"}]},
+            pod={"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "results"}}]},
+        ),
+    )
     wait_for(lambda: (Path(cluster.work_dir) / "pvc-results" / "once").exists(), 10, what="pod started")
     running = [f"default/{p['metadata']['name']}" for p in _pods(cluster, "on-node")]
     assert cluster.runner.vanish_node() == running
     job = wait_for(lambda: _finished(cluster, "on-node"), 20)
     assert _condition(job, "Complete")["status"] == "True" and job["status"].get("failed", 0) == 0
-    reasons = [c.get("reason") for p in _pods(cluster, "on-node") for c in p["status"]["conditions"]
-               if c["type"] == "DisruptionTarget"]
+    reasons = [
+        c.get("reason")
+        for p in _pods(cluster, "on-node")
+        for c in p["status"]["conditions"]
+        if c["type"] == "DisruptionTarget"
+    ]
     assert reasons == ["DeletionByPodGC"]
 
 
@@ -178,3 +254,12 @@ def test_start_delay_keeps_pods_pending(cluster: LocalCluster) -> None:
     assert pod["status"]["phase"] == "Pending"
     job = wait_for(lambda: _finished(cluster, "delayed"), 15)
     assert _condition(job, "Complete")["status"] == "True"
+
+
+def test_deleting_a_running_job_in_background_removes_its_pods(cluster: LocalCluster) -> None:
+    api = cluster.server.api
+    api.create(api.type("batch", "v1", "jobs"), "default", _job("doomed", "sleep 30"))
+    wait_for(lambda: cluster.runner.running, 10, what="pod running")
+    api.delete(api.type("batch", "v1", "jobs"), "default", "doomed", {"propagationPolicy": "Background"})
+    wait_for(lambda: not _pods(cluster, "doomed"), 15, what="pods of the deleted Job gone")
+    assert not cluster.runner.running

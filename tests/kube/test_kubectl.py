@@ -53,7 +53,9 @@ def test_apply_get_explain_delete_custom_resource(kubectl: Kubectl) -> None:
     assert "How big." in kubectl("explain", "widgets.spec.size").stdout
     bad = kubectl("apply", "-f", "-", input=widget.replace("size: 3", "size: 0"), check=False)
     assert bad.returncode != 0 and "spec.size" in bad.stderr and "greater than or equal to 1" in bad.stderr
-    unknown = kubectl("apply", "-f", "-", input=widget.replace("size: 3", "size: 3, colour: red"), check=False)
+    unknown = kubectl(
+        "apply", "-f", "-", input=widget.replace("size: 3", "size: 3, colour: red"), check=False
+    )
     assert unknown.returncode != 0 and 'unknown field "spec.colour"' in unknown.stderr
     assert kubectl.json("get", "widget", "w")["spec"] == {"size": 5}
     kubectl("delete", "widget", "w")
@@ -96,6 +98,9 @@ spec:
         k("wait", "--for=condition=complete", "job/hello", "--timeout=30s", timeout=40)
         assert k("logs", "job/hello").stdout.strip() == "hello from job"
         table = k("get", "jobs").stdout.splitlines()
-        assert table[0].split()[:3] == ["NAME", "STATUS", "COMPLETIONS"] and table[1].split()[1:3] == ["Complete", "1/1"]
+        assert table[0].split()[:3] == ["NAME", "STATUS", "COMPLETIONS"] and table[1].split()[1:3] == [
+            "Complete",
+            "1/1",
+        ]
         k("delete", "job", "hello")  # kubectl asks for Background propagation: pods go too
         wait_for(lambda: not k.json("get", "pods")["items"], 10, what="pods collected")

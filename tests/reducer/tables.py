@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import pandas as pd
+
 from benchcal_reduce.reduce import ReduceOptions
 from benchcal_reduce.table import validate_table
 

@@ -10,13 +10,28 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from benchcal_reduce.reduce import ReduceOptions, reduce_table
 from benchcal_reduce.table import validate_table
 
-SPLIT_SIZE = {"hellaswag": 10042, "piqa": 1838, "winogrande": 1267, "lambada_openai": 5153,
-              "arc_easy": 2376, "arc_challenge": 1172, "openbookqa": 500}
-BASELINE = {"hellaswag": 0.25, "piqa": 0.5, "winogrande": 0.5, "lambada_openai": 0.0,
-            "arc_easy": 0.25, "arc_challenge": 0.25, "openbookqa": 0.25}
+SPLIT_SIZE = {
+    "hellaswag": 10042,
+    "piqa": 1838,
+    "winogrande": 1267,
+    "lambada_openai": 5153,
+    "arc_easy": 2376,
+    "arc_challenge": 1172,
+    "openbookqa": 500,
+}
+BASELINE = {
+    "hellaswag": 0.25,
+    "piqa": 0.5,
+    "winogrande": 0.5,
+    "lambada_openai": 0.0,
+    "arc_easy": 0.25,
+    "arc_challenge": 0.25,
+    "openbookqa": 0.25,
+}
 
 
 def cerebras_table(shared_dir, family: str) -> pd.DataFrame:
@@ -24,16 +39,20 @@ def cerebras_table(shared_dir, family: str) -> pd.DataFrame:
     if not path.is_file():
         pytest.skip(f"{path} not present")
     raw = pd.read_csv(path, dtype=str)
-    raw = raw[(raw["model_family"] == family) & (raw["metric"] == "acc") & raw["benchmark"].isin(list(SPLIT_SIZE))]
-    table = pd.DataFrame({
-        "checkpoint": raw["model"],
-        "flops": raw["flops"],  # the README's "Training FLOPs" column, e.g. "2.6e+18"
-        "benchmark": raw["benchmark"].replace({"openbookqa": "openbook_qa"}),
-        "num_fewshot": raw["num_fewshot"],
-        "accuracy": raw["value"],
-        "n": raw["benchmark"].map(SPLIT_SIZE),
-        "random_baseline": raw["benchmark"].map(BASELINE),
-    })
+    raw = raw[
+        (raw["model_family"] == family) & (raw["metric"] == "acc") & raw["benchmark"].isin(list(SPLIT_SIZE))
+    ]
+    table = pd.DataFrame(
+        {
+            "checkpoint": raw["model"],
+            "flops": raw["flops"],  # the README's "Training FLOPs" column, e.g. "2.6e+18"
+            "benchmark": raw["benchmark"].replace({"openbookqa": "openbook_qa"}),
+            "num_fewshot": raw["num_fewshot"],
+            "accuracy": raw["value"],
+            "n": raw["benchmark"].map(SPLIT_SIZE),
+            "random_baseline": raw["benchmark"].map(BASELINE),
+        }
+    )
     return validate_table(table, str(path))
 
 
@@ -44,13 +63,24 @@ def groups(reduction) -> dict[str, str]:
 def test_cerebras_gpt_common_sense_and_lambada_are_robust(shared_dir):
     red = reduce_table(cerebras_table(shared_dir, "Cerebras-GPT"))
     assert red.table["checkpoint"].nunique() == 7
-    assert groups(red) == {b: "robust" for b in
-                           ("arc_challenge", "arc_easy", "hellaswag", "lambada_openai", "openbook_qa", "piqa",
-                            "winogrande")}
+    assert groups(red) == {
+        b: "robust"
+        for b in (
+            "arc_challenge",
+            "arc_easy",
+            "hellaswag",
+            "lambada_openai",
+            "openbook_qa",
+            "piqa",
+            "winogrande",
+        )
+    }
     assert red.composite["before"]["monotone"] and red.composite["after"]["monotone"]
     # winogrande 5-shot dips 0.522 -> 0.479 at 256M -> 590M (both at chance): within noise once the
     # six steps of the series are tested as one family.
-    wino = red.per_shot[(red.per_shot["benchmark"] == "winogrande") & (red.per_shot["num_fewshot"] == 5)].iloc[0]
+    wino = red.per_shot[
+        (red.per_shot["benchmark"] == "winogrande") & (red.per_shot["num_fewshot"] == 5)
+    ].iloc[0]
     assert wino["max_drop"] == pytest.approx(0.043) and 0.05 < wino["drop_p"] < 0.2
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from benchcal_reduce.classify import recommend_shots
-from benchcal_reduce.reduce import reduce_table
 
 from benchcal.errors import BadInput
+from benchcal_reduce.classify import recommend_shots
+from benchcal_reduce.reduce import reduce_table
 
 from .tables import make_table, pinned_options, valid
 
@@ -31,12 +31,18 @@ def shot_row(red, bench, shots):
 
 
 def test_the_four_groups():
-    red = reduce({
-        ("good", 0): RISING, ("good", 5): [a + 0.02 for a in RISING],
-        ("some", 0): RISING, ("some", 5): [0.45, 0.46, 0.44, 0.45, 0.455],
-        ("bad", 0): [0.30, 0.50, 0.35, 0.55, 0.40], ("bad", 5): [0.6, 0.6, 0.6, 0.6, 0.6],
-        ("chance", 0): AT_CHANCE, ("chance", 5): [0.25, 0.24, 0.25, 0.26, 0.25],
-    })
+    red = reduce(
+        {
+            ("good", 0): RISING,
+            ("good", 5): [a + 0.02 for a in RISING],
+            ("some", 0): RISING,
+            ("some", 5): [0.45, 0.46, 0.44, 0.45, 0.455],
+            ("bad", 0): [0.30, 0.50, 0.35, 0.55, 0.40],
+            ("bad", 5): [0.6, 0.6, 0.6, 0.6, 0.6],
+            ("chance", 0): AT_CHANCE,
+            ("chance", 5): [0.25, 0.24, 0.25, 0.26, 0.25],
+        }
+    )
     assert group_of(red, "good") == "robust"
     assert group_of(red, "some") == "shot_dependent"
     assert group_of(red, "bad") == "poorly_behaved"
@@ -71,7 +77,8 @@ def test_drop_beyond_noise_breaks_monotonicity():
     row = shot_row(red, "b", 0)
     assert row["rising"] and row["significant_drop"] and not row["monotone"]
     # the same dip on 50 examples is within noise
-    assert shot_row(reduce({("b", 0): [0.30, 0.40, 0.33, 0.45, 0.50]}, n=50), "b", 0)["significant_drop"] == False  # noqa: E712
+    row = shot_row(reduce({("b", 0): [0.30, 0.40, 0.33, 0.45, 0.50]}, n=50), "b", 0)
+    assert not row["significant_drop"]
 
 
 def test_three_checkpoints_rest_on_sampling_noise_tests():
@@ -115,8 +122,9 @@ def test_recommended_shots_tie_breaks():
 
 def test_monotone_below_chance_is_not_recommended_when_another_is_above():
     # 0-shot rises but stays under the 0.5 baseline; 5-shot rises above it.
-    red = reduce({("b", 0): [0.30, 0.33, 0.36, 0.39, 0.42], ("b", 5): [0.45, 0.50, 0.55, 0.60, 0.65]},
-                 baseline=0.5)
+    red = reduce(
+        {("b", 0): [0.30, 0.33, 0.36, 0.39, 0.42], ("b", 5): [0.45, 0.50, 0.55, 0.60, 0.65]}, baseline=0.5
+    )
     assert group_of(red, "b") == "robust"
     assert red.classification.at[0, "recommended_shots"] == 5
 
@@ -161,10 +169,14 @@ def test_bad_options():
 
 
 def test_rising_needs_both_rank_order_and_gain_beyond_noise():
-    red = reduce({
-        ("tiny", 0): [0.500, 0.501, 0.502, 0.503, 0.504],  # perfect order, gain far within noise
-        ("jump", 0): [0.30, 0.31, 0.295, 0.305, 0.30, 0.298, 0.60],  # big gain, order otherwise random
-    }, n={"tiny": 100, "jump": 10000}, baseline=0.25)
+    red = reduce(
+        {
+            ("tiny", 0): [0.500, 0.501, 0.502, 0.503, 0.504],  # perfect order, gain far within noise
+            ("jump", 0): [0.30, 0.31, 0.295, 0.305, 0.30, 0.298, 0.60],  # big gain, order otherwise random
+        },
+        n={"tiny": 100, "jump": 10000},
+        baseline=0.25,
+    )
     tiny, jump = shot_row(red, "tiny", 0), shot_row(red, "jump", 0)
     assert tiny["trend_p"] < 0.05 < tiny["slope_p"] and not tiny["monotone"]
     assert jump["slope_p"] < 0.05 < jump["trend_p"] and not jump["monotone"]

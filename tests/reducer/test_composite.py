@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
+
 from benchcal_reduce.composite import complete_selection, composite_scores, composite_trend
 from benchcal_reduce.reduce import reduce_table
 

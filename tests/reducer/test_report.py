@@ -9,17 +9,19 @@ import types
 
 import pandas as pd
 import pytest
-from benchcal_reduce.reduce import reduce_table
-from benchcal_reduce.report import PER_SHOT_COLUMNS, status_summary, write_outputs
 
 from benchcal.cli import main
 from benchcal.results import CheckpointSummary, TaskResult
+from benchcal_reduce.reduce import reduce_table
+from benchcal_reduce.report import PER_SHOT_COLUMNS, status_summary, write_outputs
 
 from .tables import make_table, pinned_options, valid
 
 SERIES = {
-    ("good", 0): [0.30, 0.36, 0.42, 0.48], ("good", 5): [0.32, 0.38, 0.44, 0.50],
-    ("chance", 0): [0.25, 0.26, 0.24, 0.25], ("chance", 5): [0.25, 0.25, 0.26, 0.25],
+    ("good", 0): [0.30, 0.36, 0.42, 0.48],
+    ("good", 5): [0.32, 0.38, 0.44, 0.50],
+    ("chance", 0): [0.25, 0.26, 0.24, 0.25],
+    ("chance", 5): [0.25, 0.25, 0.26, 0.25],
 }
 
 
@@ -33,14 +35,25 @@ def test_write_outputs_without_figures(tmp_path, reduction):
     assert set(paths) == {"classification.csv", "per_shot.csv", "composite.csv", "summary.json", "report.md"}
     cls = pd.read_csv(paths["classification.csv"])
     assert list(cls["group"]) == ["noise", "robust"]
-    for col in ("benchmark", "category", "group", "recommended_shots", "reason", "best_spearman", "max_accuracy"):
+    for col in (
+        "benchmark",
+        "category",
+        "group",
+        "recommended_shots",
+        "reason",
+        "best_spearman",
+        "max_accuracy",
+    ):
         assert col in cls.columns
     per_shot = pd.read_csv(paths["per_shot.csv"])
     assert list(per_shot.columns) == PER_SHOT_COLUMNS and len(per_shot) == 4
     summary = json.loads(paths["summary.json"].read_text())
     assert summary["counts"]["robust"] == 1 and summary["counts"]["noise"] == 1
-    assert summary["calibrated_suite"] == {"benchmarks": {"chance": 0, "good": 0}, "flaggedNoise": ["chance"],
-                                           "removed": []}
+    assert summary["calibrated_suite"] == {
+        "benchmarks": {"chance": 0, "good": 0},
+        "flaggedNoise": ["chance"],
+        "removed": [],
+    }
     assert summary["benchmarks"]["chance"]["recommended_shots"] is None
     report = paths["report.md"].read_text()
     assert "## robust" in report and "## noise" in report and "Gauntlet composite" in report
@@ -58,12 +71,21 @@ def test_figures(tmp_path, reduction):
 def test_status_summary_is_bounded_and_camel_case(reduction):
     # group names stay the CRD's (status.classification.counts.shot_dependent), field names are camelCase
     status = status_summary(reduction, max_benchmarks=1)
-    assert status["counts"] == {"robust": 1, "shot_dependent": 0, "poorly_behaved": 0, "noise": 1,
-                                "insufficient_data": 0}
+    assert status["counts"] == {
+        "robust": 1,
+        "shot_dependent": 0,
+        "poorly_behaved": 0,
+        "noise": 1,
+        "insufficient_data": 0,
+    }
     assert status["truncated"] and status["totalBenchmarks"] == 2 and list(status["benchmarks"]) == ["chance"]
     full = status_summary(reduction)
-    assert full["benchmarks"]["good"] == {"group": "robust", "recommendedShots": 0, "spearman": 1.0,
-                                          "maxAccuracy": 0.5}
+    assert full["benchmarks"]["good"] == {
+        "group": "robust",
+        "recommendedShots": 0,
+        "spearman": 1.0,
+        "maxAccuracy": 0.5,
+    }
     json.dumps(full)  # JSON-serialisable as is
 
 
@@ -90,7 +112,8 @@ def _fake_publish(monkeypatch, summaries):
     mod = types.ModuleType("benchcal.publish")
     mod.collect_summaries = lambda target: calls.setdefault("collect", target) and summaries
     mod.write_run_status = lambda target, classification, ref: calls.update(
-        status=(target, classification, ref))
+        status=(target, classification, ref)
+    )
     monkeypatch.setitem(sys.modules, "benchcal.publish", mod)
     return calls
 
@@ -98,22 +121,48 @@ def _fake_publish(monkeypatch, summaries):
 def test_cli_configmaps_and_status(tmp_path, monkeypatch):
     summaries = [
         CheckpointSummary(
-            checkpoint=f"s{i}", model={}, flops=10.0 ** (20 + i),
-            results=[TaskResult(benchmark="arc_easy", category="world_knowledge", task_type="multiple_choice",
-                                num_fewshot=0, metric="acc", accuracy=acc, n=2000, stderr=0.01,
-                                random_baseline=0.25)],
+            checkpoint=f"s{i}",
+            model={},
+            flops=10.0 ** (20 + i),
+            results=[
+                TaskResult(
+                    benchmark="arc_easy",
+                    category="world_knowledge",
+                    task_type="multiple_choice",
+                    num_fewshot=0,
+                    metric="acc",
+                    accuracy=acc,
+                    n=2000,
+                    stderr=0.01,
+                    random_baseline=0.25,
+                )
+            ],
         )
         for i, acc in enumerate([0.3, 0.4, 0.5])
     ]
     calls = _fake_publish(monkeypatch, summaries)
     out = tmp_path / "out"
-    rc = main(["reduce", "--from-configmaps", "ns/run", "--write-status", "ns/run", "--out", str(out), "--no-figures"])
+    rc = main(
+        [
+            "reduce",
+            "--from-configmaps",
+            "ns/run",
+            "--write-status",
+            "ns/run",
+            "--out",
+            str(out),
+            "--no-figures",
+        ]
+    )
     assert rc == 0 and calls["collect"] == "ns/run"
     target, classification, ref = calls["status"]
     assert target == "ns/run" and classification["benchmarks"]["arc_easy"]["group"] == "robust"
     report = (out / "report.md").read_bytes()
-    assert ref == {"uri": (out / "report.md").resolve().as_uri(), "sha256": hashlib.sha256(report).hexdigest(),
-                   "size": len(report)}
+    assert ref == {
+        "uri": (out / "report.md").resolve().as_uri(),
+        "sha256": hashlib.sha256(report).hexdigest(),
+        "size": len(report),
+    }
 
 
 def test_status_fits_the_crd_status_schema(reduction, repo_root):
@@ -124,7 +173,9 @@ def test_status_fits_the_crd_status_schema(reduction, repo_root):
 
     crd = yaml.safe_load((repo_root / "crds" / "calibrationruns.benchcal.dev.yaml").read_text())
     status_schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
-    patch = run_status_patch(status_summary(reduction), {"uri": "file:///r/report.md", "sha256": "0" * 64, "size": 9})
+    patch = run_status_patch(
+        status_summary(reduction), {"uri": "file:///r/report.md", "sha256": "0" * 64, "size": 9}
+    )
     jsonschema.validate(patch["status"], status_schema)
     cls = patch["status"]["classification"]
     assert cls["counts"]["robust"] == 1 and cls["counts"]["noise"] == 1

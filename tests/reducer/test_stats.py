@@ -7,8 +7,9 @@ import math
 
 import numpy as np
 import pytest
-from benchcal_reduce import stats
 from scipy import stats as ss
+
+from benchcal_reduce import stats
 
 
 def test_bh_matches_scipy():
@@ -26,7 +27,9 @@ def test_holm_by_hand_and_nan_outside_family():
 
 @pytest.mark.parametrize("k", [2, 3, 4, 5, 6])
 def test_inversion_cdf_matches_enumeration(k):
-    inv = [sum(p[i] > p[j] for i in range(k) for j in range(i + 1, k)) for p in itertools.permutations(range(k))]
+    inv = [
+        sum(p[i] > p[j] for i in range(k) for j in range(i + 1, k)) for p in itertools.permutations(range(k))
+    ]
     assert np.allclose(np.cumsum(np.bincount(inv)) / math.factorial(k), stats.inversion_cdf(k))
 
 
@@ -62,8 +65,9 @@ def test_min_trend_pvalue():
 
 
 def test_above_chance_binomial():
-    p = stats.above_chance_pvalues(np.array([0.3, 0.25, 0.0, 0.01]), np.array([1000, 1000, 50, 100]),
-                                   np.array([0.25, 0.25, 0.0, 0.0]))
+    p = stats.above_chance_pvalues(
+        np.array([0.3, 0.25, 0.0, 0.01]), np.array([1000, 1000, 50, 100]), np.array([0.25, 0.25, 0.0, 0.0])
+    )
     assert p[0] == pytest.approx(ss.binomtest(300, 1000, 0.25, alternative="greater").pvalue)
     assert p[1] > 0.4
     assert p[2] == 1.0 and p[3] == 0.0  # baseline 0: no correct answer is chance-level noise, one is not

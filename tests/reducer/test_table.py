@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from benchcal_reduce.table import load_table, table_from_summaries
 
 from benchcal.errors import BadInput
 from benchcal.results import CheckpointSummary, TaskResult, write_summary
+from benchcal_reduce.table import load_table, table_from_summaries
 
 HEADER = "checkpoint,flops,benchmark,num_fewshot,accuracy,n,random_baseline\n"
 GOOD = ["s1,1e18,arc,0,0.30,500,0.25", "s2,1e19,arc,0,0.35,500,0.25", "s3,1e20,arc,0,0.40,500,0.25"]
@@ -22,8 +22,11 @@ def write_csv(tmp_path: Path, lines: list[str], header: str = HEADER) -> Path:
 
 
 def test_good_csv_with_big_integer_and_string_flops(tmp_path):
-    lines = ["s1,1479814347352965120,arc,0,0.30,500,0.25", "s2,1.2e+22,arc,0,0.35,500,0.25",
-             "s3,123456789012345678901234567890,arc,0,0.40,500,0.25"]
+    lines = [
+        "s1,1479814347352965120,arc,0,0.30,500,0.25",
+        "s2,1.2e+22,arc,0,0.35,500,0.25",
+        "s3,123456789012345678901234567890,arc,0,0.40,500,0.25",
+    ]
     df = load_table(write_csv(tmp_path, lines))
     assert list(df["flops"]) == [1479814347352965120.0, 1.2e22, 1.2345678901234568e29]
     assert df["n"].dtype.kind == "i" and (df["category"] == "").all()
@@ -83,8 +86,17 @@ def test_parquet_same_as_csv(tmp_path):
 
 
 def _summary(name: str, flops: float | None, acc: float) -> CheckpointSummary:
-    result = TaskResult(benchmark="arc_easy", category="world_knowledge", task_type="multiple_choice",
-                        num_fewshot=3, metric="acc", accuracy=acc, n=400, stderr=0.02, random_baseline=0.25)
+    result = TaskResult(
+        benchmark="arc_easy",
+        category="world_knowledge",
+        task_type="multiple_choice",
+        num_fewshot=3,
+        metric="acc",
+        accuracy=acc,
+        n=400,
+        stderr=0.02,
+        random_baseline=0.25,
+    )
     return CheckpointSummary(checkpoint=name, model={"source": name}, flops=flops, results=[result])
 
 

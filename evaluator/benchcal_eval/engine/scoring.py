@@ -26,7 +26,7 @@ Progress = Callable[[int], None]  # called with the number of requests just fini
 # Tokens per forward when the caller gives no budget. CPU: attention over a dense mask grows with
 # the row length, so rows stay short; GPU: large enough to fill the device for a ~3B model.
 DEFAULT_TOKEN_BUDGET = {"cpu": 2048, "cuda": 32768}
-DEFAULT_ROW_TOKENS = {"cpu": 512, "cuda": 4096}
+DEFAULT_ROW_TOKENS = {"cpu": 256, "cuda": 4096}
 
 
 @dataclass(frozen=True)

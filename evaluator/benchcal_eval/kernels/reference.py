@@ -36,7 +36,9 @@ def lm_head_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """hidden [N, C], weight [V, C], targets [N] (int) -> (logprob fp32 [N], is_argmax bool [N])."""
     if hidden.dim() != 2 or weight.dim() != 2 or hidden.shape[1] != weight.shape[1]:
-        raise ValueError(f"shapes: hidden {tuple(hidden.shape)} and weight {tuple(weight.shape)} do not match")
+        raise ValueError(
+            f"shapes: hidden {tuple(hidden.shape)} and weight {tuple(weight.shape)} do not match"
+        )
     if targets.shape != (hidden.shape[0],):
         raise ValueError(f"targets must have shape ({hidden.shape[0]},), got {tuple(targets.shape)}")
     n = hidden.shape[0]

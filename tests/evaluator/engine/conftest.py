@@ -6,6 +6,7 @@ import random
 
 import pytest
 import torch
+
 from benchcal_eval.models import LoadedModel
 from benchcal_eval.requests import ScoreRequest
 

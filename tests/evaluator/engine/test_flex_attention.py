@@ -7,6 +7,8 @@ import torch
 
 flex = pytest.importorskip("benchcal_eval.engine.flex_attention")
 
+from torch.nn.attention.flex_attention import create_mask  # noqa: E402
+
 from benchcal_eval.engine.attention import (  # noqa: E402
     ATTENTION_BUILDERS,
     build_attention_inputs,
@@ -15,7 +17,6 @@ from benchcal_eval.engine.attention import (  # noqa: E402
 )
 from benchcal_eval.engine.packing import pack_requests  # noqa: E402
 from benchcal_eval.requests import ScoreRequest as R  # noqa: E402
-from torch.nn.attention.flex_attention import create_mask  # noqa: E402
 
 
 def tree_rows():
@@ -69,8 +70,9 @@ def test_flex_builder_is_registered_and_auto_stays_dense_on_cpu():
 
 
 def tiny_llama(device: str, dtype: torch.dtype):
-    from benchcal_eval.models import LoadedModel
     from transformers import LlamaConfig, LlamaForCausalLM
+
+    from benchcal_eval.models import LoadedModel
 
     torch.manual_seed(0)
     config = LlamaConfig(

@@ -57,7 +57,9 @@ def test_sampling_is_seeded_and_independent_of_batch_mates(engine):
     req = G(CONTEXTS[0], max_new_tokens=5, num_samples=3, temperature=1.0, seed=7)
     first = engine.generate([req])[0]
     again = engine.generate([G(CONTEXTS[2], max_new_tokens=4), req])[1]
-    other_seed = engine.generate([G(CONTEXTS[0], max_new_tokens=5, num_samples=3, temperature=1.0, seed=8)])[0]
+    other_seed = engine.generate([G(CONTEXTS[0], max_new_tokens=5, num_samples=3, temperature=1.0, seed=8)])[
+        0
+    ]
     assert len(first) == 3
     assert first == again
     assert first != other_seed

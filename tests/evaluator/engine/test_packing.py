@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 import torch
+
+from benchcal.errors import BadInput
 from benchcal_eval.engine.attention import build_attention_inputs, tree_mask
 from benchcal_eval.engine.packing import CONTEXT, Branch, Group, pack_requests, pack_rows, split_group
 from benchcal_eval.requests import ScoreRequest as R
-
-from benchcal.errors import BadInput
 
 
 def all_rows(packing):

@@ -6,10 +6,10 @@ import random
 
 import pytest
 import torch
+
 from benchcal_eval.engine import ScoringEngine, naive_score
 from benchcal_eval.engine.scoring import head_spec
 from benchcal_eval.requests import ScoreRequest
-
 from tests.evaluator.engine.conftest import VOCAB, as_loaded, random_requests, tiny_llama
 
 ATOL = 1e-4

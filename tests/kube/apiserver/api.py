@@ -14,50 +14,34 @@ import random
 import threading
 import uuid
 from collections.abc import Callable
-from datetime import datetime, timezone
 from typing import Any
 
-from tests.kube.apiserver import builtins, schema
+from tests.kube.apiserver import admission, schema
 from tests.kube.apiserver.errors import ApiError, already_exists, conflict, invalid, not_found
 from tests.kube.apiserver.patch import json_merge, json_patch, strategic_merge
 from tests.kube.apiserver.resources import ResourceType, builtin_types
 from tests.kube.apiserver.selectors import parse_field_selector, parse_label_selector
 from tests.kube.apiserver.store import Store, StoreKey
+from tests.kube.apiserver.types import TypeRegistry, now_iso
 
 _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet generateName suffixes use
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Api:
     def __init__(self, history: int = 20000):
         self.store = Store(history)
-        self.types: dict[tuple[str, str, str], ResourceType] = {t.key: t for t in builtin_types()}
-        self.types_lock = threading.RLock()
+        self.types = TypeRegistry(builtin_types())
         self.gc_wakeup = threading.Event()
         self.create_counts: dict[StoreKey, int] = {}  # successful creates per name (tests detect duplicates)
         for ns in ("default", "kube-system", "kube-public"):
             self.create(self.type("", "v1", "namespaces"), None, {"metadata": {"name": ns}})
 
-    # ------------------------------------------------------------ type registry
+    # ------------------------------------------------------------ type registry (see types.py)
     def type(self, group: str, version: str, plural: str) -> ResourceType:
-        with self.types_lock:
-            t = self.types.get((group, version, plural))
-        if t is None:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        return t
+        return self.types.get(group, version, plural)
 
     def all_types(self) -> list[ResourceType]:
-        with self.types_lock:
-            return list(self.types.values())
-
-    def type_for_kind(self, api_version: str, kind: str) -> ResourceType | None:
-        for t in self.all_types():
-            if t.api_version == api_version and t.kind == kind:
-                return t
-        return None
+        return self.types.all()
 
     # ------------------------------------------------------------ reads
     def _key(self, t: ResourceType, namespace: str | None, name: str) -> StoreKey:
@@ -76,31 +60,57 @@ class Api:
             raise not_found(t.kind_label(), name)
         return self._render(t, obj)
 
-    def list(self, t: ResourceType, namespace: str | None, label_selector: str | None = None,
-             field_selector: str | None = None,
-             keep: Callable[[dict[str, Any]], bool] | None = None) -> tuple[list[dict[str, Any]], int]:
+    def list(
+        self,
+        t: ResourceType,
+        namespace: str | None,
+        label_selector: str | None = None,
+        field_selector: str | None = None,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
         """``keep`` (in-process callers only) filters the stored objects before they are copied."""
         match_labels = parse_label_selector(label_selector)
         match_fields = parse_field_selector(field_selector, t.kind)
-        items, rv = self.store.list(t.group, t.plural, namespace if t.namespaced else None,
-                                    lambda o: match_labels(o["metadata"].get("labels") or {}) and match_fields(o)
-                                    and (keep is None or keep(o)))
+        items, rv = self.store.list(
+            t.group,
+            t.plural,
+            namespace if t.namespaced else None,
+            lambda o: (
+                match_labels(o["metadata"].get("labels") or {})
+                and match_fields(o)
+                and (keep is None or keep(o))
+            ),
+        )
         return [self._render(t, o) for o in items], rv
 
     # ------------------------------------------------------------ create
-    def create(self, t: ResourceType, namespace: str | None, body: dict[str, Any], *,
-               dry_run: bool = False, field_validation: str = "") -> tuple[dict[str, Any], list[str]]:
+    def create(
+        self,
+        t: ResourceType,
+        namespace: str | None,
+        body: dict[str, Any],
+        *,
+        dry_run: bool = False,
+        field_validation: str = "",
+    ) -> tuple[dict[str, Any], list[str]]:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
         obj = copy.deepcopy(body)
         meta = obj.setdefault("metadata", {})
         if body.get("kind") not in (None, t.kind) or body.get("apiVersion") not in (None, t.api_version):
-            raise ApiError(400, "BadRequest", f"the API version in the data ({body.get('apiVersion')}) does not "
-                                              f"match the expected API version ({t.api_version})")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"the API version in the data ({body.get('apiVersion')}) does not "
+                f"match the expected API version ({t.api_version})",
+            )
         if t.namespaced:
             if meta.get("namespace") not in (None, "", namespace):
-                raise ApiError(400, "BadRequest", "the namespace of the provided object does not match the "
-                                                  "namespace sent on the request")
+                raise ApiError(
+                    400,
+                    "BadRequest",
+                    "the namespace of the provided object does not match the namespace sent on the request",
+                )
             meta["namespace"] = namespace
             self._check_namespace_open(namespace or "")
         else:
@@ -109,8 +119,12 @@ class Api:
             if meta.get("generateName"):
                 meta["name"] = meta["generateName"] + "".join(random.choices(_NAME_CHARS, k=5))
             else:
-                raise invalid(t.kind, t.group, "", [("metadata.name", "Required value: name or generateName is "
-                                                                      "required")])
+                raise invalid(
+                    t.kind,
+                    t.group,
+                    "",
+                    [("metadata.name", "Required value: name or generateName is required")],
+                )
         name = meta["name"]
         for key in ("resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields"):
             meta.pop(key, None)
@@ -119,7 +133,7 @@ class Api:
         meta["creationTimestamp"] = now_iso()
         if t.status_subresource and t.kind != "CustomResourceDefinition":
             obj.pop("status", None)  # status is not settable on create through the main resource
-        warnings = self._admit(t, obj, None, field_validation)
+        warnings = admission.admit(t, obj, None, field_validation)
         if t.builtin is False or t.kind in ("Job", "CustomResourceDefinition", "Namespace"):
             meta["generation"] = 1
         key = self._key(t, namespace, name)
@@ -138,90 +152,25 @@ class Api:
         if ns is None:
             raise not_found("namespaces", namespace)
         if ns["metadata"].get("deletionTimestamp"):
-            raise ApiError(403, "Forbidden", f"unable to create new content in namespace {namespace} because it is "
-                                             "being terminated")
+            raise ApiError(
+                403,
+                "Forbidden",
+                f"unable to create new content in namespace {namespace} because it is being terminated",
+            )
 
     # ------------------------------------------------------------ admission: defaults + validation
-    def _admit(self, t: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None,
-               field_validation: str) -> list[str]:
-        warnings: list[str] = []
-        name = obj["metadata"]["name"]
-        if not t.builtin and t.schema is not None:
-            pruned = schema.prune(obj, t.schema, root=True)
-            dropped = _dropped_paths(obj, pruned)
-            if dropped and field_validation == "Strict":
-                raise ApiError(400, "BadRequest", f'{t.kind} in version "{t.version}" cannot be handled as a '
-                                                  f'{t.kind}: strict decoding error: '
-                                                  + ", ".join(f'unknown field "{p}"' for p in dropped))
-            if dropped and field_validation == "Warn":
-                warnings += [f'unknown field "{p}"' for p in dropped]
-            obj.clear()
-            obj.update(pruned)
-            schema.apply_defaults(obj, t.schema)
-            body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-            if t.status_subresource:
-                body.pop("status", None)
-            errs = schema.validate(body, {**t.schema, "required": [r for r in t.schema.get("required", [])
-                                                                  if r not in ("apiVersion", "kind", "metadata")
-                                                                  and not (t.status_subresource and r == "status")]})
-            builtins.validate_name(t.kind, t.group, name)
-            if errs:
-                raise invalid(t.kind, t.group, name, errs)
-            return warnings
-        if t.kind == "Job":
-            if old is None:
-                builtins.prepare_job(obj, obj["metadata"]["uid"])
-            builtins.validate_job(obj)
-            if old is not None:
-                builtins.validate_job_update(old, obj)
-        elif t.kind == "Pod":
-            if old is None:
-                builtins.prepare_pod(obj)
-            builtins.validate_name("Pod", "", name)
-            errs = builtins.validate_pod_spec("Pod", "", name, obj.get("spec"), "spec")
-            if errs:
-                raise invalid("Pod", "", name, errs)
-        elif t.kind == "Namespace":
-            builtins.validate_name("Namespace", "", name, label=True)
-            if old is None:
-                builtins.prepare_namespace(obj)
-        elif t.kind == "CustomResourceDefinition":
-            self._admit_crd(obj)
-        elif t.kind == "ConfigMap":
-            builtins.validate_name("ConfigMap", "", name)
-            data = obj.get("data") or {}
-            size = sum(len(k) + len(str(v)) for k, v in data.items())
-            if size > 1024 * 1024:
-                raise invalid("ConfigMap", "", name, [("data", "Too long: must have at most 1048576 bytes")])
-        return warnings
-
-    def _admit_crd(self, crd: dict[str, Any]) -> None:
-        spec = crd.get("spec") or {}
-        name = crd["metadata"]["name"]
-        names = spec.get("names") or {}
-        errs = []
-        if name != f"{names.get('plural')}.{spec.get('group')}":
-            errs.append(("metadata.name", f'Invalid value: "{name}": must be spec.names.plural+"."+spec.group'))
-        versions = spec.get("versions") or []
-        if not versions:
-            errs.append(("spec.versions", "Invalid value: null: must have exactly one version marked as storage "
-                                          "version"))
-        if sum(1 for v in versions if v.get("storage")) != 1:
-            errs.append(("spec.versions", "Invalid value: must have exactly one version marked as storage version"))
-        for i, v in enumerate(versions):
-            errs += schema.check_structural((v.get("schema") or {}).get("openAPIV3Schema"),
-                                            f"spec.versions[{i}].schema.openAPIV3Schema")
-        if errs:
-            raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, errs)
-        spec.setdefault("scope", "Namespaced")
-        spec.setdefault("conversion", {"strategy": "None"})
-        names.setdefault("singular", names.get("kind", "").lower())
-        names.setdefault("listKind", names.get("kind", "") + "List")
-
-    # ------------------------------------------------------------ update / patch
-    def update(self, t: ResourceType, namespace: str | None, name: str, body: dict[str, Any], *,
-               subresource: str = "", dry_run: bool = False, field_validation: str = "",
-               require_rv: bool | None = None) -> tuple[dict[str, Any], list[str]]:
+    def update(
+        self,
+        t: ResourceType,
+        namespace: str | None,
+        name: str,
+        body: dict[str, Any],
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+        field_validation: str = "",
+        require_rv: bool | None = None,
+    ) -> tuple[dict[str, Any], list[str]]:
         if not isinstance(body, dict):
             raise ApiError(400, "BadRequest", "the body of the request was in an unknown format")
         key = self._key(t, namespace, name)
@@ -236,14 +185,24 @@ class Api:
             rv = meta.get("resourceVersion")
             needs_rv = (not t.builtin) if require_rv is None else require_rv
             if rv in (None, "") and needs_rv:
-                raise invalid(t.kind, t.group, name, [("metadata.resourceVersion",
-                                                       "Invalid value: 0x0: must be specified for an update")])
+                raise invalid(
+                    t.kind,
+                    t.group,
+                    name,
+                    [("metadata.resourceVersion", "Invalid value: 0x0: must be specified for an update")],
+                )
             if rv not in (None, "") and str(rv) != old["metadata"]["resourceVersion"]:
                 raise conflict(t.kind_label(), name)
-            new = self._merge_subresource(t, old, new, subresource)
+            new = admission.merge_subresource(t, old, new, subresource)
             meta = new["metadata"]
-            for key_ in ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds",
-                         "generation", "namespace"):
+            for key_ in (
+                "uid",
+                "creationTimestamp",
+                "deletionTimestamp",
+                "deletionGracePeriodSeconds",
+                "generation",
+                "namespace",
+            ):
                 if key_ in old["metadata"]:
                     meta[key_] = old["metadata"][key_]
                 else:
@@ -252,19 +211,31 @@ class Api:
             if old["metadata"].get("deletionTimestamp"):
                 added = set(meta.get("finalizers") or []) - set(old["metadata"].get("finalizers") or [])
                 if added:
-                    raise invalid(t.kind, t.group, name, [("metadata.finalizers", "Forbidden: no new finalizers "
-                                                          "can be added if the object is being deleted")])
-            warnings = self._admit(t, new, old, field_validation) if not subresource else []
+                    raise invalid(
+                        t.kind,
+                        t.group,
+                        name,
+                        [
+                            (
+                                "metadata.finalizers",
+                                "Forbidden: no new finalizers can be added if the object is being deleted",
+                            )
+                        ],
+                    )
+            warnings = admission.admit(t, new, old, field_validation) if not subresource else []
             if subresource and not t.builtin and t.schema is not None:
-                new = self._admit_status(t, new)
-            if self._spec_changed(t, old, new) and "generation" in meta:
+                new = admission.admit_status(t, new)
+            if admission.spec_changed(t, old, new) and "generation" in meta:
                 meta["generation"] = int(meta["generation"]) + 1
-            if _same(old, new):
+            if admission.same(old, new):
                 return self._render(t, old), warnings  # a no-op write keeps the resourceVersion
             if dry_run:
                 return self._render(t, new), warnings
-            if meta.get("deletionTimestamp") and not meta.get("finalizers") \
-                    and not meta.get("deletionGracePeriodSeconds"):
+            if (
+                meta.get("deletionTimestamp")
+                and not meta.get("finalizers")
+                and not meta.get("deletionGracePeriodSeconds")
+            ):
                 stored = self.store.put(key, new, "MODIFIED")
                 self.store.remove(key)
                 self._after_delete(t, stored)
@@ -273,40 +244,18 @@ class Api:
         self._after_write(t, stored, old)
         return self._render(t, stored), warnings
 
-    def _merge_subresource(self, t: ResourceType, old: dict[str, Any], new: dict[str, Any],
-                           subresource: str) -> dict[str, Any]:
-        if subresource == "status":
-            merged = copy.deepcopy(old)
-            if "status" in new:
-                merged["status"] = new["status"]
-            else:
-                merged.pop("status", None)
-            return merged
-        if t.status_subresource:
-            if "status" in old:
-                new["status"] = copy.deepcopy(old["status"])
-            else:
-                new.pop("status", None)
-        return new
-
-    def _admit_status(self, t: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
-        status_schema = (t.schema.get("properties") or {}).get("status") if t.schema else None
-        if "status" in obj and status_schema is not None:
-            obj["status"] = schema.prune(obj["status"], status_schema)
-            schema.apply_defaults(obj["status"], status_schema)
-            errs = schema.validate(obj["status"], status_schema, "status")
-            if errs:
-                raise invalid(t.kind, t.group, obj["metadata"]["name"], errs)
-        return obj
-
-    @staticmethod
-    def _spec_changed(t: ResourceType, old: dict[str, Any], new: dict[str, Any]) -> bool:
-        skip = {"metadata", "status", "apiVersion", "kind"} if t.status_subresource else {"metadata", "apiVersion",
-                                                                                           "kind"}
-        return {k: v for k, v in old.items() if k not in skip} != {k: v for k, v in new.items() if k not in skip}
-
-    def patch(self, t: ResourceType, namespace: str | None, name: str, patch_type: str, patch: Any, *,
-              subresource: str = "", dry_run: bool = False, field_validation: str = "") -> tuple[dict, list[str]]:
+    def patch(
+        self,
+        t: ResourceType,
+        namespace: str | None,
+        name: str,
+        patch_type: str,
+        patch: Any,
+        *,
+        subresource: str = "",
+        dry_run: bool = False,
+        field_validation: str = "",
+    ) -> tuple[dict, list[str]]:
         for _attempt in range(5):
             current = self.get(t, namespace, name)
             if patch_type == "application/merge-patch+json":
@@ -315,27 +264,46 @@ class Api:
                 new = json_patch(current, patch)
             elif patch_type == "application/strategic-merge-patch+json":
                 if not t.builtin:
-                    raise ApiError(415, "UnsupportedMediaType", "strategic merge patch is not supported for custom "
-                                                                "resources; use a merge patch or a JSON patch")
+                    raise ApiError(
+                        415,
+                        "UnsupportedMediaType",
+                        "strategic merge patch is not supported for custom "
+                        "resources; use a merge patch or a JSON patch",
+                    )
                 new = strategic_merge(current, patch)
             else:
-                raise ApiError(415, "UnsupportedMediaType",
-                               f"the body of the request was in an unknown format - accepted media types include: "
-                               f"application/json-patch+json, application/merge-patch+json, "
-                               f"application/strategic-merge-patch+json (apply patches are not served: {patch_type})")
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    f"the body of the request was in an unknown format - accepted media types include: "
+                    f"application/json-patch+json, application/merge-patch+json, "
+                    f"application/strategic-merge-patch+json (apply patches are not served: {patch_type})",
+                )
             if not isinstance(new, dict):
                 raise ApiError(422, "Invalid", "patch did not produce an object")
             new.setdefault("metadata", {})
             # A patch is unconditional unless it carries a resourceVersion itself.
-            patched_rv = (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
+            patched_rv = (
+                (patch.get("metadata") or {}).get("resourceVersion") if isinstance(patch, dict) else None
+            )
             if patch_type == "application/json-patch+json":
-                patched_rv = new["metadata"].get("resourceVersion") \
-                    if new["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"] else None
+                patched_rv = (
+                    new["metadata"].get("resourceVersion")
+                    if new["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]
+                    else None
+                )
             if patched_rv is None:
                 new["metadata"]["resourceVersion"] = current["metadata"]["resourceVersion"]
             try:
-                return self.update(t, namespace, name, new, subresource=subresource, dry_run=dry_run,
-                                   field_validation=field_validation)
+                return self.update(
+                    t,
+                    namespace,
+                    name,
+                    new,
+                    subresource=subresource,
+                    dry_run=dry_run,
+                    field_validation=field_validation,
+                )
             except ApiError as exc:
                 if exc.code == 409 and patched_rv is None:
                     continue  # lost a race with another writer: re-apply on the fresh object
@@ -343,8 +311,15 @@ class Api:
         raise conflict(t.kind_label(), name)
 
     # ------------------------------------------------------------ delete
-    def delete(self, t: ResourceType, namespace: str | None, name: str, options: dict[str, Any] | None = None,
-               *, dry_run: bool = False) -> dict[str, Any]:
+    def delete(
+        self,
+        t: ResourceType,
+        namespace: str | None,
+        name: str,
+        options: dict[str, Any] | None = None,
+        *,
+        dry_run: bool = False,
+    ) -> dict[str, Any]:
         options = options or {}
         policy = options.get("propagationPolicy")
         if policy is None and options.get("orphanDependents") is not None:
@@ -352,8 +327,11 @@ class Api:
         if policy is None:
             policy = "Orphan" if t.default_orphan else "Background"
         if policy not in ("Orphan", "Background", "Foreground"):
-            raise ApiError(400, "BadRequest", f"propagationPolicy {policy!r} is not one of Orphan, Background, "
-                                              "Foreground")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"propagationPolicy {policy!r} is not one of Orphan, Background, Foreground",
+            )
         key = self._key(t, namespace, name)
         with self.store.lock:
             obj = self.store.get(key)
@@ -361,8 +339,12 @@ class Api:
                 raise not_found(t.kind_label(), name)
             pre = options.get("preconditions") or {}
             if pre.get("uid") and pre["uid"] != obj["metadata"]["uid"]:
-                raise ApiError(409, "Conflict", f"Precondition failed: UID in precondition: {pre['uid']}, UID in "
-                                                f"object meta: {obj['metadata']['uid']}")
+                raise ApiError(
+                    409,
+                    "Conflict",
+                    f"Precondition failed: UID in precondition: {pre['uid']}, UID in "
+                    f"object meta: {obj['metadata']['uid']}",
+                )
             if pre.get("resourceVersion") and pre["resourceVersion"] != obj["metadata"]["resourceVersion"]:
                 raise conflict(t.kind_label(), name)
             if dry_run:
@@ -373,9 +355,12 @@ class Api:
                 finalizers.append("foregroundDeletion")
             if policy == "Orphan" and "orphan" not in finalizers and self._has_dependents(meta["uid"]):
                 finalizers.append("orphan")
-            graceful_pod = (t.kind == "Pod" and (obj.get("spec") or {}).get("nodeName")
-                            and (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
-                            and options.get("gracePeriodSeconds") != 0)
+            graceful_pod = (
+                t.kind == "Pod"
+                and (obj.get("spec") or {}).get("nodeName")
+                and (obj.get("status") or {}).get("phase") not in ("Succeeded", "Failed")
+                and options.get("gracePeriodSeconds") != 0
+            )
             if t.kind == "Namespace":
                 finalizers = finalizers or []
                 obj.setdefault("status", {})["phase"] = "Terminating"
@@ -385,8 +370,12 @@ class Api:
                     meta["deletionGracePeriodSeconds"] = 30 if graceful_pod else 0
                 if options.get("gracePeriodSeconds") == 0:
                     meta["deletionGracePeriodSeconds"] = 0
-                if not finalizers and not meta.get("deletionGracePeriodSeconds") and meta.get("deletionTimestamp") \
-                        and t.kind != "Namespace":
+                if (
+                    not finalizers
+                    and not meta.get("deletionGracePeriodSeconds")
+                    and meta.get("deletionTimestamp")
+                    and t.kind != "Namespace"
+                ):
                     removed = self.store.remove(key)
                     self.gc_wakeup.set()
                     return self._render(t, removed or obj)
@@ -403,13 +392,16 @@ class Api:
 
     def _has_dependents(self, uid: str) -> bool:
         with self.store.lock:
-            return any(ref.get("uid") == uid for o in self.store.objects.values()
-                       for ref in o["metadata"].get("ownerReferences") or [])
+            return any(
+                ref.get("uid") == uid
+                for o in self.store.objects.values()
+                for ref in o["metadata"].get("ownerReferences") or []
+            )
 
     # ------------------------------------------------------------ hooks
     def _after_write(self, t: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         if t.kind == "CustomResourceDefinition":
-            self._register_crd(obj)
+            self.types.register_crd(obj, self.store)
         if t.kind == "Namespace" and old is None:
             sa = {"metadata": {"name": "default"}}
             with contextlib.suppress(ApiError):
@@ -417,67 +409,5 @@ class Api:
 
     def _after_delete(self, t: ResourceType, obj: dict[str, Any]) -> None:
         if t.kind == "CustomResourceDefinition":
-            self._unregister_crd(obj)
+            self.types.unregister_crd(obj, self.store)
         self.gc_wakeup.set()
-
-    def _register_crd(self, crd: dict[str, Any]) -> None:
-        spec = crd["spec"]
-        with self.types_lock:
-            for key in [k for k, v in self.types.items() if not v.builtin and (v.group, v.plural) ==
-                        (spec["group"], spec["names"]["plural"])]:
-                del self.types[key]
-            for version in spec.get("versions") or []:
-                if version.get("served", True):
-                    t = ResourceType.from_crd(crd, version)
-                    self.types[t.key] = t
-        status = {
-            "acceptedNames": {k: v for k, v in spec["names"].items()},
-            "storedVersions": [v["name"] for v in spec["versions"] if v.get("storage")],
-            "conditions": [
-                {"type": "NamesAccepted", "status": "True", "reason": "NoConflicts",
-                 "message": "no conflicts found", "lastTransitionTime": now_iso()},
-                {"type": "Established", "status": "True", "reason": "InitialNamesAccepted",
-                 "message": "the initial names have been accepted", "lastTransitionTime": now_iso()},
-            ],
-        }
-        if crd.get("status", {}).get("conditions"):
-            return
-        key = ("apiextensions.k8s.io", "customresourcedefinitions", "", crd["metadata"]["name"])
-        with self.store.lock:
-            current = self.store.get(key)
-            if current is not None and current["metadata"]["uid"] == crd["metadata"]["uid"]:
-                current["status"] = status
-                self.store.put(key, current, "MODIFIED")
-
-    def _unregister_crd(self, crd: dict[str, Any]) -> None:
-        spec = crd["spec"]
-        group, plural = spec["group"], spec["names"]["plural"]
-        with self.types_lock:
-            for key in [k for k, v in self.types.items() if not v.builtin and (v.group, v.plural) == (group, plural)]:
-                del self.types[key]
-        with self.store.lock:
-            for key in [k for k in self.store.objects if k[0] == group and k[1] == plural]:
-                self.store.remove(key)
-
-
-def _same(old: dict[str, Any], new: dict[str, Any]) -> bool:
-    strip = ("resourceVersion", "managedFields")
-    o = {**old, "metadata": {k: v for k, v in old["metadata"].items() if k not in strip}}
-    n = {**new, "metadata": {k: v for k, v in new["metadata"].items() if k not in strip}}
-    o.pop("apiVersion", None), o.pop("kind", None), n.pop("apiVersion", None), n.pop("kind", None)
-    return o == n
-
-
-def _dropped_paths(before: Any, after: Any, path: str = "") -> list[str]:
-    if isinstance(before, dict) and isinstance(after, dict):
-        out = []
-        for k, v in before.items():
-            child = f"{path}.{k}" if path else k
-            if k not in after:
-                out.append(child)
-            else:
-                out += _dropped_paths(v, after[k], child)
-        return out
-    if isinstance(before, list) and isinstance(after, list):
-        return [p for i, (b, a) in enumerate(zip(before, after, strict=False)) for p in _dropped_paths(b, a, f"{path}[{i}]")]
-    return []

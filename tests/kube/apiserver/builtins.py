@@ -16,10 +16,18 @@ def validate_name(kind: str, group: str, name: str, *, label: bool = False) -> N
     pattern = DNS_LABEL if label else DNS_SUBDOMAIN
     if len(name) > limit or not pattern.match(name):
         what = "RFC 1123 label" if label else "RFC 1123 subdomain"
-        raise invalid(kind, group, name, [(
-            "metadata.name",
-            f'Invalid value: "{name}": a lowercase {what} must consist of lower case alphanumeric characters, '
-            f"'-' or '.', and must start and end with an alphanumeric character (at most {limit} characters)")])
+        raise invalid(
+            kind,
+            group,
+            name,
+            [
+                (
+                    "metadata.name",
+                    f'Invalid value: "{name}": a lowercase {what} must consist of lower case alphanumeric characters, '
+                    f"'-' or '.', and must start and end with an alphanumeric character (at most {limit} characters)",
+                )
+            ],
+        )
 
 
 def default_pod_spec(spec: dict[str, Any], restart_policy: str = "Always") -> None:
@@ -31,7 +39,9 @@ def default_pod_spec(spec: dict[str, Any], restart_policy: str = "Always") -> No
     for c in spec.get("containers") or []:
         c.setdefault("terminationMessagePath", "/dev/termination-log")
         c.setdefault("terminationMessagePolicy", "File")
-        c.setdefault("imagePullPolicy", "Always" if str(c.get("image", "")).endswith(":latest") else "IfNotPresent")
+        c.setdefault(
+            "imagePullPolicy", "Always" if str(c.get("image", "")).endswith(":latest") else "IfNotPresent"
+        )
         c.setdefault("resources", {})
 
 
@@ -60,9 +70,15 @@ def prepare_job(job: dict[str, Any], uid: str) -> None:
     spec.setdefault("backoffLimit", 6 if spec.get("backoffLimitPerIndex") is None else 2147483647)
     spec.setdefault("completionMode", "NonIndexed")
     spec.setdefault("suspend", False)
-    spec.setdefault("podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed")
-    labels = {"batch.kubernetes.io/controller-uid": uid, "batch.kubernetes.io/job-name": name,
-              "controller-uid": uid, "job-name": name}
+    spec.setdefault(
+        "podReplacementPolicy", "Failed" if spec.get("podFailurePolicy") else "TerminatingOrFailed"
+    )
+    labels = {
+        "batch.kubernetes.io/controller-uid": uid,
+        "batch.kubernetes.io/job-name": name,
+        "controller-uid": uid,
+        "job-name": name,
+    }
     if not spec.get("manualSelector"):
         spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
     template = spec.setdefault("template", {})
@@ -81,11 +97,19 @@ def validate_job(job: dict[str, Any]) -> None:
     errs = validate_pod_spec("Job", "batch", name, tmpl, "spec.template.spec")
     policy = (tmpl or {}).get("restartPolicy")
     if policy not in ("OnFailure", "Never"):
-        errs.append(("spec.template.spec.restartPolicy",
-                     f'Unsupported value: "{policy}": supported values: "OnFailure", "Never"'))
+        errs.append(
+            (
+                "spec.template.spec.restartPolicy",
+                f'Unsupported value: "{policy}": supported values: "OnFailure", "Never"',
+            )
+        )
     if spec.get("podFailurePolicy") and policy != "Never":
-        errs.append(("spec.podFailurePolicy",
-                     'Invalid value: "": only "Never" is supported when podFailurePolicy is specified'))
+        errs.append(
+            (
+                "spec.podFailurePolicy",
+                'Invalid value: "": only "Never" is supported when podFailurePolicy is specified',
+            )
+        )
     for key in ("parallelism", "completions", "backoffLimit", "activeDeadlineSeconds"):
         v = spec.get(key)
         if v is not None and (not isinstance(v, int) or v < (1 if key == "activeDeadlineSeconds" else 0)):

@@ -14,31 +14,46 @@ class ApiError(Exception):
         self.details = details
 
     def status(self) -> dict[str, Any]:
-        doc: dict[str, Any] = {"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                               "message": self.message, "reason": self.reason, "code": self.code}
+        doc: dict[str, Any] = {
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": self.message,
+            "reason": self.reason,
+            "code": self.code,
+        }
         if self.details is not None:
             doc["details"] = self.details
         return doc
 
 
 def not_found(type_label: str, name: str) -> ApiError:
-    group, _, kind = type_label.partition(".")
-    return ApiError(404, "NotFound", f'{type_label} "{name}" not found',
-                    {"name": name, "group": kind, "kind": group})
+    plural, _, group = type_label.partition(".")
+    return ApiError(
+        404, "NotFound", f'{type_label} "{name}" not found', {"name": name, "group": group, "kind": plural}
+    )
 
 
 def already_exists(type_label: str, name: str) -> ApiError:
-    group, _, kind = type_label.partition(".")
-    return ApiError(409, "AlreadyExists", f'{type_label} "{name}" already exists',
-                    {"name": name, "group": kind, "kind": group})
+    plural, _, group = type_label.partition(".")
+    return ApiError(
+        409,
+        "AlreadyExists",
+        f'{type_label} "{name}" already exists',
+        {"name": name, "group": group, "kind": plural},
+    )
 
 
 def conflict(type_label: str, name: str) -> ApiError:
-    group, _, kind = type_label.partition(".")
-    return ApiError(409, "Conflict",
-                    f'Operation cannot be fulfilled on {type_label} "{name}": the object has been modified; '
-                    "please apply your changes to the latest version and try again",
-                    {"name": name, "group": kind, "kind": group})
+    plural, _, group = type_label.partition(".")
+    return ApiError(
+        409,
+        "Conflict",
+        f'Operation cannot be fulfilled on {type_label} "{name}": the object has been modified; '
+        "please apply your changes to the latest version and try again",
+        {"name": name, "group": group, "kind": plural},
+    )
 
 
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str]]) -> ApiError:
@@ -46,6 +61,14 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str]]) -> 
     label = f"{kind}.{group}" if group else kind
     joined = ", ".join(f"{f}: {m}" for f, m in causes)
     msg = f'{label} "{name}" is invalid: ' + (f"[{joined}]" if len(causes) > 1 else joined)
-    return ApiError(422, "Invalid", msg, {
-        "name": name, "group": group, "kind": kind,
-        "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes]})
+    return ApiError(
+        422,
+        "Invalid",
+        msg,
+        {
+            "name": name,
+            "group": group,
+            "kind": kind,
+            "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes],
+        },
+    )

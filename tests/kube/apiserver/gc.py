@@ -64,21 +64,27 @@ class GarbageCollector:
             if meta.get("deletionTimestamp"):
                 changed |= self._finish_deletion(t, ns, obj, snapshot)
             refs = meta.get("ownerReferences") or []
-            orphaned = refs and not any(r.get("uid") in uids and self._owner_matches(snapshot[uids[r["uid"]]], r, key)
-                                        for r in refs)
+            orphaned = refs and not any(
+                r.get("uid") in uids and self._owner_matches(snapshot[uids[r["uid"]]], r, key) for r in refs
+            )
             if orphaned and not meta.get("deletionTimestamp"):
                 changed |= self._delete(t, ns, meta["name"], "Background")
         return changed
 
     @staticmethod
-    def _owner_matches(owner: dict[str, Any], ref: dict[str, Any], dep_key: tuple[str, str, str, str]) -> bool:
+    def _owner_matches(
+        owner: dict[str, Any], ref: dict[str, Any], dep_key: tuple[str, str, str, str]
+    ) -> bool:
         # An owner must be cluster-scoped or in the dependent's namespace.
         owner_ns = owner["metadata"].get("namespace") or ""
         return owner_ns in ("", dep_key[2]) and owner["metadata"]["name"] == ref.get("name")
 
     def _dependents(self, uid: str, snapshot: dict) -> list[tuple[tuple[str, str, str, str], dict[str, Any]]]:
-        return [(k, o) for k, o in snapshot.items()
-                if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])]
+        return [
+            (k, o)
+            for k, o in snapshot.items()
+            if any(r.get("uid") == uid for r in o["metadata"].get("ownerReferences") or [])
+        ]
 
     def _finish_deletion(self, t: ResourceType, ns: str | None, obj: dict[str, Any], snapshot: dict) -> bool:
         meta = obj["metadata"]
@@ -111,7 +117,9 @@ class GarbageCollector:
                 return self._remove_finalizer(t, ns, meta["name"], "foregroundDeletion")
         return False
 
-    def _delete(self, t: ResourceType, ns: str | None, name: str, policy: str, grace_zero: bool = False) -> bool:
+    def _delete(
+        self, t: ResourceType, ns: str | None, name: str, policy: str, grace_zero: bool = False
+    ) -> bool:
         try:
             opts: dict[str, Any] = {"propagationPolicy": policy}
             if grace_zero:
@@ -125,8 +133,9 @@ class GarbageCollector:
         with contextlib.suppress(ApiError):
             self.api.patch(t, ns, name, "application/merge-patch+json", {"metadata": meta_patch})
 
-    def _remove_finalizer(self, t: ResourceType, ns: str | None, name: str, finalizer: str | None,
-                          namespace_done: bool = False) -> bool:
+    def _remove_finalizer(
+        self, t: ResourceType, ns: str | None, name: str, finalizer: str | None, namespace_done: bool = False
+    ) -> bool:
         try:
             obj = self.api.get(t, ns, name)
         except ApiError:
@@ -136,8 +145,9 @@ class GarbageCollector:
             return removed is not None
         fins = [f for f in obj["metadata"].get("finalizers") or [] if f != finalizer]
         try:
-            self.api.update(t, ns, name, {**obj, "metadata": {**obj["metadata"], "finalizers": fins}},
-                            require_rv=True)
+            self.api.update(
+                t, ns, name, {**obj, "metadata": {**obj["metadata"], "finalizers": fins}}, require_rv=True
+            )
             return True
         except ApiError:
             return False

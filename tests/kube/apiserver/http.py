@@ -26,9 +26,17 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-VERSION = {"major": "1", "minor": "32", "gitVersion": "v1.32.0-benchcal-local", "gitCommit": "local",
-           "gitTreeState": "clean", "buildDate": "2026-01-01T00:00:00Z", "goVersion": "go1.23",
-           "compiler": "gc", "platform": "linux/amd64"}
+VERSION = {
+    "major": "1",
+    "minor": "32",
+    "gitVersion": "v1.32.0-benchcal-local",
+    "gitCommit": "local",
+    "gitTreeState": "clean",
+    "buildDate": "2026-01-01T00:00:00Z",
+    "goVersion": "go1.23",
+    "compiler": "gc",
+    "platform": "linux/amd64",
+}
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -40,7 +48,9 @@ class Handler(BaseHTTPRequestHandler):
         log.debug("%s " + format, self.address_string(), *args)
 
     # ------------------------------------------------------------ plumbing
-    def _send(self, code: int, doc: Any, content_type: str = "application/json", warnings: list[str] = ()) -> None:
+    def _send(
+        self, code: int, doc: Any, content_type: str = "application/json", warnings: list[str] = ()
+    ) -> None:
         body = doc if isinstance(doc, bytes) else json.dumps(doc).encode()
         self.send_response(code)
         self.send_header("Content-Type", content_type)
@@ -58,9 +68,13 @@ class Handler(BaseHTTPRequestHandler):
             return None
         ctype = self.headers.get("Content-Type", "")
         if "protobuf" in ctype or "cbor" in ctype:
-            raise ApiError(415, "UnsupportedMediaType", f"the body of the request was in an unknown format - "
-                                                        f"accepted media types include: application/json, "
-                                                        f"application/yaml (got {ctype})")
+            raise ApiError(
+                415,
+                "UnsupportedMediaType",
+                f"the body of the request was in an unknown format - "
+                f"accepted media types include: application/json, "
+                f"application/yaml (got {ctype})",
+            )
         try:
             if "yaml" in ctype:
                 return yaml.safe_load(raw)
@@ -112,7 +126,7 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/openapi/v3":
             return self._send(200, openapi.root_document(types))
         if path.startswith("/openapi/v3/"):
-            doc = openapi.gv_document(types, path[len("/openapi/v3/"):])
+            doc = openapi.gv_document(types, path[len("/openapi/v3/") :])
             if doc is None:
                 raise ApiError(404, "NotFound", "the server could not find the requested resource")
             return self._send(200, doc)
@@ -153,13 +167,24 @@ class Handler(BaseHTTPRequestHandler):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         self._resource(method, t, namespace, name, sub, query, body)
 
-    def _resource(self, method: str, t: Any, namespace: str | None, name: str | None, sub: str,
-                  query: dict[str, str], body: Any) -> None:
+    def _resource(
+        self,
+        method: str,
+        t: Any,
+        namespace: str | None,
+        name: str | None,
+        sub: str,
+        query: dict[str, str],
+        body: Any,
+    ) -> None:
         api = self.owner.api
         dry_run = query.get("dryRun") == "All"
         fv = query.get("fieldValidation", "")
-        if (sub and sub not in ("status", "log")) or (sub == "status" and not t.status_subresource) \
-                or (sub == "log" and not t.log_subresource):
+        if (
+            (sub and sub not in ("status", "log"))
+            or (sub == "status" and not t.status_subresource)
+            or (sub == "log" and not t.log_subresource)
+        ):
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         if name is None:
             if method == "GET" and query.get("watch") in ("true", "1"):
@@ -173,28 +198,39 @@ class Handler(BaseHTTPRequestHandler):
                 items, _ = api.list(t, namespace, query.get("labelSelector"), query.get("fieldSelector"))
                 for item in items:
                     api.delete(t, namespace, item["metadata"]["name"], body, dry_run=dry_run)
-                return self._send(200, {"kind": f"{t.kind}List", "apiVersion": t.api_version,
-                                        "metadata": {}, "items": items})
+                return self._send(
+                    200,
+                    {"kind": f"{t.kind}List", "apiVersion": t.api_version, "metadata": {}, "items": items},
+                )
             raise ApiError(405, "MethodNotAllowed", f"method {method} not allowed on a collection")
         if sub == "log":
             return self._log(namespace or "", name, query)
         if method == "GET":
             obj = api.get(t, namespace, name)
             if "as=Table" in self.headers.get("Accept", ""):
-                return self._send(200, to_table(t, [obj], obj["metadata"]["resourceVersion"],
-                                                query.get("includeObject", "Metadata")))
+                return self._send(
+                    200,
+                    to_table(
+                        t, [obj], obj["metadata"]["resourceVersion"], query.get("includeObject", "Metadata")
+                    ),
+                )
             return self._send(200, obj)
         if method == "PUT":
-            obj, warnings = api.update(t, namespace, name, body, subresource=sub, dry_run=dry_run,
-                                       field_validation=fv)
+            obj, warnings = api.update(
+                t, namespace, name, body, subresource=sub, dry_run=dry_run, field_validation=fv
+            )
             return self._send(200, obj, warnings=warnings)
         if method == "PATCH":
             ctype = self.headers.get("Content-Type", "").split(";")[0].strip()
             if ctype == "application/apply-patch+yaml":
-                raise ApiError(415, "UnsupportedMediaType", "server-side apply is not served by the local API "
-                                                            "server; use client-side kubectl apply")
-            obj, warnings = api.patch(t, namespace, name, ctype, body, subresource=sub, dry_run=dry_run,
-                                      field_validation=fv)
+                raise ApiError(
+                    415,
+                    "UnsupportedMediaType",
+                    "server-side apply is not served by the local API server; use client-side kubectl apply",
+                )
+            obj, warnings = api.patch(
+                t, namespace, name, ctype, body, subresource=sub, dry_run=dry_run, field_validation=fv
+            )
             return self._send(200, obj, warnings=warnings)
         if method == "DELETE":
             opts = dict(body or {})
@@ -219,7 +255,9 @@ class Handler(BaseHTTPRequestHandler):
             table = to_table(t, page, str(rv), query.get("includeObject", "Metadata"))
             table["metadata"].update({k: v for k, v in meta.items() if k != "resourceVersion"})
             return self._send(200, table)
-        self._send(200, {"kind": f"{t.kind}List", "apiVersion": t.api_version, "metadata": meta, "items": page})
+        self._send(
+            200, {"kind": f"{t.kind}List", "apiVersion": t.api_version, "metadata": meta, "items": page}
+        )
 
     # ------------------------------------------------------------ logs
     def _log(self, namespace: str, name: str, query: dict[str, str]) -> None:
@@ -227,18 +265,24 @@ class Handler(BaseHTTPRequestHandler):
         containers = [c["name"] for c in pod["spec"].get("containers") or []]
         container = query.get("container") or (containers[0] if len(containers) == 1 else None)
         if container is None:
-            raise ApiError(400, "BadRequest", f"a container name must be specified for pod {name}, choose one of: "
-                                              f"[{' '.join(containers)}]")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]",
+            )
         if container not in containers:
             raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
         path = Path(self.owner.log_dir) / namespace / name / f"{container}.log"
         if not path.exists():
-            raise ApiError(400, "BadRequest", f'container "{container}" in pod "{name}" is waiting to start: '
-                                              "ContainerCreating")
+            raise ApiError(
+                400,
+                "BadRequest",
+                f'container "{container}" in pod "{name}" is waiting to start: ContainerCreating',
+            )
         text = path.read_text(errors="replace")
         if query.get("tailLines", "").isdigit():
             lines = text.splitlines(keepends=True)
-            text = "".join(lines[-int(query["tailLines"]):]) if int(query["tailLines"]) else ""
+            text = "".join(lines[-int(query["tailLines"]) :]) if int(query["tailLines"]) else ""
         self._send(200, text.encode(), "text/plain")
 
     # ------------------------------------------------------------ watch
@@ -267,7 +311,9 @@ class Handler(BaseHTTPRequestHandler):
         initial: list[dict[str, Any]] = []
         with store.lock:
             if rv_param in ("", "0"):
-                items, last_rv = api.list(t, namespace, query.get("labelSelector"), query.get("fieldSelector"))
+                items, last_rv = api.list(
+                    t, namespace, query.get("labelSelector"), query.get("fieldSelector")
+                )
                 initial = [{"type": "ADDED", "object": o} for o in items]
             else:
                 try:
@@ -275,7 +321,9 @@ class Handler(BaseHTTPRequestHandler):
                 except ValueError as exc:
                     raise ApiError(400, "BadRequest", f"invalid resource version {rv_param!r}") from exc
                 if last_rv < store.oldest_rv:
-                    gone = ApiError(410, "Expired", f"too old resource version: {last_rv} ({store.oldest_rv + 1})")
+                    gone = ApiError(
+                        410, "Expired", f"too old resource version: {last_rv} ({store.oldest_rv + 1})"
+                    )
                     self.send_response(200)
                     self.send_header("Content-Type", "application/json")
                     self.send_header("Transfer-Encoding", "chunked")
@@ -293,8 +341,11 @@ class Handler(BaseHTTPRequestHandler):
             for ev in initial:
                 self._chunk(json.dumps(ev).encode() + b"\n")
             last_bookmark = time.monotonic()
-            while time.monotonic() < deadline and self.owner.watch_generation == generation \
-                    and not self.owner.stopping:
+            while (
+                time.monotonic() < deadline
+                and self.owner.watch_generation == generation
+                and not self.owner.stopping
+            ):
                 with store.lock:
                     events = store.events_after(last_rv)
                     if not events:
@@ -319,8 +370,11 @@ class Handler(BaseHTTPRequestHandler):
                 if not events:
                     last_rv = max(last_rv, current_rv)
                 if bookmarks and time.monotonic() - last_bookmark >= self.owner.bookmark_interval:
-                    mark = {"kind": t.kind, "apiVersion": t.api_version,
-                            "metadata": {"resourceVersion": str(last_rv)}}
+                    mark = {
+                        "kind": t.kind,
+                        "apiVersion": t.api_version,
+                        "metadata": {"resourceVersion": str(last_rv)},
+                    }
                     self._chunk(json.dumps({"type": "BOOKMARK", "object": mark}).encode() + b"\n")
                     last_bookmark = time.monotonic()
             self.wfile.write(b"0\r\n\r\n")

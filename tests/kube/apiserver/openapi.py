@@ -32,18 +32,30 @@ def gv_document(types: list[ResourceType], gv_path: str) -> dict[str, Any] | Non
     schemas: dict[str, Any] = {}
     for t in selected:
         gvk = [{"group": t.group, "version": t.version, "kind": t.kind}]
-        prefix = f"/{gv_path}/namespaces/{{namespace}}/{t.plural}" if t.namespaced else f"/{gv_path}/{t.plural}"
-        params = [{"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
-                  for n in ("dryRun", "fieldManager", "fieldValidation", "force")]
+        prefix = (
+            f"/{gv_path}/namespaces/{{namespace}}/{t.plural}" if t.namespaced else f"/{gv_path}/{t.plural}"
+        )
+        params = [
+            {"name": n, "in": "query", "schema": {"type": "string", "uniqueItems": True}}
+            for n in ("dryRun", "fieldManager", "fieldValidation", "force")
+        ]
         paths[prefix + "/{name}"] = {
-            "patch": {"operationId": f"patch{t.kind}", "parameters": params,
-                      "x-kubernetes-action": "patch", "x-kubernetes-group-version-kind": gvk[0],
-                      "responses": {"200": {"description": "OK"}}},
+            "patch": {
+                "operationId": f"patch{t.kind}",
+                "parameters": params,
+                "x-kubernetes-action": "patch",
+                "x-kubernetes-group-version-kind": gvk[0],
+                "responses": {"200": {"description": "OK"}},
+            },
         }
         if not t.builtin and t.schema is not None:
             schemas[_schema_name(t)] = {**t.schema, "x-kubernetes-group-version-kind": gvk}
-    return {"openapi": "3.0.0", "info": {"title": "Kubernetes", "version": "v1.32.0"}, "paths": paths,
-            "components": {"schemas": schemas}}
+    return {
+        "openapi": "3.0.0",
+        "info": {"title": "Kubernetes", "version": "v1.32.0"},
+        "paths": paths,
+        "components": {"schemas": schemas},
+    }
 
 
 def root_document(types: list[ResourceType]) -> dict[str, Any]:

@@ -14,11 +14,21 @@ from tests.kube.apiserver.errors import ApiError
 
 # field name -> merge key for lists that strategic merge merges by key (from the Go struct tags).
 MERGE_KEYS: dict[str, str] = {
-    "containers": "name", "initContainers": "name", "ephemeralContainers": "name",
-    "env": "name", "volumes": "name", "volumeMounts": "mountPath", "volumeDevices": "devicePath",
-    "ports": "containerPort", "imagePullSecrets": "name", "conditions": "type",
-    "ownerReferences": "uid", "hostAliases": "ip", "topologySpreadConstraints": "topologyKey",
-    "resourceClaims": "name", "secrets": "name",
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "ports": "containerPort",
+    "imagePullSecrets": "name",
+    "conditions": "type",
+    "ownerReferences": "uid",
+    "hostAliases": "ip",
+    "topologySpreadConstraints": "topologyKey",
+    "resourceClaims": "name",
+    "secrets": "name",
 }
 # lists of scalars merged as sets (patchStrategy:"merge").
 MERGE_PRIMITIVE_LISTS = {"finalizers"}
@@ -52,8 +62,12 @@ def _walk(doc: Any, parts: list[str], path: str) -> Any:
         elif isinstance(cur, list) and part.isdigit() and int(part) < len(cur):
             cur = cur[int(part)]
         else:
-            raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: "
-                                           f"jsonpatch path {path} does not exist")
+            raise ApiError(
+                422,
+                "Invalid",
+                f"the server rejected our request due to an error in our request: "
+                f"jsonpatch path {path} does not exist",
+            )
     return cur
 
 
@@ -74,7 +88,9 @@ def _add(doc: Any, parts: list[str], value: Any, path: str, replace: bool = Fals
     last = parts[-1]
     if isinstance(parent, dict):
         if replace and last not in parent:
-            raise ApiError(422, "Invalid", f"jsonpatch replace operation does not apply: doc is missing key: {path}")
+            raise ApiError(
+                422, "Invalid", f"jsonpatch replace operation does not apply: doc is missing key: {path}"
+            )
         parent[last] = value
     elif isinstance(parent, list):
         if last == "-" and not replace:
@@ -100,8 +116,12 @@ def json_patch(target: Any, ops: Any) -> Any:
         parts = _pointer(path)
         if kind == "test":
             if _walk(doc, parts, path) != op.get("value"):
-                raise ApiError(422, "Invalid", f"the server rejected our request due to an error in our request: "
-                                               f"testing value {path} failed")
+                raise ApiError(
+                    422,
+                    "Invalid",
+                    f"the server rejected our request due to an error in our request: "
+                    f"testing value {path} failed",
+                )
         elif kind == "remove":
             _remove(doc, parts, path)
         elif kind == "add":
@@ -110,7 +130,11 @@ def json_patch(target: Any, ops: Any) -> Any:
             doc = _add(doc, parts, copy.deepcopy(op.get("value")), path, replace=True)
         elif kind in ("move", "copy"):
             src = _pointer(op["from"])
-            value = _remove(doc, src, op["from"]) if kind == "move" else copy.deepcopy(_walk(doc, src, op["from"]))
+            value = (
+                _remove(doc, src, op["from"])
+                if kind == "move"
+                else copy.deepcopy(_walk(doc, src, op["from"]))
+            )
             doc = _add(doc, parts, value, path)
         else:
             raise ApiError(400, "BadRequest", f"unknown json patch op {kind!r}")
@@ -163,8 +187,10 @@ def _merge_list(key: str, current: Any, patch: list[Any]) -> list[Any]:
         return [copy.deepcopy(p) for p in patch if p.get("$patch") != "replace"]
     out = [copy.deepcopy(c) for c in current]
     for item in patch:
-        idx = next((i for i, c in enumerate(out) if isinstance(c, dict) and c.get(merge_key) == item.get(merge_key)),
-                   None)
+        idx = next(
+            (i for i, c in enumerate(out) if isinstance(c, dict) and c.get(merge_key) == item.get(merge_key)),
+            None,
+        )
         if item.get("$patch") == "delete":
             if idx is not None:
                 out.pop(idx)

@@ -56,11 +56,25 @@ class ResourceType:
             entry["categories"] = self.categories
         out = [entry]
         if self.status_subresource:
-            out.append({"name": f"{self.plural}/status", "singularName": "", "namespaced": self.namespaced,
-                        "kind": self.kind, "verbs": ["get", "patch", "update"]})
+            out.append(
+                {
+                    "name": f"{self.plural}/status",
+                    "singularName": "",
+                    "namespaced": self.namespaced,
+                    "kind": self.kind,
+                    "verbs": ["get", "patch", "update"],
+                }
+            )
         if self.log_subresource:
-            out.append({"name": f"{self.plural}/log", "singularName": "", "namespaced": True,
-                        "kind": self.kind, "verbs": ["get"]})
+            out.append(
+                {
+                    "name": f"{self.plural}/log",
+                    "singularName": "",
+                    "namespaced": True,
+                    "kind": self.kind,
+                    "verbs": ["get"],
+                }
+            )
         return out
 
     @classmethod
@@ -89,23 +103,58 @@ def builtin_types() -> list[ResourceType]:
         ResourceType("", "v1", "configmaps", "ConfigMap", True, ["cm"]),
         ResourceType("", "v1", "secrets", "Secret", True),
         ResourceType("", "v1", "events", "Event", True, ["ev"]),
-        ResourceType("", "v1", "pods", "Pod", True, ["po"], categories=["all"], status_subresource=True,
-                     log_subresource=True),
+        ResourceType(
+            "",
+            "v1",
+            "pods",
+            "Pod",
+            True,
+            ["po"],
+            categories=["all"],
+            status_subresource=True,
+            log_subresource=True,
+        ),
         ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ["sa"]),
-        ResourceType("", "v1", "persistentvolumeclaims", "PersistentVolumeClaim", True, ["pvc"],
-                     status_subresource=True),
-        ResourceType("batch", "v1", "jobs", "Job", True, categories=["all"], status_subresource=True,
-                     default_orphan=True),
+        ResourceType(
+            "",
+            "v1",
+            "persistentvolumeclaims",
+            "PersistentVolumeClaim",
+            True,
+            ["pvc"],
+            status_subresource=True,
+        ),
+        ResourceType(
+            "batch",
+            "v1",
+            "jobs",
+            "Job",
+            True,
+            categories=["all"],
+            status_subresource=True,
+            default_orphan=True,
+        ),
         ResourceType("events.k8s.io", "v1", "events", "Event", True, ["ev"]),
         ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
-        ResourceType("apiextensions.k8s.io", "v1", "customresourcedefinitions", "CustomResourceDefinition",
-                     False, ["crd", "crds"], categories=["api-extensions"], status_subresource=True),
+        ResourceType(
+            "apiextensions.k8s.io",
+            "v1",
+            "customresourcedefinitions",
+            "CustomResourceDefinition",
+            False,
+            ["crd", "crds"],
+            categories=["api-extensions"],
+            status_subresource=True,
+        ),
     ]
 
 
 def api_versions_doc() -> dict[str, Any]:
-    return {"kind": "APIVersions", "versions": ["v1"],
-            "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}]}
+    return {
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": "127.0.0.1"}],
+    }
 
 
 def api_group_list(types: list[ResourceType]) -> dict[str, Any]:
@@ -134,4 +183,9 @@ def resource_list(types: list[ResourceType], group_version: str) -> dict[str, An
     entries = [e for t in types if t.api_version == group_version for e in t.discovery_entry()]
     if not entries:
         return None
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": entries}
+    return {
+        "kind": "APIResourceList",
+        "apiVersion": "v1",
+        "groupVersion": group_version,
+        "resources": entries,
+    }

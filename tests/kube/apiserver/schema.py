@@ -21,6 +21,7 @@ def _fmt(value: Any) -> str:
 
 # ---------------------------------------------------------------- pruning
 
+
 def prune(value: Any, schema: Schema | None, *, root: bool = False) -> Any:
     """Drop fields the schema does not declare (unless it preserves unknown fields)."""
     if schema is None or not isinstance(value, (dict, list)):
@@ -54,6 +55,7 @@ def _prune_embedded_metadata(meta: Any) -> Any:
 
 # ---------------------------------------------------------------- defaulting
 
+
 def apply_defaults(value: Any, schema: Schema | None) -> Any:
     if schema is None:
         return value
@@ -75,6 +77,7 @@ def apply_defaults(value: Any, schema: Schema | None) -> Any:
 
 
 # ---------------------------------------------------------------- validation
+
 
 def _type_ok(value: Any, schema: Schema) -> bool:
     t = schema.get("type")
@@ -122,12 +125,22 @@ def validate(value: Any, schema: Schema | None, path: str = "") -> list[tuple[st
     if value is None:
         if schema.get("nullable"):
             return []
-        return [(where, f"Invalid value: \"null\": {where} in body must be of type {schema.get('type', 'object')}: "
-                        '"null"')]
+        return [
+            (
+                where,
+                f'Invalid value: "null": {where} in body must be of type {schema.get("type", "object")}: '
+                '"null"',
+            )
+        ]
     if not _type_ok(value, schema):
         want = "integer or string" if schema.get("x-kubernetes-int-or-string") else schema.get("type")
-        return [(where, f"Invalid value: \"{_json_type(value)}\": {where} in body must be of type {want}: "
-                        f"\"{_json_type(value)}\"")]
+        return [
+            (
+                where,
+                f'Invalid value: "{_json_type(value)}": {where} in body must be of type {want}: '
+                f'"{_json_type(value)}"',
+            )
+        ]
     if "enum" in schema and value not in schema["enum"]:
         supported = ", ".join(_fmt(v) for v in schema["enum"])
         errors.append((where, f"Unsupported value: {_fmt(value)}: supported values: {supported}"))
@@ -136,25 +149,40 @@ def validate(value: Any, schema: Schema | None, path: str = "") -> list[tuple[st
             lo = schema["minimum"]
             if value < lo or (schema.get("exclusiveMinimum") is True and value == lo):
                 op = "greater than" if schema.get("exclusiveMinimum") is True else "greater than or equal to"
-                errors.append((where, f"Invalid value: {_fmt(value)}: {where} in body should be {op} {_fmt(lo)}"))
+                errors.append(
+                    (where, f"Invalid value: {_fmt(value)}: {where} in body should be {op} {_fmt(lo)}")
+                )
         if "maximum" in schema:
             hi = schema["maximum"]
             if value > hi or (schema.get("exclusiveMaximum") is True and value == hi):
                 op = "less than" if schema.get("exclusiveMaximum") is True else "less than or equal to"
-                errors.append((where, f"Invalid value: {_fmt(value)}: {where} in body should be {op} {_fmt(hi)}"))
+                errors.append(
+                    (where, f"Invalid value: {_fmt(value)}: {where} in body should be {op} {_fmt(hi)}")
+                )
     if isinstance(value, str):
         if "maxLength" in schema and len(value) > schema["maxLength"]:
             errors.append((where, f"Too long: may not be more than {schema['maxLength']} bytes"))
         if "minLength" in schema and len(value) < schema["minLength"]:
-            errors.append((where, f"Invalid value: {_fmt(value)}: {where} in body should be at least "
-                                  f"{schema['minLength']} chars long"))
+            errors.append(
+                (
+                    where,
+                    f"Invalid value: {_fmt(value)}: {where} in body should be at least "
+                    f"{schema['minLength']} chars long",
+                )
+            )
         if "pattern" in schema and not re.search(schema["pattern"], value):
-            errors.append((where, f"Invalid value: {_fmt(value)}: {where} in body should match "
-                                  f"'{schema['pattern']}'"))
+            errors.append(
+                (where, f"Invalid value: {_fmt(value)}: {where} in body should match '{schema['pattern']}'")
+            )
     if isinstance(value, list):
         if "minItems" in schema and len(value) < schema["minItems"]:
-            errors.append((where, f"Invalid value: {len(value)}: {where} in body should have at least "
-                                  f"{schema['minItems']} items"))
+            errors.append(
+                (
+                    where,
+                    f"Invalid value: {len(value)}: {where} in body should have at least "
+                    f"{schema['minItems']} items",
+                )
+            )
         if "maxItems" in schema and len(value) > schema["maxItems"]:
             errors.append((where, f"Too many: {len(value)}: must have at most {schema['maxItems']} items"))
         if schema.get("uniqueItems"):
@@ -170,7 +198,9 @@ def validate(value: Any, schema: Schema | None, path: str = "") -> list[tuple[st
             seen_keys = [tuple(v.get(k) for k in keys) for v in value if isinstance(v, dict)]
             for i, key in enumerate(seen_keys):
                 if key in seen_keys[:i]:
-                    errors.append((f"{path}[{i}]", f"Duplicate value: {_fmt(dict(zip(keys, key, strict=False)))}"))
+                    errors.append(
+                        (f"{path}[{i}]", f"Duplicate value: {_fmt(dict(zip(keys, key, strict=False)))}")
+                    )
     if isinstance(value, dict):
         props = schema.get("properties") or {}
         for req in schema.get("required") or []:
@@ -183,10 +213,17 @@ def validate(value: Any, schema: Schema | None, path: str = "") -> list[tuple[st
             elif isinstance(schema.get("additionalProperties"), dict):
                 errors += validate(sub, schema["additionalProperties"], child)
         if "minProperties" in schema and len(value) < schema["minProperties"]:
-            errors.append((where, f"Invalid value: {len(value)}: {where} in body should have at least "
-                                  f"{schema['minProperties']} properties"))
+            errors.append(
+                (
+                    where,
+                    f"Invalid value: {len(value)}: {where} in body should have at least "
+                    f"{schema['minProperties']} properties",
+                )
+            )
         if "maxProperties" in schema and len(value) > schema["maxProperties"]:
-            errors.append((where, f"Too many: {len(value)}: must have at most {schema['maxProperties']} items"))
+            errors.append(
+                (where, f"Too many: {len(value)}: must have at most {schema['maxProperties']} items")
+            )
     errors += _combinators(value, schema, path, where)
     return errors
 
@@ -198,16 +235,30 @@ def _combinators(value: Any, schema: Schema, path: str, where: str) -> list[tupl
     for sub in schema.get("allOf") or []:
         errors += validate(value, sub, path)
     if schema.get("anyOf") and not any(not validate(value, s, path) for s in schema["anyOf"]):
-        errors.append((where, f"Invalid value: {_fmt_short(value)}: {where} in body must validate at least one "
-                              "schema (anyOf)"))
+        errors.append(
+            (
+                where,
+                f"Invalid value: {_fmt_short(value)}: {where} in body must validate at least one "
+                "schema (anyOf)",
+            )
+        )
     if schema.get("oneOf"):
         matches = sum(1 for s in schema["oneOf"] if not validate(value, s, path))
         if matches != 1:
-            errors.append((where, f"Invalid value: {_fmt_short(value)}: {where} in body must validate one and only "
-                                  "one schema (oneOf)"))
+            errors.append(
+                (
+                    where,
+                    f"Invalid value: {_fmt_short(value)}: {where} in body must validate one and only "
+                    "one schema (oneOf)",
+                )
+            )
     if isinstance(schema.get("not"), dict) and not validate(value, schema["not"], path):
-        errors.append((where, f"Invalid value: {_fmt_short(value)}: {where} in body should not validate the "
-                              "schema (not)"))
+        errors.append(
+            (
+                where,
+                f"Invalid value: {_fmt_short(value)}: {where} in body should not validate the schema (not)",
+            )
+        )
     return errors
 
 
@@ -215,13 +266,18 @@ def _fmt_short(value: Any) -> str:
     return f'"{_json_type(value)}"' if isinstance(value, (dict, list)) else _fmt(value)
 
 
-def check_structural(schema: Schema | None, path: str = "spec.validation.openAPIV3Schema") -> list[tuple[str, str]]:
+def check_structural(
+    schema: Schema | None, path: str = "spec.validation.openAPIV3Schema"
+) -> list[tuple[str, str]]:
     """The few structural-schema rules that catch real mistakes in CRD manifests."""
     if schema is None:
         return [(path, "Required value: schemas are required")]
     errors = []
-    if "type" not in schema and not schema.get("x-kubernetes-int-or-string") \
-            and not schema.get("x-kubernetes-preserve-unknown-fields"):
+    if (
+        "type" not in schema
+        and not schema.get("x-kubernetes-int-or-string")
+        and not schema.get("x-kubernetes-preserve-unknown-fields")
+    ):
         errors.append((f"{path}.type", "Required value: must not be empty for specified object fields"))
     for key, sub in (schema.get("properties") or {}).items():
         errors += check_structural(sub, f"{path}.properties[{key}]")

@@ -80,11 +80,28 @@ def _field_value(obj: dict[str, Any], path: str) -> str | None:
 
 # Field selectors the real server accepts beyond metadata.name/namespace, per kind.
 SUPPORTED_FIELDS: dict[str, set[str]] = {
-    "Pod": {"spec.nodeName", "spec.restartPolicy", "spec.schedulerName", "spec.serviceAccountName",
-            "status.phase", "status.podIP", "status.nominatedNodeName"},
-    "Event": {"involvedObject.kind", "involvedObject.namespace", "involvedObject.name", "involvedObject.uid",
-              "involvedObject.apiVersion", "involvedObject.resourceVersion", "involvedObject.fieldPath",
-              "reason", "reportingComponent", "source", "type"},
+    "Pod": {
+        "spec.nodeName",
+        "spec.restartPolicy",
+        "spec.schedulerName",
+        "spec.serviceAccountName",
+        "status.phase",
+        "status.podIP",
+        "status.nominatedNodeName",
+    },
+    "Event": {
+        "involvedObject.kind",
+        "involvedObject.namespace",
+        "involvedObject.name",
+        "involvedObject.uid",
+        "involvedObject.apiVersion",
+        "involvedObject.resourceVersion",
+        "involvedObject.fieldPath",
+        "reason",
+        "reportingComponent",
+        "source",
+        "type",
+    },
     "Job": {"status.successful"},
     "Namespace": {"status.phase"},
     "Secret": {"type"},
@@ -100,7 +117,7 @@ def parse_field_selector(text: str | None, kind: str) -> Callable[[dict[str, Any
             raise ApiError(400, "BadRequest", f"invalid selector: {part!r}; can't understand it")
         key, op, value = m.groups()
         if key not in allowed:
-            raise ApiError(400, "BadRequest", f'field label not supported: {key}')
+            raise ApiError(400, "BadRequest", f"field label not supported: {key}")
         if op == "!=":
             reqs.append(lambda o, k=key, v=value: _field_value(o, k) != v)
         else:

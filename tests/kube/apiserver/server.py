@@ -19,6 +19,7 @@ class _Server(ThreadingHTTPServer):
 
     def handle_error(self, request: object, client_address: object) -> None:
         import sys
+
         if isinstance(sys.exc_info()[1], (ConnectionResetError, BrokenPipeError)):
             return  # a client hung up (kopf closing a watch, a killed operator): not a server error
         super().handle_error(request, client_address)
@@ -32,8 +33,15 @@ class LocalApiServer:
     longest a watch stays open (the real server picks 30-60 min).
     """
 
-    def __init__(self, *, port: int = 0, log_dir: str | Path | None = None, history: int = 20000,
-                 bookmark_interval: float = 5.0, max_watch_seconds: float = 1800.0):
+    def __init__(
+        self,
+        *,
+        port: int = 0,
+        log_dir: str | Path | None = None,
+        history: int = 20000,
+        bookmark_interval: float = 5.0,
+        max_watch_seconds: float = 1800.0,
+    ):
         self.api = Api(history=history)
         self.log_dir = Path(log_dir or tempfile.mkdtemp(prefix="kube-logs-"))
         self.bookmark_interval = bookmark_interval
@@ -46,7 +54,9 @@ class LocalApiServer:
         self.watch_lags: list[float] = []  # seconds from each write to its delivery on a watch
         self.stopping = False
         self._httpd = _Server(("127.0.0.1", port), make_handler(self))
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="kube-apiserver", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="kube-apiserver", daemon=True
+        )
         self.gc = GarbageCollector(self.api)
 
     @property

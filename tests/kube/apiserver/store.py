@@ -49,13 +49,23 @@ class Store:
             obj = self.objects.get(key)
             return copy.deepcopy(obj) if obj is not None else None
 
-    def list(self, group: str, plural: str, namespace: str | None,
-             keep: Callable[[dict[str, Any]], bool] | None = None) -> tuple[list[dict[str, Any]], int]:
+    def list(
+        self,
+        group: str,
+        plural: str,
+        namespace: str | None,
+        keep: Callable[[dict[str, Any]], bool] | None = None,
+    ) -> tuple[list[dict[str, Any]], int]:
         """Deep copies of the matching objects (filtered before copying: lists are hot in tests)."""
         with self.lock:
-            items = [copy.deepcopy(o) for (g, p, ns, _), o in sorted(self.objects.items())
-                     if g == group and p == plural and (namespace is None or ns == namespace)
-                     and (keep is None or keep(o))]
+            items = [
+                copy.deepcopy(o)
+                for (g, p, ns, _), o in sorted(self.objects.items())
+                if g == group
+                and p == plural
+                and (namespace is None or ns == namespace)
+                and (keep is None or keep(o))
+            ]
             return items, self.rv
 
     def put(self, key: StoreKey, obj: dict[str, Any], event_type: str) -> dict[str, Any]:
@@ -93,7 +103,7 @@ class Store:
 
     def events_after(self, rv: int) -> list[Event]:
         with self.lock:
-            return self.history[bisect_right(self.history, rv, key=lambda e: e.rv):]
+            return self.history[bisect_right(self.history, rv, key=lambda e: e.rv) :]
 
     def compact(self) -> None:
         """Forget all history (as etcd compaction does); older resourceVersions become 410."""

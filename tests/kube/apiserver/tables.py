@@ -92,15 +92,27 @@ def _cell(values: list[Any], col_type: str) -> Any:
 def _builtin_columns(kind: str) -> list[tuple[str, str, str, int]]:
     """(name, type, how to compute, priority)."""
     return {
-        "Pod": [("Ready", "string", "ready", 0), ("Status", "string", "phase", 0),
-                ("Restarts", "string", "restarts", 0), ("Age", "string", "age", 0)],
-        "Job": [("Status", "string", "jobstatus", 0), ("Completions", "string", "completions", 0),
-                ("Duration", "string", "duration", 0), ("Age", "string", "age", 0)],
+        "Pod": [
+            ("Ready", "string", "ready", 0),
+            ("Status", "string", "phase", 0),
+            ("Restarts", "string", "restarts", 0),
+            ("Age", "string", "age", 0),
+        ],
+        "Job": [
+            ("Status", "string", "jobstatus", 0),
+            ("Completions", "string", "completions", 0),
+            ("Duration", "string", "duration", 0),
+            ("Age", "string", "age", 0),
+        ],
         "ConfigMap": [("Data", "integer", "datacount", 0), ("Age", "string", "age", 0)],
         "Namespace": [("Status", "string", "phase", 0), ("Age", "string", "age", 0)],
-        "Event": [("Last Seen", "string", "lastseen", 0), ("Type", "string", "type", 0),
-                  ("Reason", "string", "reason", 0), ("Object", "string", "involved", 0),
-                  ("Message", "string", "message", 0)],
+        "Event": [
+            ("Last Seen", "string", "lastseen", 0),
+            ("Type", "string", "type", 0),
+            ("Reason", "string", "reason", 0),
+            ("Object", "string", "involved", 0),
+            ("Message", "string", "message", 0),
+        ],
     }.get(kind, [("Age", "string", "age", 0)])
 
 
@@ -126,8 +138,13 @@ def _builtin_cell(obj: dict[str, Any], how: str) -> Any:
         return str(sum(c.get("restartCount", 0) for c in status.get("containerStatuses") or []))
     if how == "jobstatus":
         conds = {c["type"]: c["status"] for c in status.get("conditions") or []}
-        for ctype, label in (("Complete", "Complete"), ("Failed", "Failed"), ("Suspended", "Suspended"),
-                             ("FailureTarget", "FailureTarget"), ("SuccessCriteriaMet", "SuccessCriteriaMet")):
+        for ctype, label in (
+            ("Complete", "Complete"),
+            ("Failed", "Failed"),
+            ("Suspended", "Suspended"),
+            ("FailureTarget", "FailureTarget"),
+            ("SuccessCriteriaMet", "SuccessCriteriaMet"),
+        ):
             if conds.get(ctype) == "True":
                 return label
         return "Running"
@@ -160,31 +177,65 @@ def _span(start: str, end: str) -> str:
     return f"{secs}s" if secs < 120 else f"{secs // 60}m{secs % 60}s"
 
 
-def to_table(t: ResourceType, items: list[dict[str, Any]], rv: str, include_object: str = "Metadata",
-             ) -> dict[str, Any]:
-    columns = [{"name": "Name", "type": "string", "format": "name", "description": "Name must be unique within a "
-                "namespace.", "priority": 0}]
+def to_table(
+    t: ResourceType,
+    items: list[dict[str, Any]],
+    rv: str,
+    include_object: str = "Metadata",
+) -> dict[str, Any]:
+    columns = [
+        {
+            "name": "Name",
+            "type": "string",
+            "format": "name",
+            "description": "Name must be unique within a namespace.",
+            "priority": 0,
+        }
+    ]
     rows = []
     if t.builtin:
         spec_cols = _builtin_columns(t.kind)
-        columns += [{"name": n, "type": ty, "format": "", "description": n, "priority": p} for n, ty, _, p in spec_cols]
+        columns += [
+            {"name": n, "type": ty, "format": "", "description": n, "priority": p}
+            for n, ty, _, p in spec_cols
+        ]
     else:
-        pcs = t.printer_columns or [{"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}]
-        columns += [{"name": c["name"], "type": "string" if c.get("type") == "date" else c.get("type", "string"),
-                     "format": c.get("format", ""), "description": c.get("description", ""),
-                     "priority": c.get("priority", 0)} for c in pcs]
+        pcs = t.printer_columns or [
+            {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"}
+        ]
+        columns += [
+            {
+                "name": c["name"],
+                "type": "string" if c.get("type") == "date" else c.get("type", "string"),
+                "format": c.get("format", ""),
+                "description": c.get("description", ""),
+                "priority": c.get("priority", 0),
+            }
+            for c in pcs
+        ]
     for obj in items:
         if t.builtin:
-            cells = [obj["metadata"]["name"]] + [_builtin_cell(obj, how) for _, _, how, _ in _builtin_columns(t.kind)]
+            cells = [obj["metadata"]["name"]] + [
+                _builtin_cell(obj, how) for _, _, how, _ in _builtin_columns(t.kind)
+            ]
         else:
-            cells = [obj["metadata"]["name"]] + [_cell(jsonpath(obj, c["jsonPath"]), c.get("type", "string"))
-                                                 for c in pcs]
+            cells = [obj["metadata"]["name"]] + [
+                _cell(jsonpath(obj, c["jsonPath"]), c.get("type", "string")) for c in pcs
+            ]
         row: dict[str, Any] = {"cells": cells}
         if include_object == "Object":
             row["object"] = obj
         elif include_object != "None":
-            row["object"] = {"kind": "PartialObjectMetadata", "apiVersion": "meta.k8s.io/v1",
-                             "metadata": obj["metadata"]}
+            row["object"] = {
+                "kind": "PartialObjectMetadata",
+                "apiVersion": "meta.k8s.io/v1",
+                "metadata": obj["metadata"],
+            }
         rows.append(row)
-    return {"kind": "Table", "apiVersion": "meta.k8s.io/v1", "metadata": {"resourceVersion": rv},
-            "columnDefinitions": columns, "rows": rows}
+    return {
+        "kind": "Table",
+        "apiVersion": "meta.k8s.io/v1",
+        "metadata": {"resourceVersion": rv},
+        "columnDefinitions": columns,
+        "rows": rows,
+    }
