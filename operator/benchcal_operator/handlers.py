@@ -174,7 +174,7 @@ async def _write(
 class _Flight:
     """One run's coalescing state: the tail of its reconcile chain and the queued follow-up."""
 
-    __slots__ = ("tail", "queued")
+    __slots__ = ("queued", "tail")
 
     def __init__(self) -> None:
         self.tail: asyncio.Future[Any] | None = None  # the newest reconcile (running or queued)
