@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
@@ -32,6 +32,7 @@ from benchcal.errors import BadInput
 from benchcal.spec import GROUP, PLURAL, VERSION, parse_run
 from benchcal_operator import k8s, metrics, naming, planner
 from benchcal_operator import settings as settings_mod
+from benchcal_operator.coalesce import Coalescer
 from benchcal_operator.status import (
     FAILED,
     JobObservation,
@@ -45,7 +46,7 @@ from benchcal_operator.status import (
 SETTINGS = settings_mod.from_env()
 JOB_FILTER = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY, naming.RUN_LABEL: kopf.PRESENT}
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
-_flights: dict[tuple[str, str], _Flight] = {}  # run -> its running/queued reconcile (coalescing)
+_coalescer = Coalescer()  # at most one reconcile per run running, at most one queued
 _jobs_seen: dict[tuple[str, str], JobObservation] = {}  # (ns, Job) -> observation last reconciled
 # Jobs this process created that the index may not show yet: run -> Job name -> (observation, when)
 Created = dict[str, tuple[JobObservation, float]]
@@ -171,56 +172,11 @@ async def _write(
     return new
 
 
-class _Flight:
-    """One run's coalescing state: the tail of its reconcile chain and the queued follow-up."""
-
-    __slots__ = ("queued", "tail")
-
-    def __init__(self) -> None:
-        self.tail: asyncio.Future[Any] | None = None  # the newest reconcile (running or queued)
-        self.queued: asyncio.Future[Any] | None = None  # a reconcile not started yet: joinable
-
-
-def _retrieved(future: asyncio.Future[Any]) -> None:
-    if not future.cancelled():
-        future.exception()  # mark as retrieved: joiners are optional
-
-
-async def _coalesced(key: tuple[str, str], start: Callable[[], Awaitable[Any]]) -> Any:
-    """Run ``start()`` after the run's current reconcile, or join the one already queued."""
-    flight = _flights.setdefault(key, _Flight())
-    if flight.queued is not None:
-        return await asyncio.shield(flight.queued)
-    mine: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-    mine.add_done_callback(_retrieved)
-    previous, flight.tail, flight.queued = flight.tail, mine, mine
-    try:
-        if previous is not None:
-            await asyncio.wait([previous])
-        flight.queued = None  # from here on a trigger may have been missed: it queues anew
-        result = await start()
-    except BaseException as exc:
-        if flight.queued is mine:
-            flight.queued = None
-        if not mine.done():
-            if isinstance(exc, asyncio.CancelledError):
-                mine.cancel()
-            else:
-                mine.set_exception(exc)
-        raise
-    else:
-        mine.set_result(result)
-        return result
-    finally:
-        if flight.tail is mine and _flights.get(key) is flight:
-            del _flights[key]
-
-
 async def _guarded(namespace: str, name: str, index: Any, logger: Any) -> None:
     """Translate API errors once, at the edge (kopf retries TemporaryError; logs the rest)."""
     try:
         recent = _created.setdefault((namespace, name), {})
-        await _coalesced(
+        await _coalescer.run(
             (namespace, name), lambda: reconcile(namespace, name, index, logger=logger, recent=recent)
         )
     except k8s.ApiError as exc:
