@@ -242,15 +242,20 @@ def _exactly_one(obj: dict[str, Any], keys: tuple[str, ...], where: str) -> str:
     return present[0]
 
 
+def _pvc_subpath(pvc: dict[str, Any], where: str) -> str:
+    """A path inside a claim: relative, never escaping it (it is joined under the mount point)."""
+    sub = pvc.get("path", "")
+    if sub.startswith("/") or ".." in sub:
+        raise BadInput(f"{where}.pvc.path: must be relative and must not contain '..', got {sub!r}")
+    return sub
+
+
 def _model(raw: dict[str, Any], where: str, base_dir: Path | None) -> ModelSource:
     kind = _exactly_one(raw, MODEL_SOURCES, where)
     if kind == "path":
         return ModelSource("path", path=_resolve(raw["path"], base_dir))
     if kind == "pvc":
-        sub = raw["pvc"].get("path", "")
-        if sub.startswith("/") or ".." in sub:
-            raise BadInput(f"{where}.pvc.path: must be relative and must not contain '..', got {sub!r}")
-        return ModelSource("pvc", path=sub, claim_name=raw["pvc"]["claimName"])
+        return ModelSource("pvc", path=_pvc_subpath(raw["pvc"], where), claim_name=raw["pvc"]["claimName"])
     if kind == "hub":
         hub = raw["hub"]
         secret = hub.get("tokenSecret")
@@ -322,9 +327,7 @@ def _results(raw: dict[str, Any] | None, base_dir: Path | None) -> ResultsLocati
     if kind == "path":
         return ResultsLocation("path", path=_resolve(raw["path"], base_dir))
     if kind == "pvc":
-        sub = raw["pvc"].get("path", "")
-        if sub.startswith("/") or ".." in sub:
-            raise BadInput(f"spec.results.pvc.path: must be relative and must not contain '..', got {sub!r}")
+        sub = _pvc_subpath(raw["pvc"], "spec.results")
         return ResultsLocation("pvc", path=sub, claim_name=raw["pvc"]["claimName"])
     return ResultsLocation("uri", uri=raw["uri"])
 
