@@ -26,7 +26,7 @@ CONFIGMAP_KEY = "summary.json"
 CONFIGMAP_MAX_BYTES = 1_000_000  # the API server's limit is 1 MiB for the whole object
 MAX_BENCHMARKS = 64
 MAX_NUMBERS = 8
-GROUPS = ("robust", "shot_dependent", "poorly_behaved", "noise")
+GROUPS = ("robust", "shot_dependent", "poorly_behaved", "noise", "insufficient_data")
 
 
 def split_target(target: str, what: str) -> tuple[str, str]:

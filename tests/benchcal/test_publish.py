@@ -81,7 +81,13 @@ def test_normalize_classification_is_bounded():
     }
     out = normalize_classification({"benchmarks": benchmarks})
     assert len(out["benchmarks"]) == 64 and out["truncated"] is True
-    assert out["counts"] == {"robust": 70, "shot_dependent": 0, "poorly_behaved": 0, "noise": 0}
+    assert out["counts"] == {
+        "robust": 70,
+        "shot_dependent": 0,
+        "poorly_behaved": 0,
+        "noise": 0,
+        "insufficient_data": 0,
+    }
     assert out["benchmarks"][0] == {
         "name": "b000",
         "group": "robust",
