@@ -12,14 +12,9 @@ import random
 import pytest
 
 from benchcal.errors import BadInput
-from benchcal.tasks.registry import TaskSpec, get_task, load_examples
+from benchcal.tasks.registry import get_task, load_examples
 from benchcal_eval.prompts import build_instances, fewshot_indices
-
-
-def spec(task_type: str, **options) -> TaskSpec:
-    return TaskSpec(name="tiny", category="test", task_type=task_type, data_file="/nonexistent",
-                    random_baseline=0.0, **options)  # fmt: skip
-
+from tests.evaluator.task_specs import spec
 
 LM_ROWS = [
     {"context": "2+2=", "continuation": "4"},

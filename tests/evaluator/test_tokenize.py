@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from benchcal.errors import BadInput
-from benchcal.tasks.registry import TaskSpec, get_task, load_examples
+from benchcal.tasks.registry import get_task, load_examples
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.tokenize import (
     ANSWER_BUFFER_TOKENS,
@@ -23,6 +23,7 @@ from benchcal_eval.tokenize import (
     generation_budget,
     needs_prefix_space,
 )
+from tests.evaluator.task_specs import spec
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
@@ -89,11 +90,6 @@ def smollm():
 
 def ids(tok, text: str, special: bool = False) -> list[int]:
     return list(tok(text, add_special_tokens=special)["input_ids"])
-
-
-def spec(task_type: str, **options) -> TaskSpec:
-    return TaskSpec(name="tiny", category="test", task_type=task_type, data_file="/nonexistent",
-                    random_baseline=0.0, **options)  # fmt: skip
 
 
 LM_ROWS = [
