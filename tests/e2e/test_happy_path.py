@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchcal.classification import NOISE, POORLY_BEHAVED, ROBUST, SHOT_DEPENDENT, StatusClassification
 from tests.e2e.harness import E2E, EXAMPLE, MANIFESTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -32,13 +33,14 @@ def test_minimal_run_succeeds(e2e: E2E, tiny_series_built: None) -> None:
     assert status["observedGeneration"] == run["metadata"]["generation"]
 
     # the classification the reducer wrote: every benchmark classified into one of the four groups
-    classification = status["classification"]
-    groups = {"robust", "shot_dependent", "poorly_behaved", "noise"}
+    # (read back through its one typed definition: any other shape fails here)
+    classification = StatusClassification.from_status(status["classification"])
+    groups = {ROBUST, SHOT_DEPENDENT, POORLY_BEHAVED, NOISE}
     benchmarks = {b["name"] if isinstance(b, dict) else b for b in doc["spec"]["suite"].get("benchmarks", [])}
-    per_benchmark = classification["benchmarks"]
-    names = set(per_benchmark) if isinstance(per_benchmark, dict) else {b["name"] for b in per_benchmark}
+    names = {b.name for b in classification.benchmarks}
     assert benchmarks <= names or not benchmarks
-    assert sum(classification["counts"].get(g, 0) for g in groups) == len(names)
+    assert classification.total_benchmarks == len(names) and not classification.truncated
+    assert sum(classification.counts[g] for g in groups) == len(names)
 
     # kubectl get shows the printer columns, filled in
     table = e2e.kubectl("get", "calrun", name).stdout.splitlines()
