@@ -9,6 +9,7 @@ import time
 import pytest
 import yaml
 
+from benchcal import layout
 from tests.e2e.harness import E2E, load_manifest
 
 pytestmark = [pytest.mark.e2e]
@@ -63,5 +64,5 @@ def test_missing_model_path_fails_that_checkpoint_without_retries(e2e: E2E, tiny
     # the other checkpoint finished (the operator lets running work finish) and its results stay
     assert by_name[good["name"]]["phase"] == "Succeeded"
     if e2e.local:
-        kept = list((e2e.results_dir / "missing-model" / good["name"]).rglob("*.json"))
+        kept = list(layout.checkpoint_dir(e2e.results_dir / "missing-model", good["name"]).rglob("*.json"))
         assert kept, "the good checkpoint's results were removed"
