@@ -140,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     cases = SMOKE_CASES if args.smoke else tuple(itertools.product(VOCABS, HIDDENS, ROWS))
     reps = args.reps or (1 if device.type == "cpu" else 10)
     name = device_name(device)
-    print(f"# bench_lm_head_logprobs on {name}; torch {torch.__version__}; dtype {dtype}; git {git_sha()}", flush=True)
+    print(
+        f"# bench_lm_head_logprobs on {name}; torch {torch.__version__}; dtype {dtype}; git {git_sha()}",
+        flush=True,
+    )
 
     rows = []
     for v, c, n in cases:
