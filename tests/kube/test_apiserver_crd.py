@@ -72,7 +72,7 @@ BASE = "/apis/example.com/v1/namespaces/default/widgets"
 
 @pytest.fixture
 def rest(kube_server) -> Rest:
-    r = Rest(kube_server.url)
+    r = Rest.admin(kube_server)
     code, crd = r.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", CRD)
     assert code == 201, crd
     return r
