@@ -11,7 +11,7 @@ import copy
 from typing import Any
 
 from tests.kube.apiserver import builtins, cel, plugins, schema, validation
-from tests.kube.apiserver.errors import ApiError, invalid
+from tests.kube.apiserver.errors import ApiError, cause_type, invalid
 from tests.kube.apiserver.resources import ResourceType
 
 NAME_RULES = {
@@ -95,9 +95,34 @@ def _admit_custom(
         if r not in ("apiVersion", "kind", "metadata") and not (t.status_subresource and r == "status")
     ]
     errs += schema.validate(body, {**t.schema, "required": required})
-    if not errs:  # the real server runs CEL only on schema-valid objects
-        errs += cel.validate(t.schema, cel_view(t, obj), cel_view(t, old) if old is not None else cel.MISSING)
+    errs += cel_errors(
+        t.schema, cel_view(t, obj), cel_view(t, old) if old is not None else cel.MISSING, "", errs
+    )
     return warnings
+
+
+BLOCKING = {
+    "FieldValueNotSupported",
+    "FieldValueRequired",
+    "FieldValueTooLong",
+    "FieldValueTooMany",
+    "FieldValueTypeInvalid",
+}
+
+
+def cel_errors(
+    schema_: Any, value: Any, old: Any, path: str, errs: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """CEL rules, unless a blocking schema error means the object lacks the shape they assume."""
+    if any(cause_type(m) in BLOCKING for _, m in errs):
+        return [
+            (
+                "<nil>",
+                'Invalid value: "null": some validation rules were not checked because the object was '
+                "invalid; correct the existing errors to complete validation",
+            )
+        ]
+    return cel.validate(schema_, value, old, path)
 
 
 def cel_view(t: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
@@ -165,8 +190,7 @@ def admit_status(t: ResourceType, obj: dict[str, Any], old: dict[str, Any] | Non
         obj["status"] = schema.prune(obj["status"], status_schema)
         schema.apply_defaults(obj["status"], status_schema)
         errs = schema.validate(obj["status"], status_schema, "status")
-        if not errs:
-            errs = cel.validate(status_schema, obj["status"], old_status, "status")
+        errs += cel_errors(status_schema, obj["status"], old_status, "status", errs)
         if errs:
             raise invalid(t.kind, t.group, obj["metadata"]["name"], errs)
     return obj
