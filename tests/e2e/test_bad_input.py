@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import copy
 import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.e2e.harness import E2E, load_manifest
+from tests.kube.fixtures import external_kubeconfig, kubectl_available
 
 pytestmark = [pytest.mark.e2e]
 
@@ -34,6 +36,8 @@ def test_semantically_invalid_run_is_not_accepted_and_starts_nothing(e2e: E2E) -
     assert accepted["status"] == "False" and "no_such_benchmark" in accepted["message"]
     time.sleep(2)  # give a wrong operator the chance to create Jobs anyway
     assert e2e.jobs("unknown-benchmark") == []
+    if e2e.local:  # the chart's RBAC covers every call the operator made
+        assert e2e.forbidden() == [], e2e.forbidden()
 
 
 def test_missing_model_path_fails_that_checkpoint_without_retries(e2e: E2E, tiny_series_built: None) -> None:
@@ -65,3 +69,22 @@ def test_missing_model_path_fails_that_checkpoint_without_retries(e2e: E2E, tiny
     if e2e.local:
         kept = list((e2e.results_dir / "missing-model" / good["name"]).rglob("*.json"))
         assert kept, "the good checkpoint's results were removed"
+
+
+def test_namespace_mode_install_works_without_cluster_wide_rights(tmp_path: Path) -> None:
+    """The chart's namespace mode (rbac.clusterScoped=false): Roles in the watched namespace only,
+    kopf watching that namespace; the operator must get every verb it uses."""
+    if not kubectl_available() or external_kubeconfig() is not None:
+        pytest.skip("needs kubectl and the local cluster")
+    world = E2E(tmp_path, chart_mode="namespaced")
+    try:
+        doc = load_manifest("tiny-run.yaml")
+        doc["metadata"]["name"] = "ns-mode"
+        doc["spec"]["suite"]["benchmarks"] = [{"name": "no_such_benchmark"}]
+        world.apply(doc)
+        run = world.wait_phase("ns-mode", ("Invalid", "Failed"), timeout=60)
+        assert run["status"]["phase"] == "Invalid"
+        time.sleep(3)  # kopf's namespace scan runs at start-up
+        assert world.forbidden() == [], world.forbidden()
+    finally:
+        world.close()

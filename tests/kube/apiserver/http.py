@@ -117,7 +117,11 @@ class Handler(BaseHTTPRequestHandler):
             user = self.owner.authn.authenticate(self.headers.get("Authorization"))
             user = impersonate(self.owner.authz, user, self.headers)
             info = requestinfo.parse(method, path, query)
-            self.owner.authz.check(user, info)
+            try:
+                self.owner.authz.check(user, info)
+            except ApiError as exc:
+                self.owner.denials.append((user.name, exc.message))
+                raise
             self.user = user
             self._route(method, path, query, self._decode(raw), info)
             if query.get("watch") not in ("true", "1"):

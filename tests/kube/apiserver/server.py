@@ -90,6 +90,7 @@ class LocalApiServer:
         self.request_seconds = 0.0  # time spent serving non-watch requests (benchmarks report it)
         self.watch_lags: list[float] = []  # seconds from each write to its delivery on a watch
         self.stopping = False
+        self.denials: list[tuple[str, str]] = []  # (user, 403 message) of every refused request
         self._host = host
         self._httpd = _Server((host, port), make_handler(self))
         self._httpd.ssl_context = self.certs.server_context()
