@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.harness import E2E, load_manifest
+from tests.e2e.harness import E2E, load_manifest, wait_until
 from tests.kube.fixtures import external_kubeconfig, kubectl_available
 
 pytestmark = [pytest.mark.e2e]
@@ -88,3 +88,35 @@ def test_namespace_mode_install_works_without_cluster_wide_rights(tmp_path: Path
         assert world.forbidden() == [], world.forbidden()
     finally:
         world.close()
+
+
+@pytest.mark.slow  # waits out the minute a stalled run has to be reported in
+@pytest.mark.xfail(strict=True, reason="issue 11 item 5: pods refused at admission leave the run Running")
+def test_pods_refused_at_admission_are_reported_not_running_forever(e2e: E2E) -> None:
+    if not e2e.local:
+        pytest.skip("uses the local job runner's FailedCreate")
+    doc = load_manifest("tiny-run.yaml")
+    doc["metadata"]["name"] = "no-service-account"
+    doc["spec"]["evaluator"] = {"serviceAccountName": "does-not-exist"}
+    e2e.apply(doc)
+    events = wait_until(
+        lambda: [
+            e
+            for e in e2e.kubectl.json("get", "events")["items"]
+            if e["reason"] == "FailedCreate" and 'serviceaccount "does-not-exist" not found' in e["message"]
+        ],
+        60,
+        "FailedCreate events on the evaluator Jobs",
+    )
+    assert (
+        events and not e2e.kubectl.json("get", "pods", "-l", "benchcal.dev/run=no-service-account")["items"]
+    )
+
+    def reported() -> bool:
+        status = e2e.run("no-service-account").get("status") or {}
+        stalled = [
+            c for c in status.get("conditions") or [] if c["type"] == "Stalled" and c["status"] == "True"
+        ]
+        return bool(stalled) and "does-not-exist" in stalled[0].get("message", "")
+
+    wait_until(reported, 60, "a Stalled condition naming the missing ServiceAccount")

@@ -309,7 +309,7 @@ def test_pod_security_refusal_is_a_failed_create(cluster: LocalCluster) -> None:
     api = cluster.server.api
     ns = {"metadata": {"name": "locked", "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
     api.create(api.type("", "v1", "namespaces"), None, ns)
-    job, warnings = api.create(api.type("batch", "v1", "jobs"), "locked", _job("loose", "true"))
+    _, warnings = api.create(api.type("batch", "v1", "jobs"), "locked", _job("loose", "true"))
     assert warnings and warnings[0].startswith('would violate PodSecurity "restricted:latest"')
 
     def refused() -> list[dict] | None:

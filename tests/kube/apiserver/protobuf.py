@@ -108,9 +108,7 @@ def decode(data: bytes, message: str) -> dict[str, Any]:
         name, kind = schema[number]
         if kind == "str":
             out[name] = value.decode()
-        elif kind == "bytes":
-            out[name] = value
-        elif kind == "int":
+        elif kind in ("bytes", "int"):
             out[name] = value
         elif kind == "strs":
             out.setdefault(name, []).append(value.decode())
