@@ -411,7 +411,7 @@ class Api:
         if t.kind == "CustomResourceDefinition":
             self.types.register_crd(obj, self.store)
         if t.kind == "ClusterRole":
-            self._aggregate_cluster_roles()
+            rbac.aggregate_cluster_roles(self)
         if t.kind == "Namespace" and old is None:
             # the ServiceAccount and root-CA publisher controllers, done at once
             ns = obj["metadata"]["name"]
@@ -421,19 +421,9 @@ class Api:
             with contextlib.suppress(ApiError):
                 self.create(self.type("", "v1", "configmaps"), ns, ca)
 
-    def _aggregate_cluster_roles(self) -> None:
-        """The clusterrole-aggregation controller: aggregated roles hold their sources' rules."""
-        t = self.type(rbac.GROUP, "v1", "clusterroles")
-        roles, _ = self.list(t, None)
-        for role in roles:
-            rules = rbac.aggregated_rules(role, roles)
-            if rules is not None and rules != (role.get("rules") or []):
-                with contextlib.suppress(ApiError):
-                    self.update(t, None, role["metadata"]["name"], {**role, "rules": rules}, require_rv=False)
-
     def _after_delete(self, t: ResourceType, obj: dict[str, Any]) -> None:
         if t.kind == "CustomResourceDefinition":
             self.types.unregister_crd(obj, self.store)
         if t.kind == "ClusterRole":
-            self._aggregate_cluster_roles()
+            rbac.aggregate_cluster_roles(self)
         self.gc_wakeup.set()

@@ -167,25 +167,11 @@ class Handler(BaseHTTPRequestHandler):
             return self._send(200, b"ok", "text/plain")
         if path == "/version":
             return self._send(200, VERSION)
-        if path == "/openapi/v3":
-            return self._send(200, openapi.root_document(types))
-        if path.startswith("/openapi/v3/"):
-            doc = openapi.gv_document(types, path[len("/openapi/v3/") :])
-            if doc is None:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            return self._send(200, doc)
-        if path == "/api":
-            return self._send(200, resources.api_versions_doc())
-        if path == "/apis":
-            return self._send(200, resources.api_group_list(types))
-        parts = path.strip("/").split("/")
-        doc = None
-        if parts[0] == "apis" and len(parts) == 2:
-            doc = resources.api_group(types, parts[1])
-        elif parts[0] == "apis" and len(parts) == 3:
-            doc = resources.resource_list(types, f"{parts[1]}/{parts[2]}")
-        elif parts[0] == "api" and len(parts) == 2:
-            doc = resources.resource_list(types, parts[1])
+        doc = (
+            openapi.document(types, path)
+            if path.startswith("/openapi/v3")
+            else resources.discovery(types, path)
+        )
         if doc is None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
         return self._send(200, doc)

@@ -14,6 +14,7 @@ every ClusterRole write.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -201,3 +202,14 @@ def _selector_text(sel: dict[str, Any]) -> str:
             )
         )
     return ",".join(terms)
+
+
+def aggregate_cluster_roles(api: Any) -> None:
+    """The clusterrole-aggregation controller, run after every ClusterRole write (``Api`` hook)."""
+    t = api.type(GROUP, "v1", "clusterroles")
+    roles, _ = api.list(t, None)
+    for role in roles:
+        rules = aggregated_rules(role, roles)
+        if rules is not None and rules != (role.get("rules") or []):
+            with contextlib.suppress(ApiError):
+                api.update(t, None, role["metadata"]["name"], {**role, "rules": rules}, require_rv=False)

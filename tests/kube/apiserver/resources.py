@@ -223,3 +223,19 @@ def resource_list(types: list[ResourceType], group_version: str) -> dict[str, An
         "groupVersion": group_version,
         "resources": entries,
     }
+
+
+def discovery(types: list[ResourceType], path: str) -> dict[str, Any] | None:
+    """The discovery document at ``/api``, ``/apis``, ``/apis/G``, ``/api/v1`` or ``/apis/G/V``."""
+    if path == "/api":
+        return api_versions_doc()
+    if path == "/apis":
+        return api_group_list(types)
+    parts = path.strip("/").split("/")
+    if parts[0] == "apis" and len(parts) == 2:
+        return api_group(types, parts[1])
+    if parts[0] == "apis" and len(parts) == 3:
+        return resource_list(types, f"{parts[1]}/{parts[2]}")
+    if parts[0] == "api" and len(parts) == 2:
+        return resource_list(types, parts[1])
+    return None
