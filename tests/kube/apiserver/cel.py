@@ -213,6 +213,18 @@ def validate(schema: Schema | None, value: Any, old: Any = MISSING, path: str = 
     return errors
 
 
+@functools.lru_cache(maxsize=64)
+def _has_rules(schema_json: str) -> bool:
+    return "x-kubernetes-validations" in schema_json
+
+
+def has_rules(schema: Schema | None) -> bool:
+    """Whether any node of the schema carries CEL rules."""
+    import json
+
+    return schema is not None and _has_rules(json.dumps(schema, sort_keys=True))
+
+
 def root_view(obj: dict[str, Any]) -> dict[str, Any]:
     """What ``self`` is at the root: the object with metadata cut to name and generateName."""
     meta = obj.get("metadata") or {}
