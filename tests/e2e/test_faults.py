@@ -49,7 +49,7 @@ def test_operator_kill_watch_restart_and_pod_disruption(e2e: E2E, tiny_series_bu
     done_before = {
         p for p in _results(e2e, name) if p.relative_to(_checkpoints(e2e, name)).parts[0] == checkpoint
     }
-    e2e.cluster.runner.disrupt_pod("default", victim["metadata"]["name"])
+    e2e.cluster.runner.disrupt_pod(e2e.namespace, victim["metadata"]["name"])
 
     # 2) the operator dies without cleanup and (3) every watch stream is cut, then it comes back
     e2e.operator.kill()

@@ -65,3 +65,11 @@ def test_minimal_run_succeeds(e2e: E2E, tiny_series_built: None) -> None:
             report = e2e.host_path(reducer["items"][0]["metadata"]["uid"], str(report))
         assert report is not None and report.exists() and report.stat().st_size > 0, uri
         assert hashlib.sha256(report.read_bytes()).hexdigest() == status["resultsRef"]["sha256"]
+
+        # under the chart's RBAC, in a restricted namespace: the operator and every pod were
+        # authenticated as their ServiceAccounts, and none of their requests was refused
+        labels = e2e.kubectl.json("get", "namespace", e2e.namespace)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        pods = e2e.kubectl.json("get", "pods", "-l", f"benchcal.dev/run={name}")["items"]
+        assert pods and {p["spec"]["serviceAccountName"] for p in pods} == {"benchcal-job"}
+        assert e2e.forbidden() == [], e2e.forbidden()
