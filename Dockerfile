@@ -97,8 +97,10 @@ FROM runtime AS evaluator
 # Triton compiles its small CUDA driver shim with the system C compiler the first time a
 # kernel launches, on the GPU node, so gcc and the libc headers are run-time dependencies
 # here, not build tools. The compiled shim lands in TRITON_CACHE_DIR (under /tmp).
+# The code benchmarks (human_eval_cpp, human_eval_js) compile and run samples with g++ and
+# node (benchcal_eval.sandbox.TOOLCHAINS); without them such a pair fails, it is never scored.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && apt-get install -y --no-install-recommends gcc libc6-dev g++ nodejs \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=evaluator-venv /opt/venv /opt/venv
 # No weights in the image: downloads (hub sources only) and compiled kernels go to /tmp.

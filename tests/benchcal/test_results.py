@@ -16,9 +16,9 @@ from benchcal.results import (
     TaskResult,
     atomic_write_text,
     examples_path,
+    find_task_result,
     read_summary,
     read_task_result,
-    find_task_result,
     result_path,
     stored_keys,
     summary_path,
@@ -26,7 +26,6 @@ from benchcal.results import (
     write_summary,
     write_task_result,
 )
-
 
 KEY, OTHER = "ab" * 16, "cd" * 16
 

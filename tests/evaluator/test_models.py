@@ -52,10 +52,14 @@ def test_local_directory_loads_with_identity_and_max_length(tiny_dir):
 
 def test_identity_changes_with_the_checkpoint(tiny_dir, tmp_path):
     other = save_tiny_checkpoint(tmp_path / "other")
-    assert models.resolve_model(str(other)).content_sha256 == models.resolve_model(str(tiny_dir)).content_sha256
+    assert (
+        models.resolve_model(str(other)).content_sha256 == models.resolve_model(str(tiny_dir)).content_sha256
+    )
     cfg = (other / "config.json").read_text().replace('"num_hidden_layers": 2', '"num_hidden_layers": 1')
     (other / "config.json").write_text(cfg)
-    assert models.resolve_model(str(other)).content_sha256 != models.resolve_model(str(tiny_dir)).content_sha256
+    assert (
+        models.resolve_model(str(other)).content_sha256 != models.resolve_model(str(tiny_dir)).content_sha256
+    )
 
 
 def test_bf16_on_request(tiny_dir):

@@ -303,7 +303,7 @@ def test_limits_hold_without_prlimit(monkeypatch):
 
 # ---- as pods run it: a non-root uid whose process is busy with threads ---------------------------
 
-NONROOT_UID = 65534
+NONROOT_UID = 65532  # the uid the chart runs pods as
 BUSY_PARENT = """
 import json, sys, threading
 stop = threading.Event()
@@ -329,7 +329,7 @@ print(json.dumps(out))
 
 
 def _nonroot_command() -> list[str]:
-    """Run as uid 65534 when we are root (as a pod's uid 65532 would), else as ourselves."""
+    """Run as uid 65532 (the pods' uid) when we are root, else as ourselves."""
     if os.geteuid() != 0:
         return [sys.executable]
     setpriv = shutil.which("setpriv")
