@@ -4,7 +4,11 @@ Each harness runs every ``(test_input, test_output)`` pair and, only after the l
 prints a pass token. The token is the parent's secret: it reaches the program on an inherited
 pipe (file descriptor ``token_fd``), which the harness reads and closes before any of the
 sample's code runs, so it is in no file, argument or environment variable the sample can read
-(docs/evaluator.md, "Verdicts"). The parent passes a sample only if its stdout carries the token.
+(docs/evaluator.md, "Verdicts"). It is held under no name the sample can write down: a local of
+the Python harness's function, a per-sample random identifier in C++ and JavaScript, whose source
+is deleted before the sample runs. A sample that searches its own process memory or frames can
+still find it: this stops accidents and printed guesses, not an adversary. The parent passes a
+sample only if its stdout carries the token.
 
 Python: a harness that ``exec``s prompt + completion from ``solution.py`` after installing the
 no-fork filter (``benchcal_eval.nofork``, embedded), then calls the entry point on each
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import json
 import re
+import secrets
 from functools import lru_cache
 from pathlib import Path
 
@@ -46,29 +51,35 @@ def python_program(spec: CodeSpec, code: str, token_fd: int, no_fork: bool = Tru
         "    sys.exit(_nofork['INSTALL_FAILED'])\n"
         "del _nofork\n"
     )
-    harness = (
+    body = (
         "import json, os, sys\n"
-        f"_token = os.read({token_fd}, 256).decode()\n"
-        f"os.close({token_fd})\n" + (install if no_fork else "") + "ns = {'__name__': 'solution'}\n"
-        "exec(compile(open('solution.py').read(), 'solution.py', 'exec'), ns)\n"
-        f"fn = ns[{spec.entry_point!r}]\n"
-        f"for i, (inp, out) in enumerate(json.loads({tests!r})):\n"
-        "    got = fn(*eval(inp))\n"
-        "    try:\n"
-        "        want = eval(out)\n"
-        "    except Exception:\n"
-        "        want = out\n"
-        "    if got != want and str(got) != out:  # some files store str(result), not repr\n"
-        "        print(f'test {i} failed: got {got!r:.200}, want {want!r:.200}', file=sys.stderr)\n"
-        "        sys.exit(3)\n"
-        "print(_token)\n"
+        "def _run():\n"  # the token lives in this frame only: not in __main__, no file, no fd
+        f"    token = os.read({token_fd}, 256).decode()\n"
+        f"    os.close({token_fd})\n"
+        "    source = open('solution.py').read()\n"
+        "    os.unlink('solution.py'); os.unlink('harness.py')  # nothing left to read the harness from\n"
+        + "".join("    " + line + "\n" for line in (install if no_fork else "").splitlines())
+        + "    ns = {'__name__': 'solution'}\n"
+        "    exec(compile(source, 'solution.py', 'exec'), ns)\n"
+        f"    fn = ns[{spec.entry_point!r}]\n"
+        f"    for i, (inp, out) in enumerate(json.loads({tests!r})):\n"
+        "        got = fn(*eval(inp))\n"
+        "        try:\n"
+        "            want = eval(out)\n"
+        "        except Exception:\n"
+        "            want = out\n"
+        "        if got != want and str(got) != out:  # some files store str(result), not repr\n"
+        "            print(f'test {i} failed: got {got!r:.200}, want {want!r:.200}', file=sys.stderr)\n"
+        "            sys.exit(3)\n"
+        "    print(token)\n"
+        "_run()\n"
     )
-    return {"solution.py": code, "harness.py": harness}
+    return {"solution.py": code, "harness.py": body}
 
 
 _CPP_TOKEN = """#include <cstdio>
 #include <string>
-static const std::string benchcal_pass_token = [] {
+static const std::string %s = [] {
   char buf[256];
   std::FILE* f = fdopen(%d, "r");
   size_t n = f ? std::fread(buf, 1, sizeof buf, f) : 0;
@@ -76,6 +87,12 @@ static const std::string benchcal_pass_token = [] {
   return std::string(buf, n);
 }();
 """
+
+
+def _secret_name(prefix: str) -> str:
+    """A per-sample identifier for the token's holder: sample text written before it cannot name it."""
+    return f"{prefix}{secrets.token_hex(8)}"
+
 
 _CPP_CHECK = """
 #include <cmath>
@@ -111,20 +128,22 @@ def _cpp_literal(out: str) -> str:
 
 
 def cpp_program(spec: CodeSpec, code: str, token_fd: int) -> dict[str, str]:
-    lines = [_CPP_TOKEN % token_fd, code, _CPP_CHECK, "int main() {"]
+    holder = _secret_name("benchcal_token_")
+    lines = [_CPP_TOKEN % (holder, token_fd), code, _CPP_CHECK, "int main() {"]
     for i, (inp, out) in enumerate(zip(spec.test_inputs, spec.test_outputs, strict=True)):
         lines.append(
             f"  if (!benchcal_check::same({spec.entry_point}({inp}), {_cpp_literal(out)})) {{"
             f' std::cerr << "test {i} failed" << std::endl; return 3; }}'
         )
-    lines += ["  std::cout << benchcal_pass_token << std::endl;", "  return 0;", "}"]
+    lines += [f"  std::cout << {holder} << std::endl;", "  return 0;", "}"]
     return {"solution.cpp": "\n".join(lines) + "\n"}
 
 
-_JS_TOKEN = """const __benchcalPassToken = (() => {
+_JS_TOKEN = """const %s = (() => {
   const fs = require('fs'), buf = Buffer.alloc(256);
   const n = fs.readSync(%d, buf, 0, 256, null);
   fs.closeSync(%d);
+  fs.unlinkSync(__filename);  // node holds the source in memory: nothing left to read names from
   return buf.toString('utf8', 0, n);
 })();
 """
@@ -145,7 +164,8 @@ function __benchcalSame(a, b) {
 
 
 def js_program(spec: CodeSpec, code: str, token_fd: int) -> dict[str, str]:
-    lines = [_JS_TOKEN % (token_fd, token_fd), code, _JS_CHECK]
+    holder = _secret_name("__benchcalToken")
+    lines = [_JS_TOKEN % (holder, token_fd, token_fd), code, _JS_CHECK]
     for i, (inp, out) in enumerate(zip(spec.test_inputs, spec.test_outputs, strict=True)):
         # Some files store the expected value unquoted (str(result)): fall back to string equality.
         lines.append(
@@ -154,5 +174,5 @@ def js_program(spec: CodeSpec, code: str, token_fd: int) -> dict[str, str]:
             " if (!__benchcalSame(got, want) && String(got) !== out)"
             f" {{ console.error('test {i} failed'); process.exit(3); }} }}"
         )
-    lines.append("console.log(__benchcalPassToken);")
+    lines.append(f"console.log({holder});")
     return {"solution.js": "\n".join(lines) + "\n"}

@@ -349,6 +349,7 @@ def check_completion(spec: CodeSpec, completion: str, limits: Limits = Limits())
                 )
                 if built.status != "ok":
                     return CodeCheck(False, f"compile {built.reason}", time.monotonic() - start)
+                (workdir / "solution.cpp").unlink()  # the source names the token's holder
             outcome = run_program(argv, workdir, limits, no_fork=wrap, pass_fds=(token_fd,))
     finally:
         os.close(token_fd)

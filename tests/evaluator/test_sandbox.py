@@ -181,6 +181,51 @@ def test_a_completion_cannot_read_the_pass_token():
     assert "before finishing" in result.reason
 
 
+# Where the harness could keep the token by name: __main__'s globals, any module, the harness's
+# own source (read back and exec'd); a hit is printed before exiting 0.
+READ_TOKEN_BY_NAME_PY = """    import os, re, sys
+    hits = []
+    for module in list(sys.modules.values()):
+        for value in list(vars(module).values()):
+            if isinstance(value, str) and re.fullmatch(r'BENCHCAL-PASS-[0-9a-f]+', value):
+                hits.append(value)
+    for name in ('harness.py', 'solution.py'):
+        try:
+            hits.append(open(name).read())
+        except OSError:
+            pass
+    print('\\n'.join(hits), flush=True)
+    os._exit(0)
+"""
+
+
+def test_a_python_completion_cannot_reach_the_token_by_name_or_from_the_harness_source():
+    result = check(READ_TOKEN_BY_NAME_PY)
+    assert not result.passed and "before finishing" in result.reason, result.reason
+
+
+@pytest.mark.skipif(shutil.which("g++") is None, reason="g++ not installed")
+def test_a_cpp_completion_cannot_name_the_token_s_holder():
+    spec = CodeSpec("CPP/t", "#include <iostream>\n#include <unistd.h>\nint add(int a, int b){\n", "add", "",
+                    ("1, 2",), ("3",), language="c++")  # fmt: skip
+    body = "  std::cout << benchcal_pass_token << std::endl; _exit(0);\n}\n"  # the old fixed name
+    result = check(body, spec, Limits(timeout_s=10.0, memory_mb=512))
+    assert not result.passed and result.reason.startswith("compile"), result.reason
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
+def test_a_javascript_completion_cannot_find_the_token_s_holder_in_its_source():
+    spec = CodeSpec("JS/t", "const add = (a, b) => {\n", "add", "", ("1, 2",), ("3",), "javascript")
+    body = (
+        "  let src = ''; try { src = require('fs').readFileSync(__filename, 'utf8'); } catch (e) {}\n"
+        "  for (const name of src.match(/__benchcal[A-Za-z0-9_]*/g) || []) {\n"
+        "    try { console.log(eval(name)); } catch (e) {} }\n"
+        "  process.exit(0);\n}\n"
+    )
+    result = check(body, spec, Limits(timeout_s=5.0, memory_mb=1024))
+    assert not result.passed and "before finishing" in result.reason, result.reason
+
+
 @pytest.mark.skipif(shutil.which("node") is None, reason="node not installed")
 def test_a_javascript_completion_cannot_read_the_pass_token():
     spec = CodeSpec("JS/t", "const add = (a, b) => {\n", "add", "", ("1, 2",), ("3",), "javascript")
