@@ -406,3 +406,18 @@ def test_samples_run_as_a_non_root_uid_with_a_busy_parent():
     assert (out["python"], out["javascript"], out["c++"]) == ("passed", "passed", "passed"), out
     if out["isolation"]["process_bound"] == "seccomp":
         assert "Resource temporarily unavailable" in out["fork bomb"], out
+
+
+def test_no_network_isolation_is_recorded_and_warned_about_once(monkeypatch, caplog):
+    """With capabilities dropped `unshare -n` fails: the results must say so, and the log loudly."""
+    import benchcal_eval.sandbox as sandbox_module
+
+    monkeypatch.setattr(sandbox_module, "isolation_prefix", lambda: ())
+    monkeypatch.setattr(sandbox_module, "_warned", False)
+    with caplog.at_level("WARNING", logger="benchcal.evaluate"):
+        first = sandbox_module.warn_once_if_not_isolated()
+        sandbox_module.warn_once_if_not_isolated()
+    warnings = [r.getMessage() for r in caplog.records if "NO NETWORK ISOLATION" in r.getMessage()]
+    assert len(warnings) == 1 and "NetworkPolicy" in warnings[0]
+    assert first.record()["network_isolated"] is False
+    assert check("    return a + b\n").network_isolated is False
