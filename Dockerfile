@@ -55,7 +55,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 COPY --from=wheel /dist/ /dist/
-RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[evaluator,triton,reducer,publish]" \
+RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[evaluator,triton,reducer,publish,s3,gcs]" \
  && /opt/venv/bin/python -c "import benchcal_eval, benchcal_reduce, torch, triton; assert torch.version.cuda, 'CPU-only torch'"
 
 # ---------------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ FROM ${PYTHON_BASE} AS reducer-venv
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 COPY --from=wheel /dist/ /dist/
-RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[reducer,publish]" \
+RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[reducer,publish,s3,gcs]" \
  && /opt/venv/bin/python -c "import benchcal_reduce"
 
 # ---------------------------------------------------------------------------------------------
