@@ -26,7 +26,11 @@ CONFIGMAP_KEY = "summary.json"
 CONFIGMAP_MAX_BYTES = 1_000_000  # the API server's limit is 1 MiB for the whole object
 MAX_BENCHMARKS = 64
 MAX_NUMBERS = 8
-GROUPS = ("robust", "shot_dependent", "poorly_behaved", "noise", "insufficient_data")
+# The reducer's groups (one vocabulary: benchcal_reduce.classify uses this tuple). "inconclusive":
+# not enough evidence either way (also: fewer than 3 checkpoints at every shot count).
+GROUPS = ("robust", "shot_dependent", "poorly_behaved", "noise", "inconclusive")
+# Typed per-benchmark fields besides name/group/recommendedShots; everything else numeric -> numbers.
+_FLAGS = ("borderline", "latentTrend")
 
 
 def split_target(target: str, what: str) -> tuple[str, str]:
@@ -96,7 +100,9 @@ def normalize_classification(
     """Fit the reducer's summary into the CRD's bounded status.classification schema.
 
     Accepts ``benchmarks`` as a list of dicts with ``name`` or a dict keyed by name; keeps
-    name, group, recommendedShots and up to MAX_NUMBERS numeric fields per benchmark.
+    name, group, recommendedShots, confidence (the bootstrap's share of redraws with the same
+    group, clamped to [0, 1] and rounded to 0.01), the flags borderline and latentTrend, and up
+    to MAX_NUMBERS other numeric fields per benchmark.
     """
     raw = classification.get("benchmarks") or []
     items = [{"name": k, **v} for k, v in raw.items()] if isinstance(raw, dict) else list(raw)
@@ -106,13 +112,19 @@ def normalize_classification(
         shots = item.get("recommendedShots", item.get("recommended_shots"))
         if shots is not None:
             entry["recommendedShots"] = int(shots)
+        confidence = _number(item.get("confidence"))
+        if confidence is not None:
+            entry["confidence"] = round(min(max(confidence, 0.0), 1.0), 2)
+        for flag in _FLAGS:
+            if isinstance(item.get(flag), bool):
+                entry[flag] = item[flag]
         source = item.get("numbers") if isinstance(item.get("numbers"), dict) else item
         numbers = {}
         for key, value in source.items():
             num = _number(value)
             if (
                 num is not None
-                and key not in ("recommendedShots", "recommended_shots")
+                and key not in ("recommendedShots", "recommended_shots", "confidence")
                 and len(numbers) < MAX_NUMBERS
             ):
                 numbers[key] = num

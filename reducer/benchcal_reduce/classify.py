@@ -24,10 +24,13 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from benchcal.publish import GROUPS  # the one vocabulary of groups (the CRD's count keys)
 from benchcal_reduce import latent
 
-GROUPS = ("robust", "shot_dependent", "poorly_behaved", "noise", "inconclusive")
-ROBUST, SHOT_DEPENDENT, POORLY_BEHAVED, NOISE, INCONCLUSIVE = range(len(GROUPS))
+# group codes: positions in GROUPS (the bootstrap counts codes per redraw)
+ROBUST, SHOT_DEPENDENT, POORLY_BEHAVED, NOISE, INCONCLUSIVE = (
+    GROUPS.index(g) for g in ("robust", "shot_dependent", "poorly_behaved", "noise", "inconclusive")
+)
 DEFAULT_TIE_SHOTS = 3  # llm-foundry PR #791: no industry standard -> 3 shots
 BORDERLINE_BELOW = 0.8  # a verdict that fewer than 4 in 5 redraws reproduce is borderline
 

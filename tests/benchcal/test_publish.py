@@ -86,7 +86,7 @@ def test_normalize_classification_is_bounded():
         "shot_dependent": 0,
         "poorly_behaved": 0,
         "noise": 0,
-        "insufficient_data": 0,
+        "inconclusive": 0,
     }
     assert out["benchmarks"][0] == {
         "name": "b000",
@@ -101,6 +101,34 @@ def test_normalize_classification_is_bounded():
         }
     )
     assert listed["benchmarks"] == [{"name": "x", "group": "noise"}] and listed["counts"]["noise"] == 1
+
+
+def test_confidence_and_flags_are_typed_and_bounded():
+    out = normalize_classification(
+        {
+            "benchmarks": {
+                "a": {"group": "robust", "confidence": 0.9666, "borderline": False, "latentTrend": False},
+                "b": {"group": "noise", "confidence": 1.7, "borderline": "yes", "latentTrend": True},
+                "c": {"group": "inconclusive", "confidence": None, "spearman": 0.5},
+            }
+        }
+    )
+    a, b, c = out["benchmarks"]
+    assert a == {
+        "name": "a",
+        "group": "robust",
+        "confidence": 0.97,
+        "borderline": False,
+        "latentTrend": False,
+    }
+    assert b == {
+        "name": "b",
+        "group": "noise",
+        "confidence": 1.0,
+        "latentTrend": True,
+    }  # clamped; not a bool: dropped
+    assert c == {"name": "c", "group": "inconclusive", "numbers": {"spearman": 0.5}}
+    assert out["counts"]["inconclusive"] == 1
 
 
 def test_run_status_patch_with_results_ref():

@@ -226,4 +226,12 @@ def test_status_fits_the_crd_status_schema(reduction, repo_root):
     assert cls["counts"]["robust"] == 1 and cls["counts"]["noise"] == 1
     good = next(b for b in cls["benchmarks"] if b["name"] == "good")
     assert good["group"] == "robust" and good["recommendedShots"] == 0
+    assert good["confidence"] == 1.0 and good["borderline"] is False and good["latentTrend"] is False
     assert good["numbers"] == {"spearman": 1.0, "maxAccuracy": 0.5}
+    assert set(cls["counts"]) == set(
+        status_schema["properties"]["classification"]["properties"]["counts"]["properties"]
+    )
+    # a confidence outside [0, 1] would not fit the schema
+    bad = {**patch["status"], "classification": {**cls, "benchmarks": [{**good, "confidence": 1.5}]}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, status_schema)
