@@ -15,6 +15,7 @@ from typing import Any
 import pandas as pd
 
 from benchcal.errors import BadInput
+from benchcal.results import CONTINUOUS_METRICS
 from benchcal_reduce.bootstrap import DEFAULT_DRAWS, group_confidence
 from benchcal_reduce.classify import DEFAULT_TIE_SHOTS, benchmark_starts, classify, group_codes
 from benchcal_reduce.composite import before_after
@@ -154,7 +155,7 @@ def reduce_table(df: pd.DataFrame, options: ReduceOptions | None = None) -> Redu
     settings = options.settings
     stats_table, batches, notes = series_statistics(points, settings)
     per_shot = decide(stats_table, alpha=options.alpha, correction=options.correction)
-    latent_metrics = [m for m in ("gold_prob", "gold_margin", "bits_per_byte") if f"{m}_improves" in per_shot]
+    latent_metrics = [m for m in CONTINUOUS_METRICS if f"{m}_improves" in per_shot]
     observed = group_codes(
         per_shot["n_points"].to_numpy() >= MIN_CHECKPOINTS,
         *(per_shot[c].to_numpy()[None, :] for c in ("above_chance", "monotone", "evidence_against")),
