@@ -196,9 +196,12 @@ def _md_table(df: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
-def report_markdown(reduction: Reduction, figures: dict[str, Path] | None = None) -> str:
-    """The human-readable report; ``figures`` maps names to paths relative to the report."""
-    s = summary_dict(reduction)
+def report_markdown(
+    reduction: Reduction, figures: dict[str, Path] | None = None, summary: dict[str, Any] | None = None
+) -> str:
+    """The human-readable report; ``figures`` maps names to paths relative to the report;
+    ``summary`` is ``summary_dict(reduction)`` when the caller has it already."""
+    s = summary or summary_dict(reduction)
     cls = reduction.classification
     opts = reduction.options
     confidence = (
@@ -309,12 +312,14 @@ def write_outputs(reduction: Reduction, out_dir: str | Path, figures: bool = Tru
 
         fig_paths = write_figures(reduction, out / "figures")
         paths.update({f"figure:{k}": v for k, v in fig_paths.items()})
+    summary = summary_dict(reduction)
+    figures_rel = {k: p.relative_to(out) for k, p in fig_paths.items()}
     files = {
         "classification.csv": reduction.classification.to_csv(index=False),
         "per_shot.csv": reduction.per_shot[per_shot_columns(reduction)].to_csv(index=False),
         "composite.csv": reduction.composite["per_checkpoint"].to_csv(index=False),
-        "summary.json": json.dumps(summary_dict(reduction), indent=2, sort_keys=True) + "\n",
-        "report.md": report_markdown(reduction, {k: p.relative_to(out) for k, p in fig_paths.items()}) + "\n",
+        "summary.json": json.dumps(summary, indent=2, sort_keys=True) + "\n",
+        "report.md": report_markdown(reduction, figures_rel, summary) + "\n",
     }
     for name, text in files.items():
         atomic_write_text(out / name, text)
