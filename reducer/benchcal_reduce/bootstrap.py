@@ -21,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from benchcal.classification import GROUPS
 from benchcal_reduce import classify, stats
 from benchcal_reduce.per_shot import Batch, Settings, series_decisions
 from benchcal_reduce.table import MIN_CHECKPOINTS
@@ -81,12 +82,10 @@ def group_confidence(
     if draws <= 0:
         return np.full(len(observed), np.nan), [""] * len(observed)
     codes = redrawn_groups(per_shot, batches, settings, correction, draws, seed)
-    shares = np.stack([(codes == g).mean(axis=0) for g in range(len(classify.GROUPS))], axis=1)
+    shares = np.stack([(codes == g).mean(axis=0) for g in range(len(GROUPS))], axis=1)
     confidence = shares[np.arange(len(observed)), observed]
     others = shares.copy()
     others[np.arange(len(observed)), observed] = -1.0
     alt = others.argmax(axis=1)
-    alternatives = [
-        f"{classify.GROUPS[a]} {others[b, a]:.2f}" if others[b, a] > 0 else "" for b, a in enumerate(alt)
-    ]
+    alternatives = [f"{GROUPS[a]} {others[b, a]:.2f}" if others[b, a] > 0 else "" for b, a in enumerate(alt)]
     return confidence, alternatives

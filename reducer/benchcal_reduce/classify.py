@@ -24,13 +24,18 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from benchcal.publish import GROUPS  # the one vocabulary of groups (the CRD's count keys)
+from benchcal.classification import (
+    GROUPS,  # the one vocabulary of groups (the CRD's count keys)
+    INCONCLUSIVE,
+    NOISE,
+    POORLY_BEHAVED,
+    RECOMMENDING_GROUPS,
+    ROBUST,
+    SHOT_DEPENDENT,
+)
 from benchcal_reduce import latent
 
-# group codes: positions in GROUPS (the bootstrap counts codes per redraw)
-ROBUST, SHOT_DEPENDENT, POORLY_BEHAVED, NOISE, INCONCLUSIVE = (
-    GROUPS.index(g) for g in ("robust", "shot_dependent", "poorly_behaved", "noise", "inconclusive")
-)
+CODE = {g: i for i, g in enumerate(GROUPS)}  # group codes: positions in GROUPS (the bootstrap counts codes)
 DEFAULT_TIE_SHOTS = 3  # llm-foundry PR #791: no industry standard -> 3 shots
 BORDERLINE_BELOW = 0.8  # a verdict that fewer than 4 in 5 redraws reproduce is borderline
 
@@ -54,7 +59,8 @@ def group_codes(
         any_of(mono_t),
         any_of(undetermined),
     ]
-    return np.select(conditions, [INCONCLUSIVE, NOISE, ROBUST, SHOT_DEPENDENT, INCONCLUSIVE], POORLY_BEHAVED)
+    choices = [CODE[g] for g in (INCONCLUSIVE, NOISE, ROBUST, SHOT_DEPENDENT, INCONCLUSIVE)]
+    return np.select(conditions, choices, CODE[POORLY_BEHAVED])
 
 
 def benchmark_starts(per_shot: pd.DataFrame) -> np.ndarray:
@@ -119,7 +125,7 @@ def _why_not_monotone(r: dict, strict: bool) -> str:
 def _reason(group: str, rows: list[dict], tested: list[dict], strict: bool, latent_note: str) -> str:
     if not tested:
         return f"fewer than 3 checkpoints at every shot count (max {max(r['n_points'] for r in rows)})"
-    if group == "noise":
+    if group == NOISE:
         best = min(tested, key=lambda r: (r["above_chance_q"], -r["best_accuracy"]))
         floor = "majority rate" if best["floor"] > best["random_baseline"] else "random baseline"
         text = (
@@ -171,12 +177,12 @@ def classify(
         above = [r for r in tested if r["above_chance"]]
         mono = [r for r in tested if r["monotone"]]
         flag, latent_note = (
-            latent.latent_trend(tested, latent_metrics, alpha) if group == "noise" else (False, "")
+            latent.latent_trend(tested, latent_metrics, alpha) if group == NOISE else (False, "")
         )
         standard = standard_shots(name)
         # A monotone setting still at chance is no use as a default; prefer those above chance.
         usable = [r for r in mono if r["above_chance"]] or mono
-        recommended = recommend_shots(usable, standard) if group in ("robust", "shot_dependent") else None
+        recommended = recommend_shots(usable, standard) if group in RECOMMENDING_GROUPS else None
         conf = float("nan") if confidence is None else float(confidence[b])
         out.append(
             {

@@ -10,6 +10,7 @@ import pandas as pd
 
 from benchcal.errors import BadInput
 from benchcal_reduce.bootstrap import DEFAULT_DRAWS
+from benchcal_reduce.labels import confidence_label, group_label
 from benchcal_reduce.reduce import (
     DEFAULT_MIN_GAIN,
     DEFAULT_MIN_MARGIN,
@@ -17,7 +18,7 @@ from benchcal_reduce.reduce import (
     Reduction,
     reduce_table,
 )
-from benchcal_reduce.report import confidence_label, group_label, results_ref, status_summary, write_outputs
+from benchcal_reduce.report import results_ref, status_summary, write_outputs
 from benchcal_reduce.table import load_table, table_from_summaries
 
 log = logging.getLogger("benchcal.reduce")

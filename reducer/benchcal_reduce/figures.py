@@ -11,15 +11,16 @@ matplotlib.use("Agg")  # headless: the reducer runs in a Job
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from benchcal.classification import INCONCLUSIVE, NOISE, POORLY_BEHAVED, ROBUST, SHOT_DEPENDENT
+from benchcal_reduce.labels import group_label
 from benchcal_reduce.reduce import Reduction
-from benchcal_reduce.report import group_label
 
 GROUP_COLOURS = {
-    "robust": "#1b7837",
-    "shot_dependent": "#2166ac",
-    "poorly_behaved": "#d6604d",
-    "noise": "#878787",
-    "inconclusive": "#b2abd2",
+    ROBUST: "#1b7837",
+    SHOT_DEPENDENT: "#2166ac",
+    POORLY_BEHAVED: "#d6604d",
+    NOISE: "#878787",
+    INCONCLUSIVE: "#b2abd2",
 }
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

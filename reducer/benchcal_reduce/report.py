@@ -11,8 +11,18 @@ from typing import Any
 
 import pandas as pd
 
+from benchcal.classification import (
+    GROUPS,
+    INCONCLUSIVE,
+    MAX_BENCHMARKS,
+    NOISE,
+    POORLY_BEHAVED,
+    BenchmarkVerdict,
+    StatusClassification,
+)
 from benchcal.results import atomic_write_text
-from benchcal_reduce.classify import BORDERLINE_BELOW, GROUPS
+from benchcal_reduce.classify import BORDERLINE_BELOW
+from benchcal_reduce.labels import confidence_label, group_label
 from benchcal_reduce.reduce import Reduction
 
 SCHEMA_VERSION = "benchcal.reduction/v1"
@@ -84,28 +94,16 @@ def _clean(value: Any) -> Any:
     return value
 
 
-def group_label(row: dict[str, Any]) -> str:
-    """The group as shown to people: noise with a rising continuous metric is "noise (latent trend)"."""
-    return f"{row['group']} (latent trend)" if row.get("latent_trend") else str(row["group"])
-
-
-def confidence_label(row: dict[str, Any]) -> str:
-    conf = _clean(row.get("confidence"))
-    if conf is None:
-        return "not computed"
-    return f"{conf:.2f}" + (" borderline" if row.get("borderline") else "")
-
-
 def calibrated_suite(reduction: Reduction) -> dict[str, Any]:
     """Benchmarks kept after calibration with their shot counts; noise kept but flagged."""
     after = reduction.composite["after"]["benchmarks"]
     cls = reduction.classification.set_index("benchmark")
     return {
         "benchmarks": dict(sorted(after.items())),
-        "flaggedNoise": sorted(b for b in after if cls.at[b, "group"] == "noise"),
+        "flaggedNoise": sorted(b for b in after if cls.at[b, "group"] == NOISE),
         "latentTrend": sorted(cls.index[cls["latent_trend"]]),
-        "removed": sorted(cls.index[cls["group"] == "poorly_behaved"]),
-        "undecided": sorted(cls.index[cls["group"] == "inconclusive"]),
+        "removed": sorted(cls.index[cls["group"] == POORLY_BEHAVED]),
+        "undecided": sorted(cls.index[cls["group"] == INCONCLUSIVE]),
     }
 
 
@@ -150,36 +148,33 @@ def summary_dict(reduction: Reduction) -> dict[str, Any]:
     }
 
 
-def status_summary(reduction: Reduction, max_benchmarks: int = 64) -> dict[str, Any]:
-    """Bounded summary for the CalibrationRun status (etcd objects must stay small).
+def _verdict(row: Any) -> BenchmarkVerdict:
+    """One benchmark for the status; ``confidence`` (rounded to 0.01) is left out when the
+    bootstrap did not run."""
+    numbers = {"spearman": _clean(row.best_spearman), "maxAccuracy": _clean(row.max_accuracy)}
+    shots = _clean(row.recommended_shots)
+    confidence = _clean(row.confidence)
+    return BenchmarkVerdict(
+        name=str(row.benchmark),
+        group=str(row.group),
+        recommended_shots=None if shots is None else int(shots),
+        numbers={k: round(float(v), 4) for k, v in numbers.items() if v is not None},
+        confidence=None if confidence is None else round(float(confidence), 2),
+        borderline=bool(row.borderline),
+        latent_trend=bool(row.latent_trend),
+    )
 
-    Field names are camelCase like the rest of the CR; group names (count keys and values) are
-    the CRD's own ``robust``/``shot_dependent``/``poorly_behaved``/``noise``/``inconclusive``.
-    ``confidence`` (the bootstrap's share of redraws with the same group, 0..1, rounded to 0.01)
-    is left out when it was not computed.
-    """
-    cls = reduction.classification.sort_values("benchmark")
-    shown = cls.head(max_benchmarks)
+
+def status_summary(reduction: Reduction, max_benchmarks: int = MAX_BENCHMARKS) -> StatusClassification:
+    """The bounded classification for the CalibrationRun status (etcd objects must stay small):
+    counts over every benchmark, verdicts of the first ``max_benchmarks`` by name."""
     comp = reduction.composite
-    return {
-        "counts": {g: int((cls["group"] == g).sum()) for g in GROUPS},
-        "benchmarks": {
-            r.benchmark: {
-                "group": r.group,
-                "recommendedShots": _clean(r.recommended_shots),
-                **({} if _clean(r.confidence) is None else {"confidence": round(float(r.confidence), 2)}),
-                "borderline": bool(r.borderline),
-                "latentTrend": bool(r.latent_trend),
-                "spearman": None if _clean(r.best_spearman) is None else round(float(r.best_spearman), 4),
-                "maxAccuracy": round(float(r.max_accuracy), 4),
-            }
-            for r in shown.itertuples(index=False)
-        },
-        "totalBenchmarks": len(cls),
-        "truncated": len(cls) > len(shown),
-        "compositeMonotone": {"before": comp["before"]["monotone"], "after": comp["after"]["monotone"]},
-        "checkpoints": int(reduction.table["checkpoint"].nunique()),
-    }
+    return StatusClassification.from_verdicts(
+        (_verdict(r) for r in reduction.classification.itertuples(index=False)),
+        composite_before=_clean(comp["before"]["monotone"]),
+        composite_after=_clean(comp["after"]["monotone"]),
+        max_benchmarks=max_benchmarks,
+    )
 
 
 def _md_table(df: pd.DataFrame) -> str:
