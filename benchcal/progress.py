@@ -91,12 +91,14 @@ def checkpoint_eta(snap: Snapshot) -> float | None:
     if snap.phase != PHASE_EVALUATING:
         return None
     here = item_eta(snap)
-    if here is None:
-        return None
     after = max(0, snap.pairs_total - snap.pairs_finished - 1)  # pairs after the current one
     evaluated_here = snap.pairs_finished - snap.pairs_resumed
     if evaluated_here > 0:
         per_pair = snap.evaluated_seconds / evaluated_here
+        if here is None:  # a pair just started: assume it costs what the others did
+            here = max(0.0, per_pair - snap.item_seconds)
+    elif here is None:
+        return None
     else:  # no pair finished yet: assume the others cost what this one will
         per_pair = snap.item_seconds + here
     return here + after * per_pair

@@ -120,8 +120,7 @@ class RunDisplay:
                 if snap is not None:
                     r.snap = snap
             if self.tty:
-                self._clear()
-                self._draw(now)
+                self._draw(now)  # in place, one write: no flicker
                 return
             for r in self._running.values():
                 key = (r.snap.phase, r.snap.label)
@@ -142,10 +141,15 @@ class RunDisplay:
         self.stream.flush()
 
     def _draw(self, now: float | None = None) -> None:
+        """Draw the block over the one on screen (if any), clearing lines it no longer needs."""
         if not self.tty:
             return
         width = max(20, shutil.get_terminal_size((100, 20)).columns - 1)  # a wrapped line breaks the redraw
         block = [line[:width] for line in self.lines(now)]
-        self.stream.write("".join(CLEAR_LINE + line + "\n" for line in block))
+        text = _up(self._drawn) + "".join(CLEAR_LINE + line + "\n" for line in block)
+        extra = self._drawn - len(block)
+        if extra > 0:
+            text += "".join(CLEAR_LINE + "\n" for _ in range(extra)) + _up(extra)
+        self.stream.write(text)
         self.stream.flush()
         self._drawn = len(block)

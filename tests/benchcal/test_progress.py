@@ -92,3 +92,9 @@ def test_lines_name_checkpoint_pair_rate_and_etas() -> None:
     assert (
         run_line(2, 1, 5, 90.0, 61.0) == "run: 2/5 checkpoints done, 1 failed, 1m01s elapsed, ETA run 1m30s"
     )
+
+
+def test_checkpoint_eta_of_a_pair_just_started_assumes_the_mean_pair() -> None:
+    snap = Snapshot("s1", PHASE_EVALUATING, "copa 5-shot", 0, 50, 0.0, pairs_total=4, pairs_finished=2,
+                    evaluated_seconds=20.0, item_seconds=1.0)  # fmt: skip
+    assert checkpoint_eta(snap) == pytest.approx((10 - 1) + 1 * 10)
