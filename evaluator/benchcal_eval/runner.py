@@ -47,14 +47,19 @@ SCORED_TYPES = ("language_modeling", "multiple_choice", "schema")
 
 
 class Progress(Protocol):
-    """Where the runner reports work: one ``start`` per pair, ``advance`` per finished request."""
+    """Where the runner reports work: ``skip`` per pair resumed from disk, one ``start`` per pair
+    evaluated, ``advance`` per finished request."""
 
+    def skip(self, label: str) -> None: ...
     def start(self, label: str, total: int) -> None: ...
     def advance(self, n: int) -> None: ...
     def finish(self) -> None: ...
 
 
 class _NoProgress:
+    def skip(self, label: str) -> None:
+        pass
+
     def start(self, label: str, total: int) -> None:
         pass
 
@@ -270,6 +275,7 @@ def evaluate_checkpoint(
 ) -> CheckpointSummary:
     """Evaluate every pair of ``plan`` (skipping finished ones unless ``plan.overwrite``), then
     write ``summary.json``. A finished result is replaced only with ``plan.overwrite``."""
+    progress = progress or _NoProgress()
     summary = CheckpointSummary(
         checkpoint=checkpoint, model=dict(model.record), flops=flops, started_at=_now()
     )
@@ -283,6 +289,7 @@ def evaluate_checkpoint(
                 i, len(pairs), task.name, k, done.metric, done.accuracy, key,
             )  # fmt: skip
             summary.results.append(done)
+            progress.skip(f"{task.name} {k}-shot")
             continue
         lm, engine = model.get()  # a model that cannot load fails the whole call (BadInput: exit 2)
         summary.model = dict(lm.identity)
