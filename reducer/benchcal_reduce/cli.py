@@ -19,7 +19,7 @@ from benchcal_reduce.reduce import (
     reduce_table,
 )
 from benchcal_reduce.report import results_ref, status_summary, write_outputs
-from benchcal_reduce.table import load_table, table_from_summaries
+from benchcal_reduce.table import load_inputs, table_from_summaries
 
 log = logging.getLogger("benchcal.reduce")
 
@@ -27,9 +27,10 @@ log = logging.getLogger("benchcal.reduce")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "input",
-        nargs="?",
+        nargs="*",
         metavar="INPUT",
-        help="long-format CSV/Parquet table, or a directory of `benchcal evaluate` outputs",
+        help="long-format CSV/Parquet table, or a directory of `benchcal evaluate` outputs, "
+        "or several checkpoint output directories (reduced together, nothing else)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument(
@@ -99,7 +100,7 @@ def run(args: argparse.Namespace) -> int:
             collect_summaries(args.from_configmaps), f"configmaps {args.from_configmaps}"
         )
     else:
-        table = load_table(args.input)
+        table = load_inputs(args.input)
     options = ReduceOptions(
         alpha=args.alpha,
         strict=args.strict,
