@@ -133,3 +133,16 @@ def test_a_pod_killed_mid_upload_resumes_and_loses_nothing(bucket, tmp_path, s3_
     summary = read_summary(url)
     assert sorted(r.benchmark for r in summary.results) == ["tiny_mc", "tiny_schema"]
     assert len(stored_keys(url, "tiny_schema", 0)) == 1
+
+
+def test_the_reducer_writes_its_report_to_s3(bucket, tmp_path):
+    from tests.reducer.tables import make_table
+    from tests.reducer.test_report import SERIES
+
+    table = tmp_path / "in.csv"
+    make_table(SERIES).to_csv(table, index=False)
+    url = f"s3://{bucket}/run/report"
+    assert main(["reduce", str(table), "--out", url, "--no-figures", "--bootstrap", "0"]) == 0
+    names = storage.list_dir(url)
+    assert {"classification.csv", "per_shot.csv", "summary.json", "report.md"} <= set(names)
+    assert json.loads(storage.read_text(f"{url}/summary.json"))["options"]["bootstrap"] == 0
