@@ -26,6 +26,10 @@ from typing import Any
 from benchcal.errors import BadInput
 
 SCHEMA_VERSION = "benchcal.results/v1"
+# Part of every pair's resume key (benchcal_eval.resume): bumped when the evaluator starts writing
+# new numbers into a TaskResult, so a result stored before lacks nothing silently: it is recomputed.
+# 2: continuous metrics, majority_rate and category_counts.
+CONTENT_REVISION = 2
 
 # Required and optional columns of the reducer's long-format input table (docs/reducer.md).
 TABLE_COLUMNS = ("checkpoint", "flops", "benchmark", "num_fewshot", "accuracy", "n", "random_baseline")
@@ -33,10 +37,15 @@ TABLE_COLUMNS = ("checkpoint", "flops", "benchmark", "num_fewshot", "accuracy", 
 # Continuous companions of the primary accuracy: per-(checkpoint, benchmark, shots) means over
 # the scored examples, from the same forward pass as the accuracy, each with an optional
 # standard error column "<name>_stderr". Value = which direction is better.
-#   gold_prob      mean probability of the gold answer (MC: its normalised share of the choices'
-#                  probability as scored; LM: exp of the gold continuation's log-likelihood), in [0, 1]
-#   gold_margin    mean log-probability margin of the gold choice over the best wrong choice (nats)
-#   bits_per_byte  of the gold continuation: -sum log2 p(gold tokens) / UTF-8 bytes, >= 0
+#   gold_prob      mean probability of the gold answer (MC/schema: the gold option's share of the
+#                  options' probability as scored, i.e. a softmax over their mean per-token
+#                  log-probs; LM: exp of the gold continuation's log-likelihood), in [0, 1]
+#   gold_margin    mean margin of the gold option's mean per-token log-prob over the best wrong
+#                  option's (nats per token; > 0 only where the example is correct). MC/schema only
+#   bits_per_byte  of the gold continuation: -sum log2 p(gold tokens) / UTF-8 bytes of its text as
+#                  scored, >= 0
+# The evaluator computes them (benchcal_eval.continuous) from the log-probs its accuracy uses and
+# writes them, with "majority_rate", into TaskResult.metrics under these names.
 CONTINUOUS_METRICS = {"gold_prob": "higher", "gold_margin": "higher", "bits_per_byte": "lower"}
 
 TABLE_OPTIONAL_COLUMNS = (
@@ -88,6 +97,10 @@ class TaskResult:
     tokens_scored: int = 0  # tokens the model actually computed for this pair
     config_key: str = ""  # hash of (model identity, task config, shots, seed, limit): the resume key
     metrics: dict[str, float] = field(default_factory=dict)  # secondary metrics (acc_sum, acc_char_norm, ...)
+    # Benchmarks averaged over categories (MMLU subjects): per category the primary metric's
+    # {"correct": int, "n": int}. `accuracy` is the unweighted mean of correct/n over them and
+    # `stderr` sqrt(sum_c a_c(1-a_c)/n_c)/C (validated): the macro-average's real variance.
+    category_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
 
     @classmethod
@@ -112,6 +125,62 @@ class TaskResult:
             raise BadInput(f"{where}: n must be > 0, got {self.n!r}")
         if int(self.num_fewshot) < 0:
             raise BadInput(f"{where}: num_fewshot must be >= 0, got {self.num_fewshot!r}")
+        _check_metric_ranges(self.metrics, where)
+        if self.category_counts:
+            _check_category_counts(self, where)
+
+
+# Allowed range of the table columns a TaskResult carries in `metrics` (the reducer checks the same).
+_METRIC_RANGES = {
+    "majority_rate": (0.0, 1.0),
+    "gold_prob": (0.0, 1.0),
+    "gold_margin": (-math.inf, math.inf),
+    "bits_per_byte": (0.0, math.inf),
+    **{f"{m}_stderr": (0.0, math.inf) for m in CONTINUOUS_METRICS},
+}
+
+
+def _check_metric_ranges(metrics: dict[str, Any], where: str) -> None:
+    for name, (low, high) in _METRIC_RANGES.items():
+        if name not in metrics:
+            continue
+        value = metrics[name]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not low <= value <= high:
+            raise BadInput(
+                f"{where}: metrics.{name} must be a finite number in [{low:g}, {high:g}], got {value!r}"
+            )
+
+
+def macro_average(counts: dict[str, dict[str, int]]) -> tuple[float, float]:
+    """(unweighted mean over categories of correct/n, its standard error sqrt(sum_c a_c(1-a_c)/n_c)/C)."""
+    accs = [(c["correct"] / c["n"], c["n"]) for c in counts.values()]
+    mean = sum(a for a, _ in accs) / len(accs)
+    return mean, math.sqrt(sum(a * (1 - a) / n for a, n in accs)) / len(accs)
+
+
+def _check_category_counts(result: TaskResult, where: str) -> None:
+    for cat, c in result.category_counts.items():
+        keys_ok = isinstance(c, dict) and set(c) == {"correct", "n"}
+        ints = keys_ok and all(isinstance(c[k], int) and not isinstance(c[k], bool) for k in c)
+        if not ints or not 0 <= c["correct"] <= c["n"] or c["n"] < 1:
+            raise BadInput(
+                f"{where}: category_counts[{cat!r}] must be {{correct, n}} with integers 0 <= correct <= n, "
+                f"n >= 1; got {c!r}"
+            )
+    total = sum(c["n"] for c in result.category_counts.values())
+    if total != int(result.n):
+        raise BadInput(f"{where}: category_counts add up to {total} examples, but n = {result.n}")
+    mean, se = macro_average(result.category_counts)
+    if not math.isclose(mean, float(result.accuracy), rel_tol=1e-9, abs_tol=1e-12):
+        raise BadInput(
+            f"{where}: accuracy {result.accuracy!r} is not the mean over category_counts ({mean!r})"
+        )
+    if not math.isclose(se, float(result.stderr), rel_tol=1e-6, abs_tol=1e-12):
+        raise BadInput(
+            f"{where}: stderr {result.stderr!r} is not the macro-average's standard error from "
+            f"category_counts ({se!r})"
+        )
 
 
 @dataclass

@@ -176,6 +176,8 @@ class Aggregate:
     stderr: float
     n: int
     metrics: dict[str, float] = field(default_factory=dict)
+    # per category {"correct", "n"} of a category-averaged benchmark (TaskResult.category_counts)
+    category_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def aggregate_binary(correct: Sequence[bool], categories: Sequence[str | None] | None = None) -> Aggregate:
@@ -194,7 +196,8 @@ def aggregate_binary(correct: Sequence[bool], categories: Sequence[str | None] |
     # Var of a mean of independent category means: sum(var_c) / C^2.
     var = sum(a * (1 - a) / len(groups[c]) for c, a in accs.items()) / len(accs) ** 2
     metrics = {"acc_micro": micro, "n_categories": float(len(accs))}
-    return Aggregate(accuracy=macro, stderr=math.sqrt(var), n=n, metrics=metrics)
+    counts = {cat: {"correct": sum(v), "n": len(v)} for cat, v in groups.items()}
+    return Aggregate(accuracy=macro, stderr=math.sqrt(var), n=n, metrics=metrics, category_counts=counts)
 
 
 def aggregate_mean(values: Sequence[float]) -> Aggregate:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from benchcal.errors import BadInput
-from benchcal.results import SCHEMA_VERSION, TaskResult, read_task_result, result_path
+from benchcal.results import CONTENT_REVISION, SCHEMA_VERSION, TaskResult, read_task_result, result_path
 from benchcal.tasks.registry import TaskSpec
 
 log = logging.getLogger("benchcal.evaluate")
@@ -62,6 +62,7 @@ def config_key(
         "limit": limit,
         "max_length": max_length,
         "schema": SCHEMA_VERSION,
+        "content": CONTENT_REVISION,
     }
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
