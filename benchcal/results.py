@@ -99,7 +99,7 @@ class TaskResult:
     metrics: dict[str, float] = field(default_factory=dict)  # secondary metrics (acc_sum, acc_char_norm, ...)
     # Benchmarks averaged over categories (MMLU subjects): per category the primary metric's
     # {"correct": int, "n": int}. `accuracy` is the unweighted mean of correct/n over them and
-    # `stderr` sqrt(sum_c a_c(1-a_c)/n_c)/C (validated): the macro-average's real variance.
+    # `stderr` macro_average's (validated): the macro-average's real variance, not one binomial.
     category_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
 
@@ -153,10 +153,25 @@ def _check_metric_ranges(metrics: dict[str, Any], where: str) -> None:
 
 
 def macro_average(counts: dict[str, dict[str, int]]) -> tuple[float, float]:
-    """(unweighted mean over categories of correct/n, its standard error sqrt(sum_c a_c(1-a_c)/n_c)/C)."""
-    accs = [(c["correct"] / c["n"], c["n"]) for c in counts.values()]
-    mean = sum(a for a, _ in accs) / len(accs)
-    return mean, math.sqrt(sum(a * (1 - a) / n for a, n in accs)) / len(accs)
+    """(unweighted mean over categories of a_c = correct/n, its standard error sqrt(sum_c v_c/n_c)/C).
+
+    v_c is the unbiased per-item variance n_c a_c (1 - a_c) / (n_c - 1). The plug-in a_c (1 - a_c)
+    is 0 for a category of one item and half the truth for two, so with MMLU's 57 subjects under a
+    --limit of a few per subject it reported a standard error near 0 (the reducer then rejects
+    the row or trusts it too much). A category of one item borrows the pooled variance of all
+    items, n p (1 - p) / (n - 1) at the micro accuracy p; one item in all gives 0, as a binomial.
+    """
+    if not counts:
+        raise ValueError("macro_average: no categories")
+    total = sum(c["n"] for c in counts.values())
+    micro = sum(c["correct"] for c in counts.values()) / total
+    pooled = total * micro * (1 - micro) / (total - 1) if total > 1 else 0.0
+    mean, var = 0.0, 0.0
+    for c in counts.values():
+        a, n = c["correct"] / c["n"], c["n"]
+        mean += a
+        var += (n * a * (1 - a) / (n - 1) if n > 1 else pooled) / n
+    return mean / len(counts), math.sqrt(var) / len(counts)
 
 
 def _check_category_counts(result: TaskResult, where: str) -> None:

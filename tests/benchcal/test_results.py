@@ -99,7 +99,13 @@ def test_category_counts_and_continuous_metrics_round_trip_into_reducer_rows(tmp
     counts = {"algebra": {"correct": 30, "n": 40}, "law": {"correct": 15, "n": 60}}
     mean, se = macro_average(counts)
     assert mean == pytest.approx((0.75 + 0.25) / 2)
-    assert se == pytest.approx(math.sqrt(0.75 * 0.25 / 40 + 0.25 * 0.75 / 60) / 2)
+    # unbiased per-category variances n a (1 - a) / (n - 1), divided by n: a(1-a)/(n-1)
+    assert se == pytest.approx(math.sqrt(0.75 * 0.25 / 39 + 0.25 * 0.75 / 59) / 2)
+    # a category of one item borrows the pooled variance (micro 3/4 over 4 items: 4 * 3/16 / 3 = 1/4)
+    assert macro_average({"a": {"correct": 3, "n": 3}, "b": {"correct": 0, "n": 1}}) == pytest.approx(
+        (0.5, math.sqrt(0.0 / 3 + 0.25 / 1) / 2)
+    )
+    assert macro_average({"a": {"correct": 1, "n": 1}}) == (1.0, 0.0)
     metrics = {"acc_sum": 0.4, "gold_prob": 0.3, "gold_prob_stderr": 0.01, "bits_per_byte": 2.5,
                "bits_per_byte_stderr": 0.1, "gold_margin": -0.2, "gold_margin_stderr": 0.02, "majority_rate": 0.6}  # fmt: skip
     r = TaskResult("mmlu", "world_knowledge", "multiple_choice", 5, "acc", mean, 100, se, 0.25,

@@ -338,9 +338,8 @@ def test_macro_averaged_task_writes_category_counts_and_majority_rate(lm, tmp_pa
     assert set(counts) == {"animals", "places"} and counts["animals"]["n"] == 2 and counts["places"]["n"] == 3
     accs = [c["correct"] / c["n"] for c in counts.values()]
     assert result.accuracy == pytest.approx(sum(accs) / 2)
-    assert result.stderr == pytest.approx(
-        math.sqrt(sum(a * (1 - a) / c["n"] for a, c in zip(accs, counts.values(), strict=True))) / 2
-    )
+    unbiased = [a * (1 - a) / (c["n"] - 1) for a, c in zip(accs, counts.values(), strict=True)]
+    assert result.stderr == pytest.approx(math.sqrt(sum(unbiased)) / 2)
     # "always yes": 1/2 on animals, 2/3 on places -> 7/12 macro; "always no": 5/12
     assert result.metrics["majority_rate"] == pytest.approx(7 / 12)
     stored = json.loads(result_path(tmp_path / "out", "tiny_yn", 0).read_text())
