@@ -33,6 +33,10 @@ from benchcal.errors import BadInput
 from benchcal.storage import Location
 
 SCHEMA_VERSION = "benchcal.results/v1"
+# Part of every pair's resume key (benchcal_eval.resume): bumped when the evaluator starts writing
+# new numbers into a TaskResult, so a result stored before lacks nothing silently: it is recomputed.
+# 2: continuous metrics, majority_rate and category_counts.
+CONTENT_REVISION = 2
 
 # Required and optional columns of the reducer's long-format input table (docs/reducer.md).
 TABLE_COLUMNS = ("checkpoint", "flops", "benchmark", "num_fewshot", "accuracy", "n", "random_baseline")
@@ -40,10 +44,15 @@ TABLE_COLUMNS = ("checkpoint", "flops", "benchmark", "num_fewshot", "accuracy", 
 # Continuous companions of the primary accuracy: per-(checkpoint, benchmark, shots) means over
 # the scored examples, from the same forward pass as the accuracy, each with an optional
 # standard error column "<name>_stderr". Value = which direction is better.
-#   gold_prob      mean probability of the gold answer (MC: its normalised share of the choices'
-#                  probability as scored; LM: exp of the gold continuation's log-likelihood), in [0, 1]
-#   gold_margin    mean log-probability margin of the gold choice over the best wrong choice (nats)
-#   bits_per_byte  of the gold continuation: -sum log2 p(gold tokens) / UTF-8 bytes, >= 0
+#   gold_prob      mean probability of the gold answer (MC/schema: the gold option's share of the
+#                  options' probability as scored, i.e. a softmax over their mean per-token
+#                  log-probs; LM: exp of the gold continuation's log-likelihood), in [0, 1]
+#   gold_margin    mean margin of the gold option's mean per-token log-prob over the best wrong
+#                  option's (nats per token; > 0 only where the example is correct). MC/schema only
+#   bits_per_byte  of the gold continuation: -sum log2 p(gold tokens) / UTF-8 bytes of its text as
+#                  scored, >= 0
+# The evaluator computes them (benchcal_eval.continuous) from the log-probs its accuracy uses and
+# writes them, with "majority_rate", into TaskResult.metrics under these names.
 CONTINUOUS_METRICS = {"gold_prob": "higher", "gold_margin": "higher", "bits_per_byte": "lower"}
 
 TABLE_OPTIONAL_COLUMNS = (
@@ -97,6 +106,10 @@ class TaskResult:
     metrics: dict[str, float] = field(default_factory=dict)  # secondary metrics (acc_sum, acc_char_norm, ...)
     # code benchmarks: how samples ran (network_isolated, pid_namespace, process_bound, namespaces)
     sandbox: dict[str, Any] = field(default_factory=dict)
+    # Benchmarks averaged over categories (MMLU subjects): per category the primary metric's
+    # {"correct": int, "n": int}. `accuracy` is the unweighted mean of correct/n over them and
+    # `stderr` macro_average's (validated): the macro-average's real variance, not one binomial.
+    category_counts: dict[str, dict[str, int]] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
 
     @classmethod
@@ -121,6 +134,77 @@ class TaskResult:
             raise BadInput(f"{where}: n must be > 0, got {self.n!r}")
         if int(self.num_fewshot) < 0:
             raise BadInput(f"{where}: num_fewshot must be >= 0, got {self.num_fewshot!r}")
+        _check_metric_ranges(self.metrics, where)
+        if self.category_counts:
+            _check_category_counts(self, where)
+
+
+# Allowed range of the table columns a TaskResult carries in `metrics` (the reducer checks the same).
+_METRIC_RANGES = {
+    "majority_rate": (0.0, 1.0),
+    "gold_prob": (0.0, 1.0),
+    "gold_margin": (-math.inf, math.inf),
+    "bits_per_byte": (0.0, math.inf),
+    **{f"{m}_stderr": (0.0, math.inf) for m in CONTINUOUS_METRICS},
+}
+
+
+def _check_metric_ranges(metrics: dict[str, Any], where: str) -> None:
+    for name, (low, high) in _METRIC_RANGES.items():
+        if name not in metrics:
+            continue
+        value = metrics[name]
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok or not math.isfinite(value) or not low <= value <= high:
+            raise BadInput(
+                f"{where}: metrics.{name} must be a finite number in [{low:g}, {high:g}], got {value!r}"
+            )
+
+
+def macro_average(counts: dict[str, dict[str, int]]) -> tuple[float, float]:
+    """(unweighted mean over categories of a_c = correct/n, its standard error sqrt(sum_c v_c/n_c)/C).
+
+    v_c is the unbiased per-item variance n_c a_c (1 - a_c) / (n_c - 1). The plug-in a_c (1 - a_c)
+    is 0 for a category of one item and half the truth for two, so with MMLU's 57 subjects under a
+    --limit of a few per subject it reported a standard error near 0 (the reducer then rejects
+    the row or trusts it too much). A category of one item borrows the pooled variance of all
+    items, n p (1 - p) / (n - 1) at the micro accuracy p; one item in all gives 0, as a binomial.
+    """
+    if not counts:
+        raise ValueError("macro_average: no categories")
+    total = sum(c["n"] for c in counts.values())
+    micro = sum(c["correct"] for c in counts.values()) / total
+    pooled = total * micro * (1 - micro) / (total - 1) if total > 1 else 0.0
+    mean, var = 0.0, 0.0
+    for c in counts.values():
+        a, n = c["correct"] / c["n"], c["n"]
+        mean += a
+        var += (n * a * (1 - a) / (n - 1) if n > 1 else pooled) / n
+    return mean / len(counts), math.sqrt(var) / len(counts)
+
+
+def _check_category_counts(result: TaskResult, where: str) -> None:
+    for cat, c in result.category_counts.items():
+        keys_ok = isinstance(c, dict) and set(c) == {"correct", "n"}
+        ints = keys_ok and all(isinstance(c[k], int) and not isinstance(c[k], bool) for k in c)
+        if not ints or not 0 <= c["correct"] <= c["n"] or c["n"] < 1:
+            raise BadInput(
+                f"{where}: category_counts[{cat!r}] must be {{correct, n}} with integers 0 <= correct <= n, "
+                f"n >= 1; got {c!r}"
+            )
+    total = sum(c["n"] for c in result.category_counts.values())
+    if total != int(result.n):
+        raise BadInput(f"{where}: category_counts add up to {total} examples, but n = {result.n}")
+    mean, se = macro_average(result.category_counts)
+    if not math.isclose(mean, float(result.accuracy), rel_tol=1e-9, abs_tol=1e-12):
+        raise BadInput(
+            f"{where}: accuracy {result.accuracy!r} is not the mean over category_counts ({mean!r})"
+        )
+    if not math.isclose(se, float(result.stderr), rel_tol=1e-6, abs_tol=1e-12):
+        raise BadInput(
+            f"{where}: stderr {result.stderr!r} is not the macro-average's standard error from "
+            f"category_counts ({se!r})"
+        )
 
 
 @dataclass

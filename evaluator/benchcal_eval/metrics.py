@@ -18,6 +18,7 @@ import string
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
+from benchcal.results import macro_average
 from benchcal_eval.requests import Instance, ScoreResult
 
 # Punctuation removed by the gauntlet's answer normalisation (string.punctuation plus typographic quotes).
@@ -176,6 +177,8 @@ class Aggregate:
     stderr: float
     n: int
     metrics: dict[str, float] = field(default_factory=dict)
+    # per category {"correct", "n"} of a category-averaged benchmark (TaskResult.category_counts)
+    category_counts: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 def aggregate_binary(correct: Sequence[bool], categories: Sequence[str | None] | None = None) -> Aggregate:
@@ -189,12 +192,11 @@ def aggregate_binary(correct: Sequence[bool], categories: Sequence[str | None] |
     groups: dict[str, list[bool]] = {}
     for ok, cat in zip(correct, categories, strict=True):
         groups.setdefault(cat or "", []).append(bool(ok))
-    accs = {cat: sum(v) / len(v) for cat, v in groups.items()}
-    macro = sum(accs.values()) / len(accs)
-    # Var of a mean of independent category means: sum(var_c) / C^2.
-    var = sum(a * (1 - a) / len(groups[c]) for c, a in accs.items()) / len(accs) ** 2
-    metrics = {"acc_micro": micro, "n_categories": float(len(accs))}
-    return Aggregate(accuracy=macro, stderr=math.sqrt(var), n=n, metrics=metrics)
+    counts = {cat: {"correct": sum(v), "n": len(v)} for cat, v in groups.items()}
+    # Var of a mean of independent category means: sum(var_c) / C^2 (per-category unbiased variances).
+    macro, stderr = macro_average(counts)
+    metrics = {"acc_micro": micro, "n_categories": float(len(counts))}
+    return Aggregate(accuracy=macro, stderr=stderr, n=n, metrics=metrics, category_counts=counts)
 
 
 def aggregate_mean(values: Sequence[float]) -> Aggregate:

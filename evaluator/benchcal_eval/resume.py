@@ -19,7 +19,7 @@ from functools import lru_cache
 from typing import Any
 
 from benchcal.errors import BadInput
-from benchcal.results import SCHEMA_VERSION, TaskResult, find_task_result
+from benchcal.results import CONTENT_REVISION, SCHEMA_VERSION, TaskResult, find_task_result
 from benchcal.storage import Location
 from benchcal.tasks.registry import TaskSpec
 
@@ -66,6 +66,7 @@ def config_key(
         "limit": limit,
         "max_length": max_length,
         "schema": SCHEMA_VERSION,
+        "content": CONTENT_REVISION,
     }
     if task.task_type == "code_evaluation" and sandbox is not None:
         payload["sandbox"] = sandbox

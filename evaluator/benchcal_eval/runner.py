@@ -33,7 +33,7 @@ from benchcal.results import (
 )
 from benchcal.storage import Location
 from benchcal.tasks.registry import TaskSpec
-from benchcal_eval import metrics, sandbox
+from benchcal_eval import continuous, metrics, sandbox
 from benchcal_eval.plan import RunPlan
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.requests import Instance
@@ -85,14 +85,16 @@ def _score_pair(task, instances, encoded, engine, progress: Progress, label: str
     scores = engine.score(requests, progress=progress.advance)
     progress.finish()
     cats = [inst.category for inst in instances] if task.has_categories else None
+    # gold_prob, gold_margin, bits_per_byte (+ majority_rate) from the same scores: no extra pass
+    latent, latent_rows = continuous.pair_metrics(task.task_type, instances, encoded, scores, cats)
     rows: list[dict[str, Any]] = []
     if task.task_type == "language_modeling":
         correct = [metrics.lm_correct(scores[i]) for i in range(len(instances))]
         rows = [
-            {"index": inst.index, "correct": ok, "logprob": s.logprob, "n_tokens": s.n_tokens}
-            for inst, ok, s in zip(instances, correct, scores, strict=True)
+            {"index": inst.index, "correct": ok, "logprob": s.logprob, "n_tokens": s.n_tokens, **more}
+            for inst, ok, s, more in zip(instances, correct, scores, latent_rows, strict=True)
         ]
-        return metrics.aggregate_binary(correct, cats), {}, rows
+        return metrics.aggregate_binary(correct, cats), latent, rows
     choice_scores, pos = [], 0
     for inst, enc in zip(instances, encoded, strict=True):
         n = len(enc.requests)
@@ -104,6 +106,7 @@ def _score_pair(task, instances, encoded, engine, progress: Progress, label: str
         "acc_char_norm": metrics.aggregate_binary(
             [c.pred_char == c.gold for c in choice_scores], cats
         ).accuracy,
+        **latent,
     }
     rows = [
         {
@@ -112,8 +115,9 @@ def _score_pair(task, instances, encoded, engine, progress: Progress, label: str
             "pred": c.pred,
             "correct": c.correct,
             "logprobs": list(c.logprobs),
+            **more,
         }
-        for inst, c in zip(instances, choice_scores, strict=True)
+        for inst, c, more in zip(instances, choice_scores, latent_rows, strict=True)
     ]
     return agg, extra, rows
 
@@ -205,6 +209,7 @@ def evaluate_pair(
         config_key=key,
         metrics={**agg.metrics, **extra},
         sandbox=record,
+        category_counts=agg.category_counts,
     )
     return PairOutput(result, rows)
 

@@ -36,6 +36,9 @@ class Encoded:
     generation: GenerationRequest | None
     truncated: bool  # some context lost tokens on the left to fit max_length
     dropped_tokens: int = 0  # most context tokens dropped from any one request
+    # UTF-8 bytes of each request's continuation text as tokenised (with any prefix space added):
+    # the denominator of bits per byte
+    continuation_bytes: tuple[int, ...] = ()
 
 
 def _ids(tokenizer: Any, text: str | list[str], special: bool) -> Any:
@@ -186,12 +189,13 @@ def encode_instance(
         return Encoded(requests=[], generation=request, truncated=dropped > 0, dropped_tokens=dropped)
     if prefix_space is None:
         prefix_space = needs_prefix_space(tokenizer)
-    continuations = [
-        list(_ids(tokenizer, _with_prefix_space(c, prefix_space), False)) for c in inst.continuations
-    ]
+    texts = [_with_prefix_space(c, prefix_space) for c in inst.continuations]
+    continuations = [list(_ids(tokenizer, text, False)) for text in texts]
+    text_bytes = [len(text.encode("utf-8")) for text in texts]
     contexts = [_context_ids(tokenizer, inst, c, preamble_ids) for c in inst.contexts]
     if inst.task_type == "schema":  # options differ in the context; one shared continuation
         pairs = [(ctx, continuations[0]) for ctx in contexts]
+        text_bytes = text_bytes[:1] * len(contexts)
     else:  # language_modeling: one continuation; multiple_choice: one per choice
         pairs = [(contexts[0], cont) for cont in continuations]
     requests: list[ScoreRequest] = []
@@ -205,7 +209,11 @@ def encode_instance(
         context = shared.setdefault((id(ctx), dropped), tuple(kept))
         requests.append(ScoreRequest(context=context, continuation=tuple(cont)))
     return Encoded(
-        requests=requests, generation=None, truncated=most_dropped > 0, dropped_tokens=most_dropped
+        requests=requests,
+        generation=None,
+        truncated=most_dropped > 0,
+        dropped_tokens=most_dropped,
+        continuation_bytes=tuple(text_bytes),
     )
 
 

@@ -126,7 +126,7 @@ def series_decisions(
     rise, _ = monotone.binomial_rise_statistic(y, n)
     drop_z, max_drop = monotone.binomial_max_drop(y, n)
     slope, upper = monotone.slope_bound(y, n, x, s.alpha)
-    scale = 1.0 - floor
+    scale = np.maximum(1.0 - floor, 1e-9)  # floor 1 (majority rate 1.0): never above chance anyway
     rising = rise >= monotone.rise_critical(k, s.alpha)
     drop = drop_z >= monotone.drop_critical(k, s.alpha)
     flat = upper / scale < s.min_gain

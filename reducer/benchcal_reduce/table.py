@@ -36,7 +36,8 @@ STDERR_TOLERANCE = 5.0
 # Numeric optional columns: allowed range as (low, high, high inclusive) (NaN/empty = not given).
 _OPTIONAL_NUMERIC = {
     "stderr": (0.0, math.inf, True),
-    "majority_rate": (0.0, 1.0, False),
+    # 1.0 when every scored example has the same gold answer (a tiny --limit): no skill can show
+    "majority_rate": (0.0, 1.0, True),
     "gold_prob": (0.0, 1.0, True),
     "gold_margin": (-math.inf, math.inf, True),
     "bits_per_byte": (0.0, math.inf, True),

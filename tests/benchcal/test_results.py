@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import asdict
 
 import pytest
@@ -17,6 +18,7 @@ from benchcal.results import (
     atomic_write_text,
     examples_path,
     find_task_result,
+    macro_average,
     read_summary,
     read_task_result,
     result_path,
@@ -77,6 +79,22 @@ def test_results_of_different_configurations_live_side_by_side(tmp_path):
         ({"n": 0}, "n must be > 0"),
         ({"num_fewshot": -1}, "num_fewshot must be >= 0"),
         ({"schema_version": "benchcal.results/v0"}, "not supported"),
+        ({"metrics": {"gold_prob": 1.2}}, r"metrics\.gold_prob must be a finite number in \[0, 1\]"),
+        ({"metrics": {"bits_per_byte": -0.1}}, r"metrics\.bits_per_byte must be"),
+        ({"metrics": {"gold_margin": float("nan")}}, r"metrics\.gold_margin must be"),
+        ({"metrics": {"gold_prob_stderr": -1.0}}, r"metrics\.gold_prob_stderr must be"),
+        ({"metrics": {"majority_rate": "0.6"}}, r"metrics\.majority_rate must be"),
+        ({"category_counts": {"a": {"correct": 3, "n": 2}}}, r"category_counts\['a'\] must be"),
+        ({"category_counts": {"a": {"correct": 1}}}, r"category_counts\['a'\] must be"),
+        ({"category_counts": {"a": {"correct": 50, "n": 60}}}, "add up to 60 examples, but n = 100"),
+        (
+            {"category_counts": {"a": {"correct": 20, "n": 50}, "b": {"correct": 20, "n": 50}}},
+            "accuracy 0.5 is not the mean over category_counts",
+        ),
+        (
+            {"category_counts": {"a": {"correct": 10, "n": 20}, "b": {"correct": 40, "n": 80}}},
+            "stderr 0.05 is not the macro-average's standard error",
+        ),
     ],
 )
 def test_invalid_task_results_are_refused_naming_the_file(change, message):
@@ -95,6 +113,30 @@ def test_missing_fields_and_bad_json_name_the_file(tmp_path):
         read_task_result(bad)
     with pytest.raises(BadInput, match="file not found"):
         read_summary(tmp_path / "nowhere")
+
+
+def test_category_counts_and_continuous_metrics_round_trip_into_reducer_rows(tmp_path):
+    counts = {"algebra": {"correct": 30, "n": 40}, "law": {"correct": 15, "n": 60}}
+    mean, se = macro_average(counts)
+    assert mean == pytest.approx((0.75 + 0.25) / 2)
+    # unbiased per-category variances n a (1 - a) / (n - 1), divided by n: a(1-a)/(n-1)
+    assert se == pytest.approx(math.sqrt(0.75 * 0.25 / 39 + 0.25 * 0.75 / 59) / 2)
+    # a category of one item borrows the pooled variance (micro 3/4 over 4 items: 4 * 3/16 / 3 = 1/4)
+    assert macro_average({"a": {"correct": 3, "n": 3}, "b": {"correct": 0, "n": 1}}) == pytest.approx(
+        (0.5, math.sqrt(0.0 / 3 + 0.25 / 1) / 2)
+    )
+    assert macro_average({"a": {"correct": 1, "n": 1}}) == (1.0, 0.0)
+    metrics = {"acc_sum": 0.4, "gold_prob": 0.3, "gold_prob_stderr": 0.01, "bits_per_byte": 2.5,
+               "bits_per_byte_stderr": 0.1, "gold_margin": -0.2, "gold_margin_stderr": 0.02, "majority_rate": 0.6}  # fmt: skip
+    r = TaskResult("mmlu", "world_knowledge", "multiple_choice", 5, "acc", mean, 100, se, 0.25,
+                   config_key=KEY, metrics=metrics, category_counts=counts)  # fmt: skip
+    write_task_result(tmp_path, r)
+    assert read_task_result(result_path(tmp_path, "mmlu", 5, KEY)) == r
+    [row] = summary_rows(CheckpointSummary("s1", {}, 1e15, [r]))
+    assert {k: row[k] for k in metrics if k != "acc_sum"} == {
+        k: v for k, v in metrics.items() if k != "acc_sum"
+    }
+    assert "acc_sum" not in row and row["stderr"] == se
 
 
 def test_summary_round_trip_and_reducer_rows(tmp_path):

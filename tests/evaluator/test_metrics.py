@@ -152,6 +152,18 @@ def test_aggregate_macro_averages_categories_like_the_gauntlet():
     assert agg.accuracy == pytest.approx(0.5)
     assert agg.metrics["acc_micro"] == pytest.approx(0.75)
     assert agg.metrics["n_categories"] == 2.0
+    assert agg.category_counts == {"a": {"correct": 3, "n": 3}, "b": {"correct": 0, "n": 1}}
+    # b has one item: it borrows the pooled variance 4 * 0.75 * 0.25 / 3 = 0.25 (the plug-in would be 0)
+    assert agg.stderr == pytest.approx(math.sqrt(0.0 + 0.25 / 1) / 2)
+
+
+def test_macro_stderr_is_not_zero_with_one_item_per_category():
+    # MMLU under a small --limit: one item per subject. One binomial over 8 items has se 0.177.
+    agg = aggregate_binary([True, False, False, True, False, False, True, False], list("abcdefgh"))
+    pooled = 8 * (3 / 8) * (5 / 8) / 7
+    assert agg.accuracy == pytest.approx(3 / 8)
+    assert agg.stderr == pytest.approx(math.sqrt(8 * pooled) / 8)
+    assert agg.stderr == pytest.approx(math.sqrt(3 / 8 * 5 / 8 / 8) * math.sqrt(8 / 7))
 
 
 def test_aggregate_mean_of_pass_at_k():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 
 import pytest
@@ -286,3 +287,135 @@ def test_pairs_with_different_shot_lists_run_in_one_call_with_one_model(lm, task
         ("tiny_mc", 0), ("tiny_schema", 0), ("tiny_schema", 1)
     ]  # fmt: skip
     assert len(engine.calls) == 3 and not summary.failures
+
+
+# ---- continuous metrics, majority rate, category counts -------------------------------------------
+
+
+def _scored_text(lm, text: str) -> str:
+    from benchcal_eval.tokenize import needs_prefix_space
+
+    return f" {text}" if needs_prefix_space(lm.tokenizer) and not text.startswith(" ") else text
+
+
+def test_continuous_metrics_match_a_hand_computation_on_the_reference(lm, tasks, tmp_path):
+    """Per example: gold_prob, gold_margin and bits_per_byte from one-request-at-a-time HF forwards."""
+    import math
+
+    from benchcal_eval.engine import naive_score
+    from benchcal_eval.prompts import build_instances
+    from benchcal_eval.tokenize import encode_task
+
+    summary, _ = _run(lm, tasks, SCORED, (0,), tmp_path, per_example=True)
+    for result in summary.results:
+        task = tasks[result.benchmark]
+        rows = prepare(grid([task], (0,))).examples[task.name]
+        instances = build_instances(task, rows, 0)
+        encoded = encode_task(task, rows, instances, lm.tokenizer, lm.max_length)
+        lines = (tmp_path / "examples" / task.name / "0shot.jsonl").read_text().splitlines()
+        probs, bpbs, margins = [], [], []
+        for inst, enc, line in zip(instances, encoded, lines, strict=True):
+            got = json.loads(line)
+            ref = naive_score(lm.model, enc.requests, lm.max_length)
+            gold = 0 if task.task_type == "language_modeling" else inst.gold
+            text = _scored_text(lm, inst.continuations[0 if task.task_type == "schema" else gold])
+            # the byte count is that of the text whose tokens were scored
+            assert lm.tokenizer.decode(list(enc.requests[gold].continuation)) == text
+            bpb = -ref[gold].logprob / (math.log(2) * len(text.encode("utf-8")))
+            if task.task_type == "language_modeling":
+                prob = math.exp(ref[0].logprob)
+                assert "gold_margin" not in got
+            else:
+                mean = [r.logprob / r.n_tokens for r in ref]
+                prob = math.exp(mean[gold]) / sum(math.exp(m) for m in mean)
+                margin = mean[gold] - max(m for i, m in enumerate(mean) if i != gold)
+                assert got["gold_margin"] == pytest.approx(margin, abs=1e-4)
+                assert (got["gold_margin"] > 0) == got["correct"] or got["gold_margin"] == 0
+                margins.append(got["gold_margin"])
+            assert got["gold_prob"] == pytest.approx(prob, rel=1e-3)
+            assert got["bits_per_byte"] == pytest.approx(bpb, rel=1e-4)
+            probs.append(got["gold_prob"])
+            bpbs.append(got["bits_per_byte"])
+        m = result.metrics
+        assert m["gold_prob"] == pytest.approx(sum(probs) / len(probs))
+        assert m["bits_per_byte"] == pytest.approx(sum(bpbs) / len(bpbs))
+        mu = sum(bpbs) / len(bpbs)
+        sd = math.sqrt(sum((b - mu) ** 2 for b in bpbs) / (len(bpbs) - 1))
+        assert m["bits_per_byte_stderr"] == pytest.approx(sd / math.sqrt(len(bpbs)))
+        if margins:
+            assert m["gold_margin"] == pytest.approx(sum(margins) / len(margins))
+            assert m["gold_margin_stderr"] > 0
+        else:
+            assert "gold_margin" not in m
+        assert "majority_rate" not in m  # the tiny tasks' options differ from example to example
+
+
+def test_the_new_metrics_cost_no_extra_forward_pass(lm, tasks, tmp_path):
+    """Model calls counted with forward hooks: exactly the batches the accuracy's requests pack into."""
+    from benchcal_eval.engine.packing import pack_requests
+    from benchcal_eval.prompts import build_instances
+    from benchcal_eval.tokenize import encode_task
+
+    calls = {"body": 0, "full": 0}
+    engine = CountingEngine(lm)
+    hooks = [
+        engine.inner.body.register_forward_hook(lambda *_: calls.__setitem__("body", calls["body"] + 1)),
+        lm.model.register_forward_hook(lambda *_: calls.__setitem__("full", calls["full"] + 1)),
+    ]
+    try:
+        plan = prepare(grid([tasks[n] for n in SCORED], (0, 1)))
+        summary = run_checkpoint(lm, engine, plan, tmp_path, checkpoint="ck")
+    finally:
+        for h in hooks:
+            h.remove()
+    assert not summary.failures and all("gold_prob" in r.metrics for r in summary.results)
+    expected_batches, expected_requests = 0, []
+    for task, k in plan.pairs:
+        rows = plan.examples[task.name]
+        encoded = encode_task(
+            task, rows, build_instances(task, rows, k, seed=plan.seed), lm.tokenizer, lm.max_length
+        )
+        requests = [r for e in encoded for r in e.requests]
+        expected_requests.append(len(requests))
+        packing = pack_requests(
+            requests,
+            row_tokens=engine.inner.row_tokens,
+            token_budget=engine.inner.token_budget,
+            max_length=lm.max_length,
+        )
+        expected_batches += len(packing.batches)
+    assert expected_batches > 0 and engine.calls == expected_requests  # one scoring call per pair
+    assert calls == {"body": expected_batches, "full": 0} and engine.stats.batches == expected_batches
+
+
+def test_macro_averaged_task_writes_category_counts_and_majority_rate(lm, tmp_path):
+    rows = [
+        {"query": f"Question: {q}?", "choices": ["no", "yes"], "gold": g, "category": c}
+        for q, g, c in [
+            ("is the cat on the mat", 1, "animals"), ("is a dog red", 0, "animals"),
+            ("is paris in france", 1, "places"), ("is the park blue", 0, "places"), ("is one two", 1, "places"),
+        ]
+    ]  # fmt: skip
+    (tmp_path / "yn.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (tmp_path / "tasks.yaml").write_text(
+        "benchmarks:\n- {name: tiny_yn, category: toy, task_type: multiple_choice, data_file: yn.jsonl,\n"
+        "   random_baseline: 0.5, has_categories: true}\n"
+    )
+    [task] = load_task_file(tmp_path / "tasks.yaml")
+    summary = run_checkpoint(
+        lm, CountingEngine(lm), prepare(grid([task], (0,))), tmp_path / "out", checkpoint="ck"
+    )
+    [result] = summary.results
+    counts = result.category_counts
+    assert set(counts) == {"animals", "places"} and counts["animals"]["n"] == 2 and counts["places"]["n"] == 3
+    accs = [c["correct"] / c["n"] for c in counts.values()]
+    assert result.accuracy == pytest.approx(sum(accs) / 2)
+    unbiased = [a * (1 - a) / (c["n"] - 1) for a, c in zip(accs, counts.values(), strict=True)]
+    assert result.stderr == pytest.approx(math.sqrt(sum(unbiased)) / 2)
+    # "always yes": 1/2 on animals, 2/3 on places -> 7/12 macro; "always no": 5/12
+    assert result.metrics["majority_rate"] == pytest.approx(7 / 12)
+    stored = json.loads(result_path(tmp_path / "out", "tiny_yn", 0).read_text())
+    assert (
+        stored["category_counts"] == counts
+        and read_summary(tmp_path / "out").results[0].category_counts == counts
+    )

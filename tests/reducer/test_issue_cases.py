@@ -99,6 +99,12 @@ CASES = [
         "poorly_behaved",
     ),
     ("a fall beyond noise", [0.30, 0.40, 0.33, 0.45, 0.50], {"n": 1000}, "poorly_behaved"),
+    (
+        "every scored example has the same gold answer (majority rate 1.0)",
+        [0.60, 0.70, 0.80, 0.90, 0.95],
+        {"n": 2000, "majority": 1.0},
+        "noise",
+    ),
 ]
 
 

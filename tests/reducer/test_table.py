@@ -143,8 +143,10 @@ def test_majority_rate_is_a_property_of_the_benchmark(tmp_path):
     lines = [g + ",0.62" for g in GOOD[:2]] + [GOOD[2] + ",0.6"]
     with pytest.raises(BadInput, match=r"data row 3: 'majority_rate' is 0.6"):
         load_table(write_csv(tmp_path, lines, header))
-    with pytest.raises(BadInput, match=r"data row 1: column 'majority_rate' must be in \[0, 1\)"):
-        load_table(write_csv(tmp_path, [g + ",1.0" for g in GOOD], header))
+    with pytest.raises(BadInput, match=r"data row 1: column 'majority_rate' must be in \[0, 1\]"):
+        load_table(write_csv(tmp_path, [g + ",1.5" for g in GOOD], header))
+    # every scored example with the same gold answer (a tiny --limit): accepted, and can show no skill
+    assert (load_table(write_csv(tmp_path, [g + ",1.0" for g in GOOD], header))["majority_rate"] == 1.0).all()
 
 
 @pytest.mark.parametrize(

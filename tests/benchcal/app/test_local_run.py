@@ -117,6 +117,12 @@ def test_run_evaluates_reduces_and_resumes(tmp_path: Path, tiny_models: list[Pat
     report = out / "report"
     for name in ("classification.csv", "per_shot.csv", "summary.json", "report.md"):
         assert (report / name).exists(), name
+    # the evaluator's continuous metrics reach the reducer, which tests them (copa: all three)
+    header = (report / "per_shot.csv").read_text().splitlines()[0].split(",")
+    for m in ("gold_prob", "gold_margin", "bits_per_byte"):
+        assert f"{m}_rise_p" in header, m
+    notes = json.loads((report / "summary.json").read_text())["notes"]
+    assert not [n for n in notes if "latent" in n or "stderr" in n], notes
     # a second run resumes: every (benchmark, shots) pair is skipped, results unchanged
     (zero_shot,) = (out / "checkpoints" / "m0" / "results" / "copa").glob("0shot.*.json")
     before = zero_shot.read_text()
