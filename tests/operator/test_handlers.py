@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 
 import pytest
 
@@ -24,6 +25,10 @@ class FakeApi:
         self.patches: list[dict] = []
         self.suspends: list[tuple[str, bool]] = []
         self.messages: dict[str, str] = {}
+        self.objects: dict[tuple[str, str], dict] = {}
+        self.events: dict[str, list[dict]] = {}  # job uid -> events
+        self.pods: dict[str, list[dict]] = {}  # job name -> pods
+        self.workloads: dict[str, list[dict]] | None = None  # job uid -> Workloads (None: no Kueue)
 
     async def get_run(self, namespace, name):
         return copy.deepcopy(self.body)
@@ -32,11 +37,38 @@ class FakeApi:
         self.creates.append(manifest["metadata"]["name"])
         if manifest["metadata"]["name"] in self.jobs:
             return False  # 409 AlreadyExists
-        self.jobs[manifest["metadata"]["name"]] = copy.deepcopy(manifest)
+        job = copy.deepcopy(manifest)
+        job["metadata"].update(
+            uid=f"uid-{manifest['metadata']['name']}", creationTimestamp="2026-11-30T00:00:00Z"
+        )
+        self.jobs[manifest["metadata"]["name"]] = job
         return True
 
-    async def set_job_suspend(self, namespace, name, suspend):
+    async def create_object(self, manifest):
+        key = (manifest["kind"], manifest["metadata"]["name"])
+        if key in self.objects:
+            return False
+        self.objects[key] = copy.deepcopy(manifest)
+        return True
+
+    async def set_job_suspend(self, namespace, name, suspend, annotation, value):
         self.suspends.append((name, suspend))
+        job = self.jobs[name]
+        job["spec"]["suspend"] = suspend
+        annotations = job["metadata"].setdefault("annotations", {})
+        if suspend:
+            annotations[annotation] = value
+        else:
+            annotations.pop(annotation, None)
+
+    async def job_events(self, namespace, uid):
+        return self.events.get(uid, [])
+
+    async def job_pods(self, namespace, name):
+        return self.pods.get(name, [])
+
+    async def job_workloads(self, namespace, uid):
+        return None if self.workloads is None else self.workloads.get(uid, [])
 
     async def patch_run_status(self, namespace, name, status):
         self.patches.append(status)
@@ -68,6 +100,7 @@ def reconcile(api, index=None, settings=Settings(), events=None):
             settings=settings,
             api=api,
             post_event=lambda body, t, r, m: posted.append((t, r, m)),
+            ensured=set(),
         )
     )
 
@@ -157,22 +190,57 @@ def test_deleted_run_is_forgotten():
     assert reconcile(api, index={}) is None
 
 
+RBAC_403 = (
+    'jobs.batch is forbidden: User "system:serviceaccount:benchcal-system:bc-benchcal" cannot create '
+    'resource "jobs" in API group "batch" in the namespace "ml"'
+)
+TERMINATING_403 = 'jobs.batch "tiny-eval-s1" is forbidden: unable to create new content in namespace ml because it is being terminated'
+QUOTA_403 = 'jobs.batch "tiny-eval-s1" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1, used: count/jobs.batch=10, limited: count/jobs.batch=10'
+
+
 def test_api_errors_are_translated_for_kopf(monkeypatch):
     kopf = pytest.importorskip("kopf")
 
-    async def forbidden(*args, **kwargs):
-        raise k8s.ApiError(403, "jobs.batch is forbidden")
+    def failing(status, message):
+        async def fail(*args, **kwargs):
+            raise k8s.ApiError(status, message, "Forbidden")
 
-    monkeypatch.setattr(handlers, "reconcile", forbidden)
-    with pytest.raises(kopf.PermanentError, match="RBAC"):
+        return fail
+
+    monkeypatch.setattr(handlers, "reconcile", failing(403, RBAC_403))
+    with pytest.raises(kopf.PermanentError, match="RBAC") as rbac:
         asyncio.run(handlers._guarded("ml", "tiny", {}, None))
-
-    async def unavailable(*args, **kwargs):
-        raise k8s.ApiError(503, "etcd timeout")
-
-    monkeypatch.setattr(handlers, "reconcile", unavailable)
+    assert "cannot create resource" in str(rbac.value)  # the server's own words
+    # a 403 from a terminating namespace or a quota is not an RBAC problem (item 9)
+    for message, hint in ((TERMINATING_403, "namespace is being deleted"), (QUOTA_403, "ResourceQuota")):
+        monkeypatch.setattr(handlers, "reconcile", failing(403, message))
+        with pytest.raises(kopf.TemporaryError) as other:
+            asyncio.run(handlers._guarded("ml", "tiny", {}, None))
+        assert "RBAC" not in str(other.value) and hint in str(other.value) and message in str(other.value)
+    monkeypatch.setattr(handlers, "reconcile", failing(503, "etcd timeout"))
     with pytest.raises(kopf.TemporaryError):
         asyncio.run(handlers._guarded("ml", "tiny", {}, None))
+
+
+@pytest.mark.parametrize(
+    ("message", "cause"),
+    [
+        (RBAC_403, "rbac"),
+        (TERMINATING_403, "terminating"),
+        (QUOTA_403, "quota"),
+        ("pods is forbidden: violates PodSecurity", "admission"),
+    ],
+)
+def test_forbidden_cause_reads_the_server_message(message, cause):
+    assert k8s.forbidden_cause(message) == cause
+
+
+def test_api_error_carries_the_status_message_not_the_reason_phrase():
+    from kubernetes.client.exceptions import ApiException
+
+    exc = ApiException(status=403, reason="Forbidden")
+    exc.body = json.dumps({"kind": "Status", "reason": "Forbidden", "message": TERMINATING_403})
+    assert k8s._status_of(exc) == ("Forbidden", TERMINATING_403)
 
 
 def test_termination_message_picks_the_latest_container():
@@ -208,7 +276,11 @@ def test_kopf_wiring_never_writes_on_jobs():
             if handler.selector.any_name == "jobs":
                 assert handler.labels == handlers.JOB_FILTER
     assert by_plural["jobs"] == {"_indexing", "_watching"}
-    assert by_plural["calibrationruns"] == {"_watching", "_spawning"}
+    # no timers, daemons or change handlers on runs: nothing makes kopf add a finalizer (item 10)
+    assert by_plural["calibrationruns"] == {"_indexing", "_watching"}
+    for kind in ("_indexing", "_watching", "_changing", "_spawning"):
+        for handler in getattr(registry, kind).get_all_handlers():
+            assert not getattr(handler, "requires_finalizer", None), handler.id
 
 
 def test_job_name_taken_by_another_run_is_reported_not_retried_forever():

@@ -57,7 +57,9 @@ def test_failure_policy_fails_fast_on_bad_input_and_ignores_preemption(make_run)
     spec = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)["spec"]
     assert spec["backoffLimit"] == 2 and spec["activeDeadlineSeconds"] == 3600
     defaults = jobs.build_evaluator_job(make_run(), make_run().checkpoints[0], SETTINGS)["spec"]
-    assert defaults["backoffLimit"] == 1 and "activeDeadlineSeconds" not in defaults  # the CRD's defaults
+    # the CRD's defaults: one retry, and a day per checkpoint (evictions do not count as failures,
+    # so the deadline is what bounds a pod that keeps being evicted; item 13)
+    assert defaults["backoffLimit"] == 1 and defaults["activeDeadlineSeconds"] == 86400
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0] == {
         "action": "FailJob",
@@ -133,7 +135,8 @@ def test_pod_is_hardened_and_takes_only_allow_listed_overrides(make_run):
     c = _container(job)
     assert c["image"] == "custom:2" and c["resources"] == {"limits": {"nvidia.com/gpu": 1}}
     assert pod["tolerations"] == ev["tolerations"] and pod["nodeSelector"] == {"gpu": "h100"}
-    assert pod["serviceAccountName"] == "benchcal-job"
+    assert pod["serviceAccountName"] == "tiny-benchcal"  # the run's own, created by the operator
+    assert pod["automountServiceAccountToken"] is False
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
@@ -186,3 +189,94 @@ def test_child_names_are_dns_labels_and_deterministic(run, ckpt):
     assert len(name) <= 63 and not name.endswith("-")
     assert name == naming.evaluator_job_name(run, ckpt)
     assert name != naming.evaluator_job_name(run, ckpt[:-1] + "x")
+
+
+def test_pod_security_context_makes_volumes_writable_and_is_overridable(make_run):
+    """Item 2: uid/gid/fsGroup 65532 with OnRootMismatch by default; the run or the operator may
+    replace them (OpenShift restricted-v2 assigns the UID itself: {} leaves them unset)."""
+    run = make_run()
+    for job in (
+        jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS),
+        jobs.build_reducer_job(run, SETTINGS),
+    ):
+        assert job["spec"]["template"]["spec"]["securityContext"] == {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "fsGroup": 65532,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+    openshift = make_run(evaluator={"podSecurityContext": {}})
+    sc = jobs.build_evaluator_job(openshift, openshift.checkpoints[0], SETTINGS)["spec"]["template"]["spec"]
+    assert sc["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    operator_default = Settings(job_pod_security_context={"fsGroup": 2000})
+    sc = jobs.build_reducer_job(run, operator_default)["spec"]["template"]["spec"]["securityContext"]
+    assert sc == {"runAsNonRoot": True, "fsGroup": 2000, "seccompProfile": {"type": "RuntimeDefault"}}
+    own = make_run(evaluator={"podSecurityContext": {"runAsUser": 1001, "fsGroup": 1001}})
+    sc = jobs.build_evaluator_job(own, own.checkpoints[0], operator_default)["spec"]["template"]["spec"]
+    assert sc["securityContext"]["runAsUser"] == 1001 and sc["securityContext"]["fsGroup"] == 1001
+
+
+def test_scratch_has_a_size_limit_from_the_spec(make_run):
+    """Item 13: /tmp (HF downloads) is bounded: a pod writing more is evicted, not the node."""
+    run = make_run()
+    vols = {
+        v["name"]: v
+        for v in jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)["spec"]["template"]["spec"][
+            "volumes"
+        ]
+    }
+    assert vols["benchcal-tmp"]["emptyDir"] == {"sizeLimit": "100Gi"}  # the CRD's default
+    run = make_run(evaluator={"scratchSize": "300Gi"})
+    vols = {
+        v["name"]: v
+        for v in jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)["spec"]["template"]["spec"][
+            "volumes"
+        ]
+    }
+    assert vols["benchcal-tmp"]["emptyDir"] == {"sizeLimit": "300Gi"}
+
+
+def test_only_the_publisher_sidecar_holds_a_token(make_run):
+    """Item 7: the evaluator (checkpoint code, code samples) has no Kubernetes credentials; a native
+    sidecar from the operator's image publishes the summary it leaves in the shared outbox."""
+    run = make_run(evaluator={"image": "user/custom:1", "trustRemoteCode": True})
+    job = jobs.build_evaluator_job(run, run.checkpoints[0], Settings(publisher_image="op:1"))
+    pod = job["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    (publisher,) = pod["initContainers"]
+    assert publisher["restartPolicy"] == "Always" and publisher["image"] == "op:1"
+    assert publisher["args"] == [
+        "benchcal",
+        "publisher",
+        "--outbox",
+        "/benchcal/outbox",
+        "--configmap",
+        "ml/tiny-summary-s1",
+    ]
+    token_mounts = {m["name"] for m in publisher["volumeMounts"]} & {"benchcal-token"}
+    assert token_mounts == {"benchcal-token"}
+    evaluator = _container(job)
+    assert "benchcal-token" not in {m["name"] for m in evaluator["volumeMounts"]}
+    assert {"name": "benchcal-outbox", "mountPath": "/benchcal/outbox"} in evaluator["volumeMounts"]
+    assert _env(job)["BENCHCAL_OUTBOX"]["value"] == "/benchcal/outbox"
+    vols = {v["name"]: v for v in pod["volumes"]}
+    assert vols["benchcal-token"]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"] > 600
+    sharded = make_run(evaluator={"shards": 2})
+    pub = jobs.build_evaluator_job(sharded, sharded.checkpoints[0], SETTINGS)["spec"]["template"]["spec"][
+        "initContainers"
+    ][0]
+    assert pub["args"][-1] == "ml/tiny-summary-s1-$(BENCHCAL_SHARD_INDEX)"
+    assert any(e["name"] == "BENCHCAL_SHARD_INDEX" for e in pub["env"])
+
+
+def test_egress_labels_follow_the_model_source(make_run):
+    run = make_run()
+    labels = [
+        jobs.build_evaluator_job(run, c, SETTINGS)["spec"]["template"]["metadata"]["labels"][
+            naming.EGRESS_LABEL
+        ]
+        for c in run.checkpoints
+    ]
+    assert labels == ["api-server", "api-server", "online"]  # builtin, pvc, hub
