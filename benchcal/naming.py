@@ -28,23 +28,16 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "benchcal"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
-# on pods: what egress the chart's NetworkPolicies allow them (EGRESS_API, or EGRESS_ONLINE too)
-EGRESS_LABEL = "benchcal.dev/egress"
-EGRESS_API = "api-server"
-EGRESS_ONLINE = "online"
 
 # ---- annotation keys -------------------------------------------------------------------------------
 # on a Job the operator suspended itself (spec.suspend of the run): the only Jobs it ever resumes
 SUSPENDED_BY_ANNOTATION = "benchcal.dev/suspended-by"
 SUSPENDED_BY_OPERATOR = "benchcal-operator"
-# on a checkpoint's first summary ConfigMap: how many shards publish (``<name>-<index>`` each)
-SHARDS_ANNOTATION = "benchcal.dev/shards"
 
 # ---- values of COMPONENT_LABEL (and the container names) -----------------------------------------
 EVALUATOR = "evaluator"
 REDUCER = "reducer"
 SUMMARY = "summary"
-ACCESS = "access"  # the run's ServiceAccount, Role, RoleBinding and NetworkPolicies
 
 # ---- environment of evaluator and reducer pods (set by the operator, read inside the pod) ---------
 ENV_RUN = "BENCHCAL_RUN"
@@ -53,8 +46,6 @@ ENV_NAMESPACE = "BENCHCAL_NAMESPACE"
 ENV_CHECKPOINT = "BENCHCAL_CHECKPOINT"
 ENV_SHARD_INDEX = "BENCHCAL_SHARD_INDEX"
 ENV_NUM_SHARDS = "BENCHCAL_NUM_SHARDS"
-# the shared emptyDir where the evaluator hands its summary to the publisher sidecar
-ENV_OUTBOX = "BENCHCAL_OUTBOX"
 
 
 def bounded_name(*parts: str, limit: int = DNS_LABEL_MAX) -> str:
@@ -78,17 +69,6 @@ def reducer_job_name(run: str) -> str:
 def summary_configmap_name(run: str, checkpoint: str) -> str:
     """The ConfigMap the evaluator publishes its CheckpointSummary to (one per shard when sharded)."""
     return bounded_name(run, "summary", checkpoint)
-
-
-def summary_configmap_names(run: str, checkpoint: str, shards: int) -> list[str]:
-    """Every summary ConfigMap of one checkpoint: ``<base>``, or ``<base>-<index>`` per shard."""
-    base = summary_configmap_name(run, checkpoint)
-    return [base] if shards <= 1 else [f"{base}-{i}" for i in range(shards)]
-
-
-def run_identity_name(run: str) -> str:
-    """The per-run ServiceAccount, Role and RoleBinding (the publisher's and reducer's identity)."""
-    return bounded_name(run, "benchcal")
 
 
 def child_labels(run: str, component: str, checkpoint: str = "") -> dict[str, str]:

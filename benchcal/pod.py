@@ -1,7 +1,7 @@
 """The evaluator and reducer pods' fixed layout, and the checks of what a run adds to it.
 
-The operator owns a few paths in every pod (scratch, shared memory, results, model, the outbox
-the evaluator hands its summary over, the publisher's token); ``spec.evaluator`` may add
+The operator owns a few paths in every pod (scratch, shared memory, results, model, and the
+ServiceAccount token Kubernetes mounts); ``spec.evaluator`` may add
 volumes, mounts, tolerations and resources. Everything here that the API server would refuse
 with a 422 on Job or pod creation (duplicate names or mount paths, a mount over one of the
 operator's, a toleration ``Exists`` with a value, extended-resource requests that differ from
@@ -23,8 +23,6 @@ SHM_MOUNT = "/dev/shm"  # memory-backed emptyDir for PyTorch
 BENCHCAL_ROOT = "/benchcal"
 RESULTS_MOUNT = f"{BENCHCAL_ROOT}/results"
 MODEL_MOUNT = f"{BENCHCAL_ROOT}/model"
-OUTBOX_MOUNT = f"{BENCHCAL_ROOT}/outbox"  # shared by the evaluator and the publisher sidecar only
-TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"  # the publisher's projected token
 TERMINATION_LOG = "/dev/termination-log"
 RESERVED_VOLUME_PREFIX = "benchcal-"
 # a user mount must not equal these, nor lie under the prefixes
@@ -74,13 +72,6 @@ def _volume_errors(i: int, vol: Mapping[str, Any]) -> str:
             f"{where}.{source}: volume type not allowed (Pod Security 'restricted' admits only "
             f"{', '.join(ALLOWED_VOLUME_SOURCES)})"
         )
-    if source == "projected":
-        for j, item in enumerate((vol["projected"] or {}).get("sources") or []):
-            if "serviceAccountToken" in item:
-                return (
-                    f"{where}.projected.sources[{j}].serviceAccountToken: evaluator pods get no Kubernetes "
-                    "credentials (only the publisher sidecar does; docs/operations.md, Security)"
-                )
     return ""
 
 

@@ -1,12 +1,9 @@
 """Results transport through the Kubernetes API (contracts 5 and 6).
 
-- ``publish_summary``: an evaluator writes its CheckpointSummary into a ConfigMap. In the
-  operator's pods the evaluator has no credentials: with ``$BENCHCAL_OUTBOX`` set it hands the
-  summary to the publisher sidecar (``benchcal.outbox``), which fills in the ConfigMap the
-  operator created for it (``patch_summary``). Elsewhere it creates the ConfigMap itself
+- ``publish_summary``: an evaluator pod writes its CheckpointSummary into a ConfigMap
   (labelled with its run, owned by the CalibrationRun so it goes away with it).
-- ``collect_summaries``: the reducer reads every summary of a run back, by name (the run's
-  checkpoints, each ConfigMap's shard count) and only if the ConfigMap belongs to this run (UID).
+- ``collect_summaries``: the reducer reads every summary of a run back, only those owned by
+  this run's UID (``$BENCHCAL_RUN_UID``): a deleted namesake's are never classified.
 - ``write_run_status``: the reducer writes the bounded classification
   (``benchcal.classification.StatusClassification``) and ``resultsRef`` into the run's status
   (the operator owns every other status field).
@@ -20,10 +17,9 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
-from benchcal import naming, outbox
+from benchcal import naming
 from benchcal.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from benchcal.classification import StatusClassification
 from benchcal.errors import BadInput
@@ -153,13 +149,8 @@ def _raise(exc: Any, action: str) -> None:
 
 
 def publish_summary(summary: CheckpointSummary, target: str) -> None:
-    """Publish ``summary`` to ConfigMap NAMESPACE/NAME: through the outbox in the operator's pods
-    (``$BENCHCAL_OUTBOX``), else by creating or replacing the ConfigMap with this process's credentials."""
+    """Create or replace ConfigMap NAMESPACE/NAME holding ``summary`` as JSON."""
     namespace, name = split_target(target, "--publish-configmap")
-    box = os.environ.get(naming.ENV_OUTBOX, "")
-    if box:
-        outbox.hand_over(summary_text(summary), Path(box), name)
-        return
     manifest = summary_configmap(summary, namespace, name, dict(os.environ))
     client = _api()
     core = client.CoreV1Api()
@@ -174,81 +165,45 @@ def publish_summary(summary: CheckpointSummary, target: str) -> None:
             _raise(exc2, f"replace ConfigMap {target}")
 
 
-def patch_summary(namespace: str, name: str, text: str) -> None:
-    """The publisher's one call: fill in the ConfigMap the operator created (RBAC: patch, by name)."""
-    client = _api()
-    try:
-        client.CoreV1Api().patch_namespaced_config_map(name, namespace, {"data": {CONFIGMAP_KEY: text}})
-    except client.exceptions.ApiException as exc:
-        status = int(exc.status or 0)
-        permanent = status in (400, 401, 403, 404, 413, 422)
-        raise outbox.PublishError(f"HTTP {status}: {server_message(exc)}", permanent) from None
-
-
-def _configmap(core: Any, client: Any, namespace: str, name: str, checkpoint: str) -> Any:
-    try:
-        return core.read_namespaced_config_map(name, namespace)
-    except client.exceptions.ApiException as exc:
-        if exc.status == 404:
-            raise BadInput(
-                f"checkpoint {checkpoint}: no summary ConfigMap {namespace}/{name} (its evaluator Job never started?)"
-            ) from None
-        _raise(exc, f"read ConfigMap {namespace}/{name}")
-
-
 def _owned_by(cm: Any, uid: str) -> bool:
     return any(ref.uid == uid for ref in (cm.metadata.owner_references or []))
 
 
-def _parse(cm: Any, namespace: str, checkpoint: str) -> CheckpointSummary:
-    where = f"ConfigMap {namespace}/{cm.metadata.name}"
-    text = (cm.data or {}).get(CONFIGMAP_KEY)
-    if text is None:
-        raise BadInput(
-            f"checkpoint {checkpoint}: {where} holds no {CONFIGMAP_KEY}: its evaluator did not publish"
-        )
-    try:
-        return CheckpointSummary.from_dict(json.loads(text), where)
-    except json.JSONDecodeError as exc:
-        raise BadInput(f"{where}: invalid JSON: {exc.msg}") from None
+def collect_summaries(target: str, run_uid: str | None = None) -> list[CheckpointSummary]:
+    """Every published summary of run NAMESPACE/RUN, merged per checkpoint, ordered by FLOPs.
 
-
-def collect_summaries(target: str) -> list[CheckpointSummary]:
-    """Every checkpoint's summary of run NAMESPACE/RUN, merged per checkpoint, ordered by FLOPs.
-
-    Names come from the run's own spec (its checkpoints; each first ConfigMap's shard count), so
-    the reducer needs only ``get`` by name; a ConfigMap owned by another run (a deleted namesake
-    whose children the garbage collector has not removed yet) is refused, never classified.
+    Only ConfigMaps owned by the run's UID (``run_uid``, default ``$BENCHCAL_RUN_UID``) count:
+    a run deleted and re-created under the same name leaves summaries the garbage collector may
+    not have removed yet, and those belong to the old run.
     """
-    from benchcal.spec import parse_run
-
-    namespace, run_name = split_target(target, "--from-configmaps")
+    namespace, run = split_target(target, "--from-configmaps")
+    uid = os.environ.get(naming.ENV_RUN_UID, "") if run_uid is None else run_uid
     client = _api()
+    selector = naming.selector(run, naming.SUMMARY)
     try:
-        body = client.CustomObjectsApi().get_namespaced_custom_object(
-            GROUP, VERSION, namespace, PLURAL, run_name
-        )
+        items = client.CoreV1Api().list_namespaced_config_map(namespace, label_selector=selector).items
     except client.exceptions.ApiException as exc:
-        _raise(exc, f"read CalibrationRun {target}")
-    run = parse_run(body)
-    core = client.CoreV1Api()
+        _raise(exc, f"list ConfigMaps of {target}")
     summaries = []
-    for ckpt in run.checkpoints:
-        base = naming.summary_configmap_name(run.name, ckpt.name)
-        first = _configmap(core, client, namespace, base, ckpt.name)
-        if run.uid and not _owned_by(first, run.uid):
-            raise BadInput(
-                f"checkpoint {ckpt.name}: ConfigMap {namespace}/{base} belongs to another CalibrationRun "
-                f"(not uid {run.uid}); refusing to classify it"
-            )
-        shards = int(((first.metadata.annotations or {}).get(naming.SHARDS_ANNOTATION)) or 1)
-        if shards <= 1:
-            summaries.append(_parse(first, namespace, ckpt.name))
+    foreign = [cm.metadata.name for cm in items if uid and not _owned_by(cm, uid)]
+    for cm in items:
+        if cm.metadata.name in foreign:
             continue
-        for name in naming.summary_configmap_names(run.name, ckpt.name, shards):
-            summaries.append(
-                _parse(_configmap(core, client, namespace, name, ckpt.name), namespace, ckpt.name)
-            )
+        where = f"ConfigMap {namespace}/{cm.metadata.name}"
+        text = (cm.data or {}).get(CONFIGMAP_KEY)
+        if text is None:
+            raise BadInput(f"{where}: no {CONFIGMAP_KEY} key")
+        try:
+            summaries.append(CheckpointSummary.from_dict(json.loads(text), where))
+        except json.JSONDecodeError as exc:
+            raise BadInput(f"{where}: invalid JSON: {exc.msg}") from None
+    if not summaries:
+        other = (
+            f" ({len(foreign)} owned by another CalibrationRun uid: {', '.join(foreign)})" if foreign else ""
+        )
+        raise BadInput(
+            f"--from-configmaps {target}: no summary ConfigMaps of run uid {uid or '?'} matching {selector}{other}"
+        )
     return merge_summaries(summaries)
 
 

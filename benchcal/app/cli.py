@@ -27,7 +27,6 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("benchcal.tasks.cli", "list the benchmark registry"),
     "operator": ("benchcal_operator.cli", "run the Kubernetes operator (kopf)"),
     "plan": ("benchcal.app.plan", "print the Kubernetes objects the operator would create for a run"),
-    "publisher": ("benchcal.app.publisher", "the evaluator pods' sidecar: publish the summary (in-cluster)"),
 }
 
 
@@ -41,7 +40,6 @@ def _load(name: str):
             "reduce": "reducer",
             "operator": "operator",
             "plan": "operator",
-            "publisher": "publish",
         }.get(name, "all")
         raise SystemExit(
             f"benchcal {name}: missing dependency ({exc.name or exc}). Install it with: pip install 'benchcal[{extra}]'"

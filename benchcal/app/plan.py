@@ -1,8 +1,7 @@
 """``benchcal plan RUN.yaml [-o yaml|json]``: the Kubernetes objects the operator would create.
 
 The same validation (``benchcal.spec.parse_run``: the CRD schema, the checks the API server
-would make) and the same pure builders the operator uses (``benchcal_operator.runobjects`` and
-``.jobs``), with the operator's settings from the same ``BENCHCAL_*`` variables the chart sets,
+would make) and the same pure builders the operator uses (``benchcal_operator.jobs``), with the operator's settings from the same ``BENCHCAL_*`` variables the chart sets,
 so a user can review resources, node selection, volumes and security context before
 ``kubectl apply``, and GitOps users can diff it. Nothing is sent to a cluster. The run's UID is
 not known before it exists: owner references carry ``PLAN_UID`` unless ``metadata.uid`` is set.
@@ -26,9 +25,13 @@ PLAN_UID = "00000000-0000-0000-0000-000000000000"
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("run_file", metavar="RUN.yaml", type=Path, help="a CalibrationRun manifest")
-    parser.add_argument("-o", "--output", choices=("yaml", "json"), default="yaml", help="yaml (default) or json")
     parser.add_argument(
-        "-n", "--namespace", help="the namespace it will be applied in (default metadata.namespace, else default)"
+        "-o", "--output", choices=("yaml", "json"), default="yaml", help="yaml (default) or json"
+    )
+    parser.add_argument(
+        "-n",
+        "--namespace",
+        help="the namespace it will be applied in (default metadata.namespace, else default)",
     )
 
 
@@ -53,14 +56,13 @@ def _load(path: Path, namespace: str | None) -> dict[str, Any]:
 
 def plan_objects(run: CalibrationRun, settings: Any) -> list[dict[str, Any]]:
     """What the operator creates for ``run`` over its life, in order (the reducer Job last)."""
-    from benchcal_operator import jobs, planner, runobjects
+    from benchcal_operator import jobs, planner
 
     refusal = planner.rejection(run, settings)
     if refusal:
         raise BadInput(refusal)
-    objects = runobjects.run_objects(run, settings)
+    objects = []
     for ckpt in run.checkpoints:
-        objects += runobjects.summary_configmaps(run, ckpt)
         objects.append(jobs.build_evaluator_job(run, ckpt, settings))
     objects.append(jobs.build_reducer_job(run, settings))
     return objects

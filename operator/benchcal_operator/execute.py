@@ -1,6 +1,6 @@
 """Carrying out a plan, and reading what the index cannot show: the I/O half of a reconcile.
 
-``Executor.run`` creates the run's objects and Jobs and (un)suspends Jobs, and turns what the API
+``Executor.run`` creates the run's Jobs and (un)suspends Jobs, and turns what the API
 server answers into status instead of retries: a 422 (a Job the server refuses, e.g. an invalid
 label or an Indexed name too long) makes the run ``Invalid`` with the server's message (reason
 ``JobRejected``, a Warning event, never retried for this generation); a 403 the RBAC authorizer
@@ -50,22 +50,12 @@ class Executor:
         post_event: EventPoster,
         logger: logging.Logger | logging.LoggerAdapter,
         recent: dict[str, tuple[JobObservation, float]],
-        ensured: set[tuple[str, ...]],
     ):
         self.run_, self.body, self.api, self.post_event, self.logger = run, body, api, post_event, logger
-        self.recent, self.ensured = recent, ensured
+        self.recent = recent
         self.rejection = ""
         self.rejection_reason = REASON_NOT_ALLOWED
         self.blocked: dict[str, Waiting] = {}
-
-    async def _ensure(self, objects: tuple[dict[str, Any], ...]) -> None:
-        run = self.run_
-        for obj in objects:
-            key = (run.namespace, run.name, run.uid, obj["kind"], obj["metadata"]["name"])
-            if key in self.ensured:
-                continue
-            await self.api.create_object(obj)
-            self.ensured.add(key)
 
     async def run(self, plan: planner.Plan, observed: dict[str, JobObservation]) -> None:
         self.blocked.update(plan.blocked)
@@ -83,11 +73,10 @@ class Executor:
                 break
 
     async def _create(self, action: planner.CreateJob, observed: dict[str, JobObservation]) -> bool:
-        """Create one Job and what it needs; False stops the plan (the run is rejected)."""
+        """Create one Job; False stops the plan (the run is rejected)."""
         key = action.checkpoint or REDUCER_KEY
         what = f"{action.component} Job {action.name}"
         try:
-            await self._ensure(action.requires)
             created = await self.api.create_job(action.manifest)
         except k8s.StaleChild as exc:
             self.blocked[key] = Waiting(planner.GC_WAIT, f"{exc.message}; waiting for the garbage collector")

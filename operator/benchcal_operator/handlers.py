@@ -60,7 +60,6 @@ _jobs_seen: dict[tuple[str, str], JobObservation] = {}  # (ns, Job) -> observati
 # Jobs this process created that the index may not show yet: run -> Job name -> (observation, when)
 Created = dict[str, tuple[JobObservation, float]]
 _created: dict[tuple[str, str], Created] = {}
-_ensured: set[tuple[str, ...]] = set()  # (ns, run, run uid, kind, name) of run objects known to exist
 _loop_task: list[asyncio.Task[None]] = []
 CREATED_GRACE_SECONDS = 30.0  # after this, trust the index again (e.g. the Job was deleted at once)
 
@@ -103,7 +102,6 @@ async def reconcile(
     post_event: EventPoster = _post_event,
     logger: logging.Logger | logging.LoggerAdapter = logging.getLogger(__name__),
     recent: Created | None = None,
-    ensured: set[tuple[str, ...]] | None = None,
 ) -> dict[str, Any] | None:
     """One level-based reconcile of one run; returns the status it computed (None if gone).
 
@@ -136,9 +134,7 @@ async def reconcile(
         own = await with_messages(namespace, own, previous, api)
         own = await with_diagnosis(namespace, own, api, settings, logger)
         plan = planner.decide(run, own, settings, stale)
-        executor = Executor(
-            run, body, api, post_event, logger, recent, _ensured if ensured is None else ensured
-        )
+        executor = Executor(run, body, api, post_event, logger, recent)
         await executor.run(plan, own)
         rejection = executor.rejection or planner.rejection(run, settings)
         reason = executor.rejection_reason if executor.rejection else REASON_NOT_ALLOWED
@@ -275,11 +271,6 @@ async def configure(
         metrics.serve(SETTINGS.metrics_port)
     except OSError as exc:  # metrics are not worth refusing to reconcile over
         logger.error("metrics endpoint on port %s not started: %s", SETTINGS.metrics_port, exc)
-    if SETTINGS.network_policy and not SETTINGS.api_server_cidrs:
-        logger.warning(
-            "BENCHCAL_API_SERVER_CIDRS is empty: run NetworkPolicies allow the API server ports to any "
-            "address (set jobNetworkPolicy.apiServerCIDRs in the chart to tighten them)"
-        )
     logger.info("benchcal operator settings: %s", SETTINGS)
     _loop_task.append(asyncio.create_task(resync_loop(unfinished_runs, jobs_by_run, SETTINGS, logger)))
 
@@ -343,7 +334,5 @@ async def run_event(
         metrics.record_phase(namespace, name, None)
         _locks.pop((namespace, name), None)
         _created.pop((namespace, name), None)
-        for key in [k for k in _ensured if k[:2] == (namespace, name)]:
-            _ensured.discard(key)
         return
     await _guarded(namespace, name, jobs_by_run, logger)

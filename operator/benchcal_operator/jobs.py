@@ -1,15 +1,8 @@
 """Pure builders of the child Job manifests (plain dicts; tests and ``benchcal plan`` use them).
 
-Evaluator Job per checkpoint: runs ``benchcal evaluate`` (contract 5), which hands its
-CheckpointSummary to a **publisher** sidecar through a shared emptyDir; the publisher (a native
-sidecar: an init container with ``restartPolicy: Always``, in the operator's trusted image) is
-the only container with a Kubernetes token, a projected one of the run's own ServiceAccount,
-and may write only this run's summary ConfigMaps (``benchcal_operator.identity``). The evaluator
-container, which runs checkpoint code (``trustRemoteCode``) and generated code samples, has no
-Kubernetes credentials at all (``automountServiceAccountToken: false``).
-
-Reducer Job: ``benchcal reduce --from-configmaps`` and ``--write-status``, trusted code, with the
-run's token mounted. Both pods: non-root (uid/gid/fsGroup from the run or the operator, so
+Evaluator Job per checkpoint: runs ``benchcal evaluate`` (contract 5) and publishes its
+CheckpointSummary to a ConfigMap; reducer Job: ``benchcal reduce --from-configmaps`` and
+``--write-status``. Both pods: non-root (uid/gid/fsGroup from the run or the operator, so
 root-owned volumes are writable), no privilege escalation, read-only root filesystem (writable
 /tmp with a size limit, /dev/shm), offline Hugging Face flags except for hub checkpoints, and a
 podFailurePolicy under which exit code 2 (bad input) fails the Job at once while preemption
@@ -23,25 +16,12 @@ from typing import Any
 from benchcal import commands, layout, naming
 from benchcal.api import API_VERSION, KIND
 from benchcal.errors import EXIT_BAD_INPUT
-from benchcal.pod import (
-    MODEL_MOUNT,
-    OUTBOX_MOUNT,
-    RESULTS_MOUNT,
-    SHM_MOUNT,
-    TMP_MOUNT,
-    TOKEN_MOUNT,
-)
+from benchcal.pod import MODEL_MOUNT, RESULTS_MOUNT, SHM_MOUNT, TMP_MOUNT
 from benchcal.spec import POD_FIELDS, CalibrationRun, Checkpoint
 from benchcal_operator.settings import Settings
 
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 REDUCER_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
-PUBLISHER = "publisher"
-PUBLISHER_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
-OUTBOX_SIZE = "32Mi"  # one summary (a ConfigMap holds at most 1 MiB)
-TOKEN_SECONDS = 3607  # the kubelet rotates projected tokens at 80 % of their life
-# model and results sources that need the network beyond the API server (the online NetworkPolicy)
-ONLINE_MODEL_KINDS = ("hub", "uri")
 
 
 def owner_reference(run: CalibrationRun) -> dict[str, Any]:
@@ -151,24 +131,6 @@ def _scratch_volumes(size: str) -> tuple[list[dict[str, Any]], list[dict[str, An
     return vols, mounts
 
 
-def token_volume() -> dict[str, Any]:
-    """What ServiceAccount admission would automount, declared explicitly so only the publisher gets it."""
-    return {
-        "name": "benchcal-token",
-        "projected": {
-            "sources": [
-                {"serviceAccountToken": {"path": "token", "expirationSeconds": TOKEN_SECONDS}},
-                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {
-                    "downwardAPI": {
-                        "items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]
-                    }
-                },
-            ]
-        },
-    }
-
-
 def _job_labels(run: CalibrationRun, component: str, checkpoint: str = "") -> dict[str, str]:
     labels = naming.child_labels(run.name, component, checkpoint)
     queue = run.queue_name or run.labels.get(naming.KUEUE_QUEUE_LABEL, "")
@@ -176,12 +138,6 @@ def _job_labels(run: CalibrationRun, component: str, checkpoint: str = "") -> di
         labels[naming.KUEUE_QUEUE_LABEL] = queue
     if naming.KUEUE_PRIORITY_LABEL in run.labels:
         labels[naming.KUEUE_PRIORITY_LABEL] = run.labels[naming.KUEUE_PRIORITY_LABEL]
-    return labels
-
-
-def _pod_labels(run: CalibrationRun, component: str, checkpoint: str, online: bool) -> dict[str, str]:
-    labels = naming.child_labels(run.name, component, checkpoint)
-    labels[naming.EGRESS_LABEL] = naming.EGRESS_ONLINE if online else naming.EGRESS_API
     return labels
 
 
@@ -197,47 +153,22 @@ def _pod_failure_policy(container: str) -> dict[str, Any]:
     }
 
 
-def results_online(run: CalibrationRun) -> bool:
-    return run.results is not None and run.results.kind == "uri"
-
-
-def publisher_container(target: str, settings: Settings, shard_env: list[dict[str, Any]]) -> dict[str, Any]:
-    """The native sidecar: starts before the evaluator, is stopped after it, alone holds a token."""
-    return {
-        "name": PUBLISHER,
-        "image": settings.publisher_image,
-        "restartPolicy": "Always",  # a native sidecar (Kubernetes >= 1.29): no effect on Job completion
-        "args": ["benchcal", "publisher", "--outbox", OUTBOX_MOUNT, "--configmap", target],
-        "env": [*shard_env, {"name": "PYTHONUNBUFFERED", "value": "1"}],
-        "volumeMounts": [
-            {"name": "benchcal-outbox", "mountPath": OUTBOX_MOUNT},
-            {"name": "benchcal-token", "mountPath": TOKEN_MOUNT, "readOnly": True},
-        ],
-        "securityContext": container_security(),
-        "resources": PUBLISHER_RESOURCES,
-        "terminationMessagePolicy": "FallbackToLogsOnError",
-    }
-
-
 def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Settings) -> dict[str, Any]:
     ev = run.evaluator
     name = naming.evaluator_job_name(run.name, ckpt.name)
     shards = ev.shards
     target = f"{run.namespace}/{naming.summary_configmap_name(run.name, ckpt.name)}"
-    shard_env: list[dict[str, Any]] = []
     if shards > 1:
         target += f"-$({naming.ENV_SHARD_INDEX})"  # Kubernetes expands $(VAR) in args
-        index_path = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-        shard_env = [{"name": naming.ENV_SHARD_INDEX, "valueFrom": {"fieldRef": {"fieldPath": index_path}}}]
-    hub = ckpt.model.kind == "hub"
-    env = _base_env(run, ckpt.name, hub)
-    if hub and ckpt.model.token_secret:
+    online = ckpt.model.kind == "hub"
+    env = _base_env(run, ckpt.name, online)
+    if online and ckpt.model.token_secret:
         ref = {"name": ckpt.model.token_secret.name, "key": ckpt.model.token_secret.key}
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": ref}})
-    env += shard_env
     if shards > 1:
+        index_path = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
+        env.append({"name": naming.ENV_SHARD_INDEX, "valueFrom": {"fieldRef": {"fieldPath": index_path}}})
         env.append({"name": naming.ENV_NUM_SHARDS, "value": str(shards)})
-    env.append({"name": naming.ENV_OUTBOX, "value": OUTBOX_MOUNT})
     env += [dict(e) for e in ev.pod.get("env", [])]
 
     vols, mounts = _scratch_volumes(ev.scratch_size)
@@ -251,8 +182,6 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
             }
         )
         mounts.append({"name": "benchcal-model", "mountPath": MODEL_MOUNT, "readOnly": True})
-    vols += [{"name": "benchcal-outbox", "emptyDir": {"sizeLimit": OUTBOX_SIZE}}, token_volume()]
-    mounts.append({"name": "benchcal-outbox", "mountPath": OUTBOX_MOUNT})
     vols += [dict(v) for v in ev.pod.get("volumes", [])]
     mounts += [dict(m) for m in ev.pod.get("volumeMounts", [])]
 
@@ -271,24 +200,20 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
         container["resources"] = ev.resources
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "serviceAccountName": ev.service_account_name or naming.run_identity_name(run.name),
-        # the evaluator runs checkpoint code and code samples: no token for it; the publisher mounts one
-        "automountServiceAccountToken": False,
+        "serviceAccountName": ev.service_account_name or settings.job_service_account,
         "securityContext": pod_security_context(run, settings),
-        "initContainers": [publisher_container(target, settings, shard_env)],
         "containers": [container],
         "volumes": vols,
     }
     for key in POD_FIELDS:
         if ev.pod.get(key):
             pod_spec[key] = ev.pod[key]
-    online = ckpt.model.kind in ONLINE_MODEL_KINDS or results_online(run)
     job_spec: dict[str, Any] = {
         "backoffLimit": ev.backoff_limit,
         "activeDeadlineSeconds": ev.active_deadline_seconds,
         "podFailurePolicy": _pod_failure_policy(naming.EVALUATOR),
         "template": {
-            "metadata": {"labels": _pod_labels(run, naming.EVALUATOR, ckpt.name, online)},
+            "metadata": {"labels": naming.child_labels(run.name, naming.EVALUATOR, ckpt.name)},
             "spec": pod_spec,
         },
     }
@@ -317,16 +242,14 @@ def build_reducer_job(run: CalibrationRun, settings: Settings) -> dict[str, Any]
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "serviceAccountName": naming.run_identity_name(run.name),
-        # trusted code (the reducer image, no checkpoint code): it reads summaries, writes status
-        "automountServiceAccountToken": True,
+        "serviceAccountName": settings.job_service_account,
         "securityContext": pod_security_context(run, settings),
         "containers": [container],
         "volumes": vols + rvols,
     }
     if ev.pod.get("imagePullSecrets"):
         pod_spec["imagePullSecrets"] = ev.pod["imagePullSecrets"]
-    labels = _pod_labels(run, naming.REDUCER, "", results_online(run))
+    labels = naming.child_labels(run.name, naming.REDUCER)
     job_spec = {
         "backoffLimit": 1,
         "podFailurePolicy": _pod_failure_policy(naming.REDUCER),

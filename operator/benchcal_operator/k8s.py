@@ -155,36 +155,6 @@ async def create_job(manifest: dict[str, Any]) -> bool:
     return True
 
 
-def _creators() -> dict[str, tuple[Any, Any]]:
-    """kind -> (create(namespace, body), read(name, namespace)) of the official client."""
-    from kubernetes import client
-
-    api = _api_client()
-    core, rbac, net = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api), client.NetworkingV1Api(api)
-    return {
-        "ServiceAccount": (core.create_namespaced_service_account, core.read_namespaced_service_account),
-        "ConfigMap": (core.create_namespaced_config_map, core.read_namespaced_config_map),
-        "Role": (rbac.create_namespaced_role, rbac.read_namespaced_role),
-        "RoleBinding": (rbac.create_namespaced_role_binding, rbac.read_namespaced_role_binding),
-        "NetworkPolicy": (net.create_namespaced_network_policy, net.read_namespaced_network_policy),
-    }
-
-
-async def create_object(manifest: dict[str, Any]) -> bool:
-    """Create one of the run's objects (runobjects.py); False if ours already existed."""
-    create, read = _creators()[manifest["kind"]]
-    meta = manifest["metadata"]
-    try:
-        await _call(create, meta["namespace"], manifest)
-    except ApiError as exc:
-        if exc.status != 409:
-            raise
-        existing = await _call(read, meta["name"], meta["namespace"])
-        _check_owner(manifest["kind"], manifest, existing, exc)
-        return False
-    return True
-
-
 async def set_job_suspend(namespace: str, name: str, suspend: bool, annotation: str, value: str) -> None:
     """Suspend (marking the Job as suspended by us) or resume (dropping the mark)."""
     batch, _, _ = _clients()

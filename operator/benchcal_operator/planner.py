@@ -22,7 +22,6 @@ from benchcal import naming
 from benchcal.lifecycle import ACTIVE, FAILED, FINISHED, SUCCEEDED, TERMINAL
 from benchcal.spec import CalibrationRun
 from benchcal_operator import jobs as builders
-from benchcal_operator import runobjects
 from benchcal_operator.diagnose import Waiting
 from benchcal_operator.settings import Settings
 from benchcal_operator.status import REDUCER_KEY, JobObservation, evaluators_by_checkpoint, reducer_of
@@ -36,8 +35,6 @@ class CreateJob:
     component: str
     checkpoint: str
     manifest: dict[str, Any] = field(compare=False, repr=False)
-    # objects that must exist first (the run's identity, the checkpoint's summary ConfigMaps)
-    requires: tuple[dict[str, Any], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -116,7 +113,6 @@ def decide(
         return plan
     if any(obs.phase == FAILED for obs in evaluators.values()):
         return plan
-    identity = tuple(runobjects.run_objects(run, settings))
     if all(evaluators.get(ck.name) and evaluators[ck.name].phase == SUCCEEDED for ck in run.checkpoints):
         name = naming.reducer_job_name(run.name)
         if reducer_of(observed) is None:
@@ -124,7 +120,7 @@ def decide(
                 plan.blocked[REDUCER_KEY] = _stale_wait(name)
             else:
                 manifest = builders.build_reducer_job(run, settings)
-                plan.actions.append(CreateJob(name, naming.REDUCER, "", manifest, identity))
+                plan.actions.append(CreateJob(name, naming.REDUCER, "", manifest))
         return plan
 
     running = sum(1 for obs in evaluators.values() if obs.phase in ACTIVE)
@@ -139,8 +135,7 @@ def decide(
             plan.blocked[ckpt.name] = _stale_wait(name)
             continue
         manifest = builders.build_evaluator_job(run, ckpt, settings)
-        requires = identity + tuple(runobjects.summary_configmaps(run, ckpt))
-        plan.actions.append(CreateJob(name, naming.EVALUATOR, ckpt.name, manifest, requires))
+        plan.actions.append(CreateJob(name, naming.EVALUATOR, ckpt.name, manifest))
         running += 1
     return plan
 

@@ -12,7 +12,6 @@ from benchcal.errors import BadInput
 
 DEFAULT_EVALUATOR_IMAGE = "ghcr.io/benchcal/evaluator:0.1.0"
 DEFAULT_REDUCER_IMAGE = "ghcr.io/benchcal/reducer:0.1.0"
-DEFAULT_PUBLISHER_IMAGE = "ghcr.io/benchcal/operator:0.1.0"
 # the images' numeric USER; fsGroup makes results volumes writable: a fresh block-backed PVC (and
 # most NFS/CephFS exports) has a root-owned 0755 root directory, which uid 65532 cannot write
 DEFAULT_POD_SECURITY_CONTEXT = {
@@ -32,25 +31,16 @@ class Settings:
     """Image of evaluator Jobs unless spec.evaluator.image overrides it."""
     reducer_image: str = DEFAULT_REDUCER_IMAGE
     """Image of the reducer Job."""
-    publisher_image: str = DEFAULT_PUBLISHER_IMAGE
-    """Image of the publisher sidecar (`benchcal publisher`; the operator image: no torch, no user code)."""
     max_running_checkpoints: int = 0
     """Evaluator Jobs running at once per CalibrationRun; 0 = no limit."""
     allow_trust_remote_code: bool = False
     """Whether a run may set spec.evaluator.trustRemoteCode (a run asking without it is rejected)."""
+    job_service_account: str = "benchcal-job"
+    """ServiceAccount of evaluator and reducer pods (configmaps + calibrationruns/status only)."""
     job_pod_security_context: Mapping[str, Any] = field(
         default_factory=lambda: dict(DEFAULT_POD_SECURITY_CONTEXT)
     )
     """uid/gid/fsGroup of evaluator and reducer pods unless spec.evaluator.podSecurityContext is set."""
-    network_policy: bool = True
-    """Create a NetworkPolicy per run limiting its pods' egress (DNS, the API server, online sources)."""
-    api_server_cidrs: tuple[str, ...] = ()
-    """Where the API server is, for the NetworkPolicy; empty: any address, on api_server_ports only."""
-    api_server_ports: tuple[int, ...] = (443, 6443)
-    online_ports: tuple[int, ...] = (443,)
-    """Ports pods of hub/object-store runs may reach anywhere (outside online_except)."""
-    online_except: tuple[str, ...] = ("169.254.169.254/32",)
-    """Never reachable, even online (cloud instance metadata: node credentials)."""
     metrics_port: int = 8080
     """Port of the Prometheus /metrics endpoint; 0 disables it."""
     resync_seconds: float = 120.0
@@ -96,17 +86,6 @@ def _list(env: Mapping[str, str], key: str, default: tuple[str, ...]) -> tuple[s
     return tuple(x.strip() for x in env[key].split(",") if x.strip())
 
 
-def _ports(env: Mapping[str, str], key: str, default: tuple[int, ...]) -> tuple[int, ...]:
-    items = _list(env, key, tuple(map(str, default)))
-    try:
-        ports = tuple(int(p) for p in items)
-    except ValueError:
-        raise BadInput(f"{key}={env[key]!r}: expected comma-separated port numbers") from None
-    if not all(0 < p < 65536 for p in ports):
-        raise BadInput(f"{key}={env[key]!r}: ports are 1..65535")
-    return ports
-
-
 def _security(env: Mapping[str, str], key: str) -> dict[str, Any]:
     raw = env.get(key, "").strip()
     if not raw:
@@ -128,15 +107,10 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         namespaces=_list(env, "BENCHCAL_NAMESPACES", ()),
         evaluator_image=env.get("BENCHCAL_EVALUATOR_IMAGE", "").strip() or DEFAULT_EVALUATOR_IMAGE,
         reducer_image=env.get("BENCHCAL_REDUCER_IMAGE", "").strip() or DEFAULT_REDUCER_IMAGE,
-        publisher_image=env.get("BENCHCAL_PUBLISHER_IMAGE", "").strip() or DEFAULT_PUBLISHER_IMAGE,
         max_running_checkpoints=_int(env, "BENCHCAL_MAX_RUNNING_CHECKPOINTS", 0),
         allow_trust_remote_code=_bool(env, "BENCHCAL_ALLOW_TRUST_REMOTE_CODE", False),
+        job_service_account=env.get("BENCHCAL_JOB_SERVICE_ACCOUNT", "").strip() or "benchcal-job",
         job_pod_security_context=_security(env, "BENCHCAL_JOB_POD_SECURITY_CONTEXT"),
-        network_policy=_bool(env, "BENCHCAL_NETWORK_POLICY", True),
-        api_server_cidrs=_list(env, "BENCHCAL_API_SERVER_CIDRS", ()),
-        api_server_ports=_ports(env, "BENCHCAL_API_SERVER_PORTS", (443, 6443)),
-        online_ports=_ports(env, "BENCHCAL_ONLINE_PORTS", (443,)),
-        online_except=_list(env, "BENCHCAL_ONLINE_EXCEPT", ("169.254.169.254/32",)),
         metrics_port=_int(env, "BENCHCAL_METRICS_PORT", 8080),
         resync_seconds=float(_int(env, "BENCHCAL_RESYNC_SECONDS", 120, minimum=5)),
         stall_check_seconds=float(_int(env, "BENCHCAL_STALL_CHECK_SECONDS", 20, minimum=1)),

@@ -25,7 +25,6 @@ class FakeApi:
         self.patches: list[dict] = []
         self.suspends: list[tuple[str, bool]] = []
         self.messages: dict[str, str] = {}
-        self.objects: dict[tuple[str, str], dict] = {}
         self.events: dict[str, list[dict]] = {}  # job uid -> events
         self.pods: dict[str, list[dict]] = {}  # job name -> pods
         self.workloads: dict[str, list[dict]] | None = None  # job uid -> Workloads (None: no Kueue)
@@ -42,13 +41,6 @@ class FakeApi:
             uid=f"uid-{manifest['metadata']['name']}", creationTimestamp="2026-11-30T00:00:00Z"
         )
         self.jobs[manifest["metadata"]["name"]] = job
-        return True
-
-    async def create_object(self, manifest):
-        key = (manifest["kind"], manifest["metadata"]["name"])
-        if key in self.objects:
-            return False
-        self.objects[key] = copy.deepcopy(manifest)
         return True
 
     async def set_job_suspend(self, namespace, name, suspend, annotation, value):
@@ -100,7 +92,6 @@ def reconcile(api, index=None, settings=Settings(), events=None):
             settings=settings,
             api=api,
             post_event=lambda body, t, r, m: posted.append((t, r, m)),
-            ensured=set(),
         )
     )
 

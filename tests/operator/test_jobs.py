@@ -135,8 +135,7 @@ def test_pod_is_hardened_and_takes_only_allow_listed_overrides(make_run):
     c = _container(job)
     assert c["image"] == "custom:2" and c["resources"] == {"limits": {"nvidia.com/gpu": 1}}
     assert pod["tolerations"] == ev["tolerations"] and pod["nodeSelector"] == {"gpu": "h100"}
-    assert pod["serviceAccountName"] == "tiny-benchcal"  # the run's own, created by the operator
-    assert pod["automountServiceAccountToken"] is False
+    assert pod["serviceAccountName"] == "benchcal-job"
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
@@ -236,47 +235,3 @@ def test_scratch_has_a_size_limit_from_the_spec(make_run):
         ]
     }
     assert vols["benchcal-tmp"]["emptyDir"] == {"sizeLimit": "300Gi"}
-
-
-def test_only_the_publisher_sidecar_holds_a_token(make_run):
-    """Item 7: the evaluator (checkpoint code, code samples) has no Kubernetes credentials; a native
-    sidecar from the operator's image publishes the summary it leaves in the shared outbox."""
-    run = make_run(evaluator={"image": "user/custom:1", "trustRemoteCode": True})
-    job = jobs.build_evaluator_job(run, run.checkpoints[0], Settings(publisher_image="op:1"))
-    pod = job["spec"]["template"]["spec"]
-    assert pod["automountServiceAccountToken"] is False
-    (publisher,) = pod["initContainers"]
-    assert publisher["restartPolicy"] == "Always" and publisher["image"] == "op:1"
-    assert publisher["args"] == [
-        "benchcal",
-        "publisher",
-        "--outbox",
-        "/benchcal/outbox",
-        "--configmap",
-        "ml/tiny-summary-s1",
-    ]
-    token_mounts = {m["name"] for m in publisher["volumeMounts"]} & {"benchcal-token"}
-    assert token_mounts == {"benchcal-token"}
-    evaluator = _container(job)
-    assert "benchcal-token" not in {m["name"] for m in evaluator["volumeMounts"]}
-    assert {"name": "benchcal-outbox", "mountPath": "/benchcal/outbox"} in evaluator["volumeMounts"]
-    assert _env(job)["BENCHCAL_OUTBOX"]["value"] == "/benchcal/outbox"
-    vols = {v["name"]: v for v in pod["volumes"]}
-    assert vols["benchcal-token"]["projected"]["sources"][0]["serviceAccountToken"]["expirationSeconds"] > 600
-    sharded = make_run(evaluator={"shards": 2})
-    pub = jobs.build_evaluator_job(sharded, sharded.checkpoints[0], SETTINGS)["spec"]["template"]["spec"][
-        "initContainers"
-    ][0]
-    assert pub["args"][-1] == "ml/tiny-summary-s1-$(BENCHCAL_SHARD_INDEX)"
-    assert any(e["name"] == "BENCHCAL_SHARD_INDEX" for e in pub["env"])
-
-
-def test_egress_labels_follow_the_model_source(make_run):
-    run = make_run()
-    labels = [
-        jobs.build_evaluator_job(run, c, SETTINGS)["spec"]["template"]["metadata"]["labels"][
-            naming.EGRESS_LABEL
-        ]
-        for c in run.checkpoints
-    ]
-    assert labels == ["api-server", "api-server", "online"]  # builtin, pvc, hub

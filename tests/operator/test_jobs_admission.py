@@ -1,9 +1,8 @@
 """The operator's Job manifests against the local API server's Go-side validation and admission.
 
-The pure builders (operator/jobs.py, operator/runobjects.py) are submitted to ``tests.kube``'s
-in-process API in a namespace enforcing Pod Security ``restricted``: the run's own objects
-(ServiceAccount, Role, RoleBinding, summary ConfigMaps, NetworkPolicies) and its Jobs must be
-admitted (batch/v1 validation, label syntax, pod-spec rules) and the pod the job controller
+The pure builders (operator/jobs.py) are submitted to ``tests.kube``'s in-process API in a
+namespace enforcing Pod Security ``restricted``, with the chart's Job ServiceAccount: the Jobs
+must be admitted (batch/v1 validation, label syntax, pod-spec rules) and the pod the job controller
 would create from each template must pass ServiceAccount and Pod Security admission. Specs the
 server would refuse must be refused earlier, by ``benchcal.spec`` (issue 11 items 3 and 4).
 """
@@ -17,7 +16,7 @@ import pytest
 
 from benchcal.errors import BadInput
 from benchcal.spec import parse_run
-from benchcal_operator import jobs, runobjects
+from benchcal_operator import jobs
 from benchcal_operator.settings import Settings
 from tests.kube.apiserver.api import Api
 from tests.kube.apiserver.errors import ApiError
@@ -28,28 +27,12 @@ SETTINGS = Settings(evaluator_image="eval:1", reducer_image="reduce:1")
 RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 
 
-PLURALS = {
-    "ServiceAccount": ("", "v1", "serviceaccounts"),
-    "ConfigMap": ("", "v1", "configmaps"),
-    "Role": ("rbac.authorization.k8s.io", "v1", "roles"),
-    "RoleBinding": ("rbac.authorization.k8s.io", "v1", "rolebindings"),
-    "NetworkPolicy": ("networking.k8s.io", "v1", "networkpolicies"),
-}
-
-
 @pytest.fixture
 def api() -> Api:
     api = Api()
     api.create(api.type("", "v1", "namespaces"), None, {"metadata": {"name": "ml", "labels": RESTRICTED}})
+    api.create(api.type("", "v1", "serviceaccounts"), "ml", {"metadata": {"name": "benchcal-job"}})
     return api
-
-
-def _create_run_objects(api: Api, run: Any) -> None:
-    objects = runobjects.run_objects(run, SETTINGS)
-    objects += [cm for ckpt in run.checkpoints for cm in runobjects.summary_configmaps(run, ckpt)]
-    for obj in objects:
-        _, warnings = api.create(api.type(*PLURALS[obj["kind"]]), "ml", copy.deepcopy(obj))
-        assert warnings == [], (obj["kind"], warnings)
 
 
 def _admit(api: Api, job: dict[str, Any]) -> list[str]:
@@ -90,17 +73,14 @@ VARIANTS = {
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_jobs_pass_validation_and_restricted_pod_security(api: Api, variant: str) -> None:
     run = parse_run(body_with(**VARIANTS[variant]))
-    _create_run_objects(api, run)
     for ckpt in run.checkpoints:
         assert _admit(api, jobs.build_evaluator_job(run, ckpt, SETTINGS)) == []
     assert _admit(api, jobs.build_reducer_job(run, SETTINGS)) == []
 
 
 def test_a_missing_service_account_of_the_run_refuses_the_pods(api: Api) -> None:
-    """What the operator's FailedCreate diagnosis reports (item 5): the run's own account is created
-    by the operator, but one the run names itself may be missing."""
+    """What the operator's FailedCreate diagnosis reports (item 5)."""
     run = parse_run(body_with(evaluator={"serviceAccountName": "elsewhere"}))
-    _create_run_objects(api, run)
     job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
     with pytest.raises(ApiError) as refused:
         _admit(api, job)
@@ -113,7 +93,6 @@ def test_sharded_run_with_a_long_name_gets_an_admissible_job(api: Api) -> None:
     body["metadata"]["name"] = "r" * 50
     body["spec"]["checkpoints"][0]["name"] = "c" * 12  # <run>-eval-<ckpt>: 63 characters unbudgeted
     run = parse_run(body)
-    _create_run_objects(api, run)
     job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
     assert len(job["metadata"]["name"]) + len("-15") <= 63
     _admit(api, job)
@@ -145,7 +124,6 @@ def _server_refuses(api: Api, **spec: Any) -> None:
         run.evaluator, pod={**run.evaluator.pod, **pod}, resources=raw.get("evaluator", {}).get("resources")
     )
     run = dataclasses.replace(run, evaluator=ev, queue_name=raw.get("queueName", ""))
-    _create_run_objects(api, run)
     with pytest.raises(ApiError):
         _admit(api, jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))
 
@@ -206,8 +184,3 @@ def test_gpu_requests_must_equal_limits() -> None:
             }
         )
     )
-
-
-def test_a_projected_token_volume_is_refused() -> None:
-    token = {"name": "tok", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}
-    assert "serviceAccountToken" in _refused_early(evaluator={"volumes": [token]})

@@ -14,7 +14,7 @@ from benchcal_operator.settings import Settings, from_env
 def test_defaults():
     s = from_env({})
     assert s == Settings()
-    assert s.metrics_port == 8080 and s.namespaces == () and s.network_policy is True
+    assert s.metrics_port == 8080 and s.namespaces == () and s.job_service_account == "benchcal-job"
     assert s.job_pod_security_context == {
         "runAsUser": 65532,
         "runAsGroup": 65532,
@@ -33,15 +33,14 @@ def test_values_from_env():
             "BENCHCAL_ALLOW_TRUST_REMOTE_CODE": "true",
             "BENCHCAL_JOB_POD_SECURITY_CONTEXT": '{"fsGroup": 1000, "runAsUser": null}',
             "BENCHCAL_METRICS_PORT": "9090",
-            "BENCHCAL_API_SERVER_CIDRS": "10.0.0.1/32, 10.0.0.2/32",
-            "BENCHCAL_PUBLISHER_IMAGE": "op:2",
+            "BENCHCAL_JOB_SERVICE_ACCOUNT": "eval-sa",
         }
     )
     assert s.namespaces == ("ml", "research")
     assert (s.evaluator_image, s.reducer_image, s.max_running_checkpoints) == ("e:1", "r:1", 4)
     assert s.allow_trust_remote_code is True and s.metrics_port == 9090
     assert s.job_pod_security_context == {"fsGroup": 1000}  # null unsets (OpenShift)
-    assert s.api_server_cidrs == ("10.0.0.1/32", "10.0.0.2/32") and s.publisher_image == "op:2"
+    assert s.job_service_account == "eval-sa"
 
 
 @pytest.mark.parametrize(
@@ -53,7 +52,6 @@ def test_values_from_env():
         ("BENCHCAL_JOB_POD_SECURITY_CONTEXT", "{not json"),
         ("BENCHCAL_JOB_POD_SECURITY_CONTEXT", '{"privileged": true}'),
         ("BENCHCAL_JOB_POD_SECURITY_CONTEXT", '{"runAsUser": 0}'),
-        ("BENCHCAL_API_SERVER_PORTS", "443,https"),
     ],
 )
 def test_bad_values_name_the_variable(key, value):

@@ -159,8 +159,6 @@ def builtin_types() -> list[ResourceType]:
             default_orphan=True,
         ),
         ResourceType("events.k8s.io", "v1", "events", "Event", True, ["ev"]),
-        # stored and served, not enforced: the local node has no network plugin (docs/testing.md)
-        ResourceType("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ["netpol"]),
         ResourceType(RBAC, "v1", "roles", "Role", True),
         ResourceType(RBAC, "v1", "rolebindings", "RoleBinding", True),
         ResourceType(RBAC, "v1", "clusterroles", "ClusterRole", False),
