@@ -139,7 +139,8 @@ def _raise(exc: Any, action: str) -> None:
     status = int(getattr(exc, "status", 0) or 0)
     if status in (401, 403):
         raise BadInput(
-            f"{action}: forbidden ({status}): {server_message(exc)}; see docs/operations.md, Security"
+            f"{action}: forbidden ({status}): {server_message(exc)}; the pod's ServiceAccount needs this verb "
+            "(docs/operations.md, RBAC)"
         )
     if status == 404:
         raise BadInput(f"{action}: not found: {server_message(exc)}")
