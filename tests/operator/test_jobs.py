@@ -160,7 +160,9 @@ def test_kueue_labels_pass_through_to_jobs(make_run, run_body):
 
 
 def test_reducer_job_command(make_run):
-    run = make_run(classification={"alpha": 0.01, "strict": True}, results={"uri": "s3://bucket/tiny/"})
+    run = make_run(
+        classification={"alpha": 0.01, "strict": True}, results={"pvc": {"claimName": "res", "path": "tiny"}}
+    )
     job = jobs.build_reducer_job(run, SETTINGS)
     assert job["metadata"]["name"] == "tiny-reduce"
     assert _container(job)["image"] == "reduce:1"
@@ -172,7 +174,7 @@ def test_reducer_job_command(make_run):
         "--write-status",
         "ml/tiny",
         "--out",
-        "s3://bucket/tiny/report",
+        "/benchcal/results/tiny/report",
         "--alpha",
         "0.01",
         "--strict",

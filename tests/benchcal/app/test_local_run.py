@@ -50,7 +50,7 @@ def test_benchmarks_with_different_shots_share_one_evaluator_call(tmp_path: Path
 def test_cluster_only_model_sources_are_rejected_with_the_field(tmp_path: Path) -> None:
     ckpts = [
         {"name": "a", "model": {"pvc": {"claimName": "models", "path": "a"}}, "flops": 1e18},
-        {"name": "b", "model": {"uri": "s3://bucket/b"}, "flops": 2e18},
+        {"name": "b", "model": {"uri": "registry-ref/b"}, "flops": 2e18},
     ]
     run = parse_run(_doc(ckpts, [{"name": "copa", "shots": [0]}]))
     with pytest.raises(BadInput, match=r"spec\.checkpoints\[0\]\.model\.pvc"):
