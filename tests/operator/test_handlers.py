@@ -286,3 +286,99 @@ def test_job_name_taken_by_another_run_is_reported_not_retried_forever():
     assert status["phase"] == "Invalid"
     accepted = status["conditions"][0]
     assert accepted["status"] == "False" and "belongs to tiny-eval" in accepted["message"]
+
+
+def _condition(status, type_):
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def test_a_job_the_server_refuses_fails_fast_with_its_message_and_an_event():
+    """Item 4: a 422 on Job create is not retried forever: Invalid/JobRejected + a Warning event."""
+    refusal = 'Job.batch "tiny-eval-s1" is invalid: metadata.labels: Invalid value: "gpu queue"'
+
+    class Refusing(FakeApi):
+        async def create_job(self, manifest):
+            self.creates.append(manifest["metadata"]["name"])
+            raise k8s.ApiError(422, refusal, "Invalid")
+
+    api, events = Refusing(body_with()), []
+    status = reconcile(api, events=events)
+    assert status["phase"] == "Invalid"
+    accepted = _condition(status, "Accepted")
+    assert accepted["status"] == "False" and accepted["reason"] == "JobRejected"
+    assert refusal in accepted["message"]
+    assert [(t, r) for t, r, m in events if r == "JobRejected"] == [("Warning", "JobRejected")]
+    assert api.creates == ["tiny-eval-s1"]  # the plan stops at the first refusal
+    reconcile(api)  # the resync: the same generation is not tried again
+    assert api.creates == ["tiny-eval-s1"]
+
+
+def _job_without_pods(api, name):
+    api.jobs[name]["status"] = {"active": 0}
+
+
+def test_pods_refused_at_creation_stall_the_run_naming_checkpoint_and_reason():
+    """Item 5: FailedCreate events (missing ServiceAccount) -> Stalled, not Running forever."""
+    api = FakeApi(body_with())
+    reconcile(api)
+    _job_without_pods(api, "tiny-eval-s1")
+    message = 'Error creating: pods "tiny-eval-s1-x" is forbidden: serviceaccount "nope" not found'
+    api.events["uid-tiny-eval-s1"] = [
+        {
+            "type": "Warning",
+            "reason": "FailedCreate",
+            "message": message,
+            "lastTimestamp": "2026-11-30T00:01:00Z",
+        }
+    ]
+    status = reconcile(api)
+    stalled = _condition(status, "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "FailedCreate"
+    assert "checkpoint s1" in stalled["message"] and 'serviceaccount "nope" not found' in stalled["message"]
+    s1 = next(c for c in status["checkpoints"] if c["name"] == "s1")
+    assert s1["reason"] == "FailedCreate" and status["phase"] not in ("Failed", "Succeeded")
+
+
+def test_unschedulable_pods_are_reported_after_the_configured_time_not_failed():
+    api = FakeApi(body_with())
+    reconcile(api)
+    api.jobs["tiny-eval-s1"]["status"] = {"active": 1, "ready": 0}
+    scheduled = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/12 nodes are available: 12 Insufficient nvidia.com/gpu.",
+        "lastTransitionTime": "2026-11-30T00:00:00Z",
+    }
+    api.pods["tiny-eval-s1"] = [
+        {"metadata": {"name": "tiny-eval-s1-abc"}, "status": {"phase": "Pending", "conditions": [scheduled]}}
+    ]
+    status = reconcile(api, settings=Settings(unschedulable_seconds=60))
+    s1 = next(c for c in status["checkpoints"] if c["name"] == "s1")
+    assert s1["reason"] == "Unschedulable" and "Insufficient nvidia.com/gpu" in s1["message"]
+    assert _condition(status, "Stalled")["status"] == "False"  # reported, not failed
+    assert "waiting: checkpoint s1" in _condition(status, "Ready")["message"]
+    assert status["phase"] == "Running"
+    # not reported before the configured time
+    quiet = reconcile(api, settings=Settings(unschedulable_seconds=10**9))
+    assert "reason" not in next(c for c in quiet["checkpoints"] if c["name"] == "s1")
+
+
+def test_a_workload_kueue_has_not_admitted_is_reported():
+    api = FakeApi(body_with(queueName="gpu"))
+    reconcile(api)
+    job = api.jobs["tiny-eval-s1"]
+    job["spec"]["suspend"] = True  # Kueue's webhook suspends it
+    quota = {
+        "type": "QuotaReserved",
+        "status": "False",
+        "reason": "Inadmissible",
+        "message": "LocalQueue gpu doesn't exist",
+    }
+    api.workloads = {
+        "uid-tiny-eval-s1": [{"metadata": {"name": "job-tiny-eval-s1"}, "status": {"conditions": [quota]}}]
+    }
+    status = reconcile(api)
+    s1 = next(c for c in status["checkpoints"] if c["name"] == "s1")
+    assert s1["phase"] == "Queued" and s1["reason"] == "Inadmissible"
+    assert "LocalQueue gpu doesn't exist" in s1["message"]
