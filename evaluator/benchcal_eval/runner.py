@@ -44,14 +44,19 @@ SCORED_TYPES = ("language_modeling", "multiple_choice", "schema")
 
 
 class Progress(Protocol):
-    """Where the runner reports work: one ``start`` per pair, ``advance`` per finished request."""
+    """Where the runner reports work: ``skip`` per pair resumed from disk, one ``start`` per pair
+    evaluated, ``advance`` per finished request."""
 
+    def skip(self, label: str) -> None: ...
     def start(self, label: str, total: int) -> None: ...
     def advance(self, n: int) -> None: ...
     def finish(self) -> None: ...
 
 
 class _NoProgress:
+    def skip(self, label: str) -> None:
+        pass
+
     def start(self, label: str, total: int) -> None:
         pass
 
@@ -213,6 +218,7 @@ def run_checkpoint(
 ) -> CheckpointSummary:
     """Evaluate every pair of ``plan`` (skipping finished ones), then write ``summary.json``."""
     out_dir = Path(out_dir)
+    progress = progress or _NoProgress()
     summary = CheckpointSummary(
         checkpoint=checkpoint, model=dict(lm.identity), flops=flops, started_at=_now()
     )
@@ -230,6 +236,7 @@ def run_checkpoint(
                 done.accuracy,
             )
             summary.results.append(done)
+            progress.skip(f"{task.name} {k}-shot")
             continue
         log.info("[%d/%d] %s %d-shot: evaluating", i, len(pairs), task.name, k)
         try:
