@@ -105,8 +105,9 @@ COPY --from=evaluator-venv /opt/venv /opt/venv
 ENV HF_HOME=/tmp/hf \
     TRITON_CACHE_DIR=/tmp/triton \
     HF_HUB_DISABLE_TELEMETRY=1 \
-    NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
+# No NVIDIA_VISIBLE_DEVICES: the device plugin sets it to the GPUs a pod was allocated; "all" in the
+# image would expose every GPU of the node to pods that request none (issue 11 item 15).
 USER 65532:65532
 CMD ["benchcal", "evaluate", "--help"]
 
