@@ -382,3 +382,19 @@ def test_a_workload_kueue_has_not_admitted_is_reported():
     s1 = next(c for c in status["checkpoints"] if c["name"] == "s1")
     assert s1["phase"] == "Queued" and s1["reason"] == "Inadmissible"
     assert "LocalQueue gpu doesn't exist" in s1["message"]
+
+
+def test_the_resync_loop_revisits_stuck_runs_sooner_than_others():
+    """Item 10 replaces kopf timers (which add a finalizer): every unfinished run every
+    resync_seconds, runs with a stuck Job every stall_check_seconds."""
+    from benchcal_operator.status import JobObservation
+
+    settings = Settings(resync_seconds=120, stall_check_seconds=20)
+    stuck = JobObservation("a-eval-s1", "evaluator", "s1", "Running", created_at="2026-11-30T00:00:00Z")
+    index = {("ml", "a"): [stuck], ("ml", "b"): []}
+    runs, last = [("ml", "a"), ("ml", "b")], {}
+    assert handlers.due_runs(runs, index, last, 1000.0, settings) == []  # first sight: start the clocks
+    assert handlers.due_runs(runs, index, last, 1025.0, settings) == [("ml", "a")]
+    assert handlers.due_runs(runs, index, last, 1121.0, settings) == [("ml", "a"), ("ml", "b")]
+    handlers.due_runs([("ml", "b")], index, last, 1122.0, settings)
+    assert ("ml", "a") not in last  # a finished or deleted run is forgotten
