@@ -196,7 +196,7 @@ def _model(raw: dict[str, Any], where: str, base_dir: Path | None) -> ModelSourc
             token_secret=SecretRef(secret["name"], secret["key"]) if secret else None,
         )
     if kind == "uri":
-        return ModelSource("uri", uri=_check_uri(raw["uri"], f"{where}.uri"))
+        return ModelSource("uri", uri=raw["uri"])
     return ModelSource("builtin", builtin=raw["builtin"])
 
 
@@ -259,23 +259,7 @@ def _results(raw: dict[str, Any] | None, base_dir: Path | None) -> ResultsLocati
     if kind == "pvc":
         sub = _pvc_subpath(raw["pvc"], "spec.results")
         return ResultsLocation("pvc", path=sub, claim_name=raw["pvc"]["claimName"])
-    return ResultsLocation("uri", uri=_check_uri(raw["uri"], "spec.results.uri"))
-
-
-# URI schemes the evaluator and reducer can read and write. None yet: object storage (s3://, gs://)
-# is issue 12's; until then such a spec is refused here (Accepted=False) instead of being passed to
-# pods where `s3://b/x` is the relative path `s3:/b/x` on a read-only root (issue 11 item 1).
-SUPPORTED_URI_SCHEMES: tuple[str, ...] = ()
-
-
-def _check_uri(uri: str, where: str) -> str:
-    scheme = uri.split("://", 1)[0].lower() if "://" in uri else ""
-    if scheme and scheme not in SUPPORTED_URI_SCHEMES:
-        raise BadInput(
-            f"{where}: {uri!r}: {scheme}:// is not supported yet (object storage is not implemented); "
-            "use a PVC (pvc) or a mounted path (path)"
-        )
-    return uri
+    return ResultsLocation("uri", uri=raw["uri"])
 
 
 def _check_evaluator(ev: dict[str, Any]) -> None:

@@ -122,25 +122,6 @@ def test_preset_expands_through_the_registry():
         ),
         ("spec.evaluator", {"shards": 0}, "spec.evaluator.shards"),
         ("spec.results", {"path": "/r", "uri": "s3://x"}, "spec.results: set exactly one"),
-        # issue 11 item 1: object storage is not implemented; refused, never passed to pods
-        (
-            "spec.results",
-            {"uri": "s3://bucket/tiny"},
-            "spec.results.uri: 's3://bucket/tiny': s3:// is not supported",
-        ),
-        (
-            "spec.results",
-            {"uri": "gs://bucket/tiny"},
-            "spec.results.uri: 'gs://bucket/tiny': gs:// is not supported",
-        ),
-        (
-            "spec.checkpoints",
-            [
-                {"name": "a", "model": {"uri": "s3://b/a"}, "flops": 1.0},
-                {"name": "b", "model": {"builtin": "tiny-series/s1"}, "flops": 2.0},
-            ],
-            "spec.checkpoints[0].model.uri: 's3://b/a': s3:// is not supported",
-        ),
         ("metadata.name", "Tiny_Demo", "metadata.name"),
         ("kind", "Job", "apiVersion/kind"),
     ],

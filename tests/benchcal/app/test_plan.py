@@ -67,11 +67,13 @@ def test_plan_output_passes_restricted_pod_security(tmp_path: Path, capsys) -> N
 
 def test_plan_refuses_what_the_operator_would_refuse(tmp_path: Path) -> None:
     run = yaml.safe_load((REPO / EXAMPLES[0]).read_text())
-    run["spec"]["results"] = {"uri": "s3://bucket/x"}
+    run["spec"].setdefault("evaluator", {}).update(
+        volumes=[{"name": "scratch", "emptyDir": {}}], volumeMounts=[{"name": "scratch", "mountPath": "/tmp"}]
+    )
     path = tmp_path / "run.yaml"
     path.write_text(yaml.safe_dump(run))
     args = argparse.Namespace(run_file=path, output="yaml", namespace=None)
-    with pytest.raises(BadInput, match=r"run.yaml: spec.results.uri"):
+    with pytest.raises(BadInput, match=r"run.yaml: spec.evaluator.volumeMounts\[0\].mountPath"):
         plan.run(args)
     path.write_text("spec: [unclosed\n")
     with pytest.raises(BadInput, match=r"run.yaml:\d+: invalid YAML"):
