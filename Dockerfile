@@ -109,8 +109,9 @@ ENV HF_HOME=/tmp/hf \
     TRITON_CACHE_DIR=/tmp/triton \
     XDG_CACHE_HOME=/tmp/cache \
     HF_HUB_DISABLE_TELEMETRY=1 \
-    NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
+# No NVIDIA_VISIBLE_DEVICES: the device plugin sets it to the GPUs a pod was allocated; "all" in the
+# image would expose every GPU of the node to pods that request none (issue 11 item 15).
 USER 65532:65532
 CMD ["benchcal", "evaluate", "--help"]
 

@@ -54,3 +54,5 @@ REASON_CHECKPOINTS_FAILED = "CheckpointsFailed"
 REASON_REDUCER_FAILED = "ReducerFailed"
 REASON_NO_FAILURE = "NoFailure"
 REASON_NOT_STALLED = "NotStalled"
+REASON_WAITING = "Waiting"  # a checkpoint cannot make progress (reasons per checkpoint: diagnose.py)
+REASON_JOB_REJECTED = "JobRejected"  # the API server refused a Job built from this spec (a 422)

@@ -5,7 +5,11 @@ Used by the operator (child Jobs), by ``benchcal.publish`` (summary ConfigMaps) 
 
 Names are a pure function of (run, checkpoint), so an operator killed between "create" and
 "record" finds its Job again (or gets 409 AlreadyExists) instead of creating a duplicate.
-Job names must stay <= 63 characters (they become the pods' ``job-name`` label value).
+Job names must stay <= 63 characters (they become the pods' ``job-name`` label value), and an
+Indexed Job's name must leave room for ``-<completions-1>``: its pods' hostnames are
+``<job>-<index>``, which batch/v1 validation requires to be DNS labels too. Evaluator Job names
+are therefore budgeted for the largest index ``spec.evaluator.shards`` allows, whatever the run's
+own shard count (so editing ``shards`` never renames a checkpoint's Job).
 """
 
 from __future__ import annotations
@@ -13,6 +17,8 @@ from __future__ import annotations
 import hashlib
 
 DNS_LABEL_MAX = 63
+MAX_SHARDS = 16  # spec.evaluator.shards' maximum in the CRD (a test compares them)
+INDEX_SUFFIX_MAX = len(f"-{MAX_SHARDS - 1}")  # "-15": the longest Indexed pod hostname suffix
 
 # ---- label keys ----------------------------------------------------------------------------------
 RUN_LABEL = "benchcal.dev/run"
@@ -22,6 +28,11 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "benchcal"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+
+# ---- annotation keys -------------------------------------------------------------------------------
+# on a Job the operator suspended itself (spec.suspend of the run): the only Jobs it ever resumes
+SUSPENDED_BY_ANNOTATION = "benchcal.dev/suspended-by"
+SUSPENDED_BY_OPERATOR = "benchcal-operator"
 
 # ---- values of COMPONENT_LABEL (and the container names) -----------------------------------------
 EVALUATOR = "evaluator"
@@ -47,7 +58,8 @@ def bounded_name(*parts: str, limit: int = DNS_LABEL_MAX) -> str:
 
 
 def evaluator_job_name(run: str, checkpoint: str) -> str:
-    return bounded_name(run, "eval", checkpoint)
+    """Room for the Indexed pod suffix is always kept (``INDEX_SUFFIX_MAX``)."""
+    return bounded_name(run, "eval", checkpoint, limit=DNS_LABEL_MAX - INDEX_SUFFIX_MAX)
 
 
 def reducer_job_name(run: str) -> str:

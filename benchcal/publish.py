@@ -2,7 +2,8 @@
 
 - ``publish_summary``: an evaluator pod writes its CheckpointSummary into a ConfigMap
   (labelled with its run, owned by the CalibrationRun so it goes away with it).
-- ``collect_summaries``: the reducer reads every summary of a run back.
+- ``collect_summaries``: the reducer reads every summary of a run back, only those owned by
+  this run's UID (``$BENCHCAL_RUN_UID``): a deleted namesake's are never classified.
 - ``write_run_status``: the reducer writes the bounded classification
   (``benchcal.classification.StatusClassification``) and ``resultsRef`` into the run's status
   (the operator owns every other status field).
@@ -35,16 +36,22 @@ def split_target(target: str, what: str) -> tuple[str, str]:
     return namespace, name
 
 
-def summary_configmap(
-    summary: CheckpointSummary, namespace: str, name: str, env: dict[str, str]
-) -> dict[str, Any]:
-    """The ConfigMap manifest for one summary; run labels/owner come from the operator's env."""
+def summary_text(summary: CheckpointSummary) -> str:
+    """The summary as the ConfigMap's ``summary.json`` (refused when a ConfigMap cannot hold it)."""
     text = json.dumps(summary.to_dict(), sort_keys=True, separators=(",", ":"))
     if len(text.encode()) > CONFIGMAP_MAX_BYTES:
         raise BadInput(
             f"summary of checkpoint {summary.checkpoint}: {len(text.encode())} bytes exceeds the ConfigMap limit "
             f"({CONFIGMAP_MAX_BYTES}); evaluate fewer benchmarks per run"
         )
+    return text
+
+
+def summary_configmap(
+    summary: CheckpointSummary, namespace: str, name: str, env: dict[str, str]
+) -> dict[str, Any]:
+    """The ConfigMap manifest for one summary; run labels/owner come from the operator's env."""
+    text = summary_text(summary)
     run = env.get(naming.ENV_RUN, "")
     checkpoint = env.get(naming.ENV_CHECKPOINT, "") or summary.checkpoint
     labels = naming.child_labels(run, naming.SUMMARY, checkpoint)
@@ -116,14 +123,29 @@ def _api() -> Any:
     return client
 
 
+def server_message(exc: Any) -> str:
+    """The API server's own words from a failed call (its Status message), else the HTTP reason."""
+    try:
+        body = json.loads(getattr(exc, "body", None) or "")
+    except (TypeError, ValueError):
+        body = None
+    if isinstance(body, dict) and body.get("message"):
+        return str(body["message"])
+    return str(getattr(exc, "reason", "") or exc)
+
+
 def _raise(exc: Any, action: str) -> None:
+    """403/404/422 are bad input (exit 2: the Job fails at once, naming the server's answer)."""
     status = int(getattr(exc, "status", 0) or 0)
     if status in (401, 403):
         raise BadInput(
-            f"{action}: forbidden ({status}); the pod's ServiceAccount needs this verb (docs/operations.md)"
+            f"{action}: forbidden ({status}): {server_message(exc)}; the pod's ServiceAccount needs this verb "
+            "(docs/operations.md, RBAC)"
         )
     if status == 404:
-        raise BadInput(f"{action}: not found")
+        raise BadInput(f"{action}: not found: {server_message(exc)}")
+    if status == 422:
+        raise BadInput(f"{action}: invalid: {server_message(exc)}")
     raise exc
 
 
@@ -144,9 +166,19 @@ def publish_summary(summary: CheckpointSummary, target: str) -> None:
             _raise(exc2, f"replace ConfigMap {target}")
 
 
-def collect_summaries(target: str) -> list[CheckpointSummary]:
-    """Every published summary of run NAMESPACE/RUN, merged per checkpoint, ordered by FLOPs."""
+def _owned_by(cm: Any, uid: str) -> bool:
+    return any(ref.uid == uid for ref in (cm.metadata.owner_references or []))
+
+
+def collect_summaries(target: str, run_uid: str | None = None) -> list[CheckpointSummary]:
+    """Every published summary of run NAMESPACE/RUN, merged per checkpoint, ordered by FLOPs.
+
+    Only ConfigMaps owned by the run's UID (``run_uid``, default ``$BENCHCAL_RUN_UID``) count:
+    a run deleted and re-created under the same name leaves summaries the garbage collector may
+    not have removed yet, and those belong to the old run.
+    """
     namespace, run = split_target(target, "--from-configmaps")
+    uid = os.environ.get(naming.ENV_RUN_UID, "") if run_uid is None else run_uid
     client = _api()
     selector = naming.selector(run, naming.SUMMARY)
     try:
@@ -154,7 +186,10 @@ def collect_summaries(target: str) -> list[CheckpointSummary]:
     except client.exceptions.ApiException as exc:
         _raise(exc, f"list ConfigMaps of {target}")
     summaries = []
+    foreign = [cm.metadata.name for cm in items if uid and not _owned_by(cm, uid)]
     for cm in items:
+        if cm.metadata.name in foreign:
+            continue
         where = f"ConfigMap {namespace}/{cm.metadata.name}"
         text = (cm.data or {}).get(CONFIGMAP_KEY)
         if text is None:
@@ -164,7 +199,12 @@ def collect_summaries(target: str) -> list[CheckpointSummary]:
         except json.JSONDecodeError as exc:
             raise BadInput(f"{where}: invalid JSON: {exc.msg}") from None
     if not summaries:
-        raise BadInput(f"--from-configmaps {target}: no summary ConfigMaps matching {selector}")
+        other = (
+            f" ({len(foreign)} owned by another CalibrationRun uid: {', '.join(foreign)})" if foreign else ""
+        )
+        raise BadInput(
+            f"--from-configmaps {target}: no summary ConfigMaps of run uid {uid or '?'} matching {selector}{other}"
+        )
     return merge_summaries(summaries)
 
 

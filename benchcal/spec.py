@@ -18,6 +18,7 @@ import yaml
 
 from benchcal.api import validate_document
 from benchcal.errors import BadInput
+from benchcal.pod import check_evaluator_pod
 
 # Variables the operator sets on evaluator pods; a CalibrationRun may not override them.
 PROTECTED_ENV = (
@@ -99,6 +100,8 @@ EVALUATOR_FIELDS = {
     "shards": "shards",
     "backoffLimit": "backoff_limit",
     "activeDeadlineSeconds": "active_deadline_seconds",
+    "scratchSize": "scratch_size",
+    "podSecurityContext": "pod_security_context",
     "image": "image",
     "serviceAccountName": "service_account_name",
     "resources": "resources",
@@ -127,7 +130,9 @@ class EvaluatorSettings:
     trust_remote_code: bool
     shards: int  # pods per checkpoint (an Indexed Job when > 1)
     backoff_limit: int
-    active_deadline_seconds: int | None
+    active_deadline_seconds: int  # per checkpoint Job (the CRD's default: one day)
+    scratch_size: str  # sizeLimit of the /tmp emptyDir, a quantity
+    pod_security_context: dict[str, Any] | None  # None: the operator's default (uid/gid/fsGroup)
     image: str | None  # None: the operator's BENCHCAL_EVALUATOR_IMAGE
     service_account_name: str | None  # None: the operator's BENCHCAL_JOB_SERVICE_ACCOUNT
     resources: dict[str, Any] | None  # a core/v1 ResourceRequirements
@@ -263,17 +268,7 @@ def _check_evaluator(ev: dict[str, Any]) -> None:
             raise BadInput(
                 f"spec.evaluator.env[{i}].name: {var['name']} is set by the operator and cannot be overridden"
             )
-    names = {v["name"] for v in ev.get("volumes", [])}
-    for i, vol in enumerate(ev.get("volumes", [])):
-        if vol["name"].startswith("benchcal-"):
-            raise BadInput(
-                f"spec.evaluator.volumes[{i}].name: the prefix 'benchcal-' is reserved for the operator"
-            )
-    for i, mount in enumerate(ev.get("volumeMounts", [])):
-        if mount["name"] not in names:
-            raise BadInput(
-                f"spec.evaluator.volumeMounts[{i}].name: no volume {mount['name']!r} in spec.evaluator.volumes"
-            )
+    check_evaluator_pod(ev)
 
 
 def _evaluator(ev: dict[str, Any]) -> EvaluatorSettings:
@@ -284,10 +279,12 @@ def _evaluator(ev: dict[str, Any]) -> EvaluatorSettings:
         trust_remote_code=ev["trustRemoteCode"],
         shards=ev["shards"],
         backoff_limit=ev["backoffLimit"],
+        active_deadline_seconds=ev["activeDeadlineSeconds"],
+        scratch_size=ev["scratchSize"],
         # optional, no default: None when absent
         max_length=ev.get("maxLength"),
         token_budget=ev.get("tokenBudget"),
-        active_deadline_seconds=ev.get("activeDeadlineSeconds"),
+        pod_security_context=ev.get("podSecurityContext"),
         image=ev.get("image"),
         service_account_name=ev.get("serviceAccountName"),
         resources=ev.get("resources"),

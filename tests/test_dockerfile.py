@@ -152,6 +152,16 @@ def test_final_stages_run_as_a_numeric_non_root_user(parsed) -> None:
         assert not gid or (gid.isdigit() and int(gid) > 0)
 
 
+def test_images_leave_gpu_visibility_to_the_device_plugin(parsed) -> None:
+    """Issue 11 item 15: NVIDIA_VISIBLE_DEVICES in an image exposes GPUs a pod did not request."""
+    _, stages = parsed
+    for target in FINAL_TARGETS:
+        for stage in chain(stages, target):
+            for instruction, rest in stage.instructions:
+                if instruction in ("ENV", "ARG"):
+                    assert "NVIDIA_VISIBLE_DEVICES" not in rest, f"{target} (stage {stage.name}) sets it"
+
+
 def test_no_build_tools_where_the_images_run(parsed) -> None:
     _, stages = parsed
     for target in FINAL_TARGETS:

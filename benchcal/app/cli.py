@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "reduce": ("benchcal_reduce.cli", "classify benchmarks from a results table or directory"),
     "tasks": ("benchcal.tasks.cli", "list the benchmark registry"),
     "operator": ("benchcal_operator.cli", "run the Kubernetes operator (kopf)"),
+    "plan": ("benchcal.app.plan", "print the Kubernetes objects the operator would create for a run"),
 }
 
 
@@ -34,7 +35,12 @@ def _load(name: str):
     try:
         return importlib.import_module(module_name)
     except ImportError as exc:  # an extra is not installed
-        extra = {"evaluate": "evaluator", "reduce": "reducer", "operator": "operator"}.get(name, "all")
+        extra = {
+            "evaluate": "evaluator",
+            "reduce": "reducer",
+            "operator": "operator",
+            "plan": "operator",
+        }.get(name, "all")
         raise SystemExit(
             f"benchcal {name}: missing dependency ({exc.name or exc}). Install it with: pip install 'benchcal[{extra}]'"
         ) from exc

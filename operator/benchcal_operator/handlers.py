@@ -1,19 +1,25 @@
 """The only kopf module: registers handlers and glues the pure core to the API.
 
 Every handler funnels into ``reconcile``: read the run fresh, parse it (benchcal.spec), read
-its child Jobs from the kopf index, ask the planner what to do, do it, derive the whole
-status, and write it with one merge patch when it changed. Run it with
-``kopf run -m benchcal_operator.handlers`` or ``benchcal operator``.
+its child Jobs from the kopf index (this run's by owner UID), diagnose the ones that make no
+progress, ask the planner what to do, do it, derive the whole status, and write it with one
+merge patch when it changed. Run it with ``kopf run -m benchcal_operator.handlers`` or
+``benchcal operator``.
 
 Watching: CalibrationRuns and our Jobs through low-level ``on.event`` handlers (no kopf
-annotations or finalizers on Jobs; a restart replays every object, which re-syncs), plus a slow
-timer only while a run is unfinished (its finalizer is dropped once the run finishes).
+annotations or finalizers on Jobs; a restart replays every object, which re-syncs); the Job
+watch is filtered by label on the server. **No finalizer on runs**: there is nothing outside the
+cluster to clean up (children go with their run by ownerReference), so deleting a run, its
+namespace or the CRD never waits for the operator. Instead of kopf timers (which always add a
+finalizer), a loop started at start-up walks a kopf index of unfinished runs: every run at least
+every ``resync_seconds``, runs whose Jobs look stuck every ``stall_check_seconds``. The legacy
+``benchcal.dev/resync`` finalizer of older versions stays configured as kopf's finalizer name, so
+kopf removes it from every run it sees (no handler requires it any more).
 
 Coalescing: a run gets many triggers in bursts (each Job's events, the echo of our own status
-write, the timer). Per run, at most one reconcile runs and at most one more is queued; a trigger
-arriving while one is queued joins it instead of queueing another full read-plan-write (the queued
-one starts after the trigger arrived, so it sees what the trigger announced). A Job event whose
-observation (``observe_job``) equals the one already reconciled for that Job triggers nothing.
+write, the loop). Per run, at most one reconcile runs and at most one more is queued; a trigger
+arriving while one is queued joins it. A Job event whose observation (``observe_job``) equals the
+one already reconciled for that Job triggers nothing.
 """
 
 from __future__ import annotations
@@ -22,7 +28,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -31,11 +36,12 @@ import kopf
 from benchcal import naming
 from benchcal.api import GROUP, PLURAL, VERSION
 from benchcal.errors import BadInput
-from benchcal.lifecycle import FAILED
+from benchcal.lifecycle import CONDITION_ACCEPTED, INVALID, REASON_JOB_REJECTED, REASON_NOT_ALLOWED
 from benchcal.spec import parse_run
 from benchcal_operator import k8s, metrics, planner
 from benchcal_operator import settings as settings_mod
 from benchcal_operator.coalesce import Coalescer
+from benchcal_operator.execute import Executor, with_diagnosis, with_messages
 from benchcal_operator.status import (
     JobObservation,
     derive_status,
@@ -47,12 +53,14 @@ from benchcal_operator.status import (
 
 SETTINGS = settings_mod.from_env()
 JOB_FILTER = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY, naming.RUN_LABEL: kopf.PRESENT}
+LEGACY_FINALIZER = "benchcal.dev/resync"  # added by kopf timers up to 0.1; kopf removes it now
 _locks: dict[tuple[str, str], asyncio.Lock] = {}
 _coalescer = Coalescer()  # at most one reconcile per run running, at most one queued
 _jobs_seen: dict[tuple[str, str], JobObservation] = {}  # (ns, Job) -> observation last reconciled
 # Jobs this process created that the index may not show yet: run -> Job name -> (observation, when)
 Created = dict[str, tuple[JobObservation, float]]
 _created: dict[tuple[str, str], Created] = {}
+_loop_task: list[asyncio.Task[None]] = []
 CREATED_GRACE_SECONDS = 30.0  # after this, trust the index again (e.g. the Job was deleted at once)
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
@@ -66,26 +74,6 @@ def _post_event(body: Mapping[str, Any], type_: str, reason: str, message: str) 
     kopf.event(dict(body), type=type_, reason=reason, message=message)
 
 
-async def _with_messages(
-    namespace: str, observed: dict[str, JobObservation], previous: Mapping[str, Any], api: Any
-) -> dict[str, JobObservation]:
-    """Attach the evaluator's termination message to newly failed Jobs (read once, from pods)."""
-    recorded = {c.get("jobName"): c for c in previous.get("checkpoints", [])}
-    recorded[(previous.get("reducer") or {}).get("jobName")] = previous.get("reducer") or {}
-    out = dict(observed)
-    for name, obs in observed.items():
-        old = recorded.get(name) or {}
-        if obs.phase != FAILED:
-            continue
-        if old.get("phase") == FAILED and old.get("message"):
-            out[name] = replace(obs, message=old["message"])
-            continue
-        detail = await api.termination_message(namespace, name)
-        if detail:
-            out[name] = replace(obs, message=f"{obs.reason or 'Failed'}: {detail}")
-    return out
-
-
 def _expect_created(created: Created, observed: dict[str, JobObservation]) -> None:
     """Add the Jobs we created that the kopf index does not show yet (it trails our own creates)."""
     now = time.monotonic()
@@ -94,6 +82,14 @@ def _expect_created(created: Created, observed: dict[str, JobObservation]) -> No
             del created[job]
         else:
             observed[job] = obs
+
+
+def _rejected(previous: Mapping[str, Any], generation: int) -> bool:
+    """This generation already produced a Job the API server refused: do not retry the create."""
+    if previous.get("phase") != INVALID or previous.get("observedGeneration") != generation:
+        return False
+    accepted = next((c for c in previous.get("conditions") or [] if c.get("type") == CONDITION_ACCEPTED), {})
+    return accepted.get("reason") == REASON_JOB_REJECTED
 
 
 async def reconcile(
@@ -128,32 +124,29 @@ async def reconcile(
             logger.warning("CalibrationRun %s/%s rejected: %s", namespace, name, exc)
             new = invalid_status(str(exc), generation, previous=previous, now=_now())
             return await _write(body, previous, new, api, post_event, namespace, name)
+        if _rejected(previous, generation):
+            metrics.record_phase(namespace, name, INVALID)
+            return dict(previous)  # fix the spec (evaluator, queueName) and the generation moves on
 
         observed = {obs.name: obs for obs in index.get((namespace, name), ())}
         _expect_created(recent, observed)
-        observed = await _with_messages(namespace, observed, previous, api)
-        rejection = planner.rejection(run, settings)
-        for action in planner.decide(run, observed, settings):
-            if isinstance(action, planner.CreateJob):
-                try:
-                    created = await api.create_job(action.manifest)
-                except k8s.NameConflict as exc:
-                    rejection = (
-                        f"metadata.name: {exc}; rename this CalibrationRun or checkpoint {action.checkpoint}"
-                    )
-                    break
-                if created:
-                    # until the index has it, later reconciles count it too (no 409 re-creates)
-                    recent[action.name] = (observe_job(action.manifest), time.monotonic())
-                    metrics.JOBS_CREATED.labels(component=action.component).inc()
-                    post_event(body, "Normal", "JobCreated", f"created {action.component} Job {action.name}")
-                    logger.info("created %s Job %s", action.component, action.name)
-                # the index may lag behind our own create: count the Job as running now
-                observed.setdefault(action.name, observe_job(action.manifest))
-            else:
-                await api.set_job_suspend(namespace, action.name, action.suspend)
-                logger.info("set suspend=%s on Job %s", action.suspend, action.name)
-        new = derive_status(run, observed, previous=previous, now=_now(), rejection=rejection)
+        own, stale = planner.split_by_owner(run, observed)
+        own = await with_messages(namespace, own, previous, api)
+        own = await with_diagnosis(namespace, own, api, settings, logger)
+        plan = planner.decide(run, own, settings, stale)
+        executor = Executor(run, body, api, post_event, logger, recent)
+        await executor.run(plan, own)
+        rejection = executor.rejection or planner.rejection(run, settings)
+        reason = executor.rejection_reason if executor.rejection else REASON_NOT_ALLOWED
+        new = derive_status(
+            run,
+            own,
+            previous=previous,
+            now=_now(),
+            rejection=rejection,
+            rejection_reason=reason,
+            blocked=executor.blocked,
+        )
         return await _write(body, previous, new, api, post_event, namespace, name)
 
 
@@ -174,6 +167,18 @@ async def _write(
     return new
 
 
+def describe_api_error(exc: k8s.ApiError) -> str:
+    """The server's words, plus what they mean (only an RBAC answer is blamed on RBAC)."""
+    if exc.status != 403:
+        return str(exc)
+    hint = {
+        "rbac": "the operator's ServiceAccount lacks this permission (see docs/operations.md, RBAC)",
+        "terminating": "the namespace is being deleted",
+        "quota": "a ResourceQuota refuses it",
+    }.get(k8s.forbidden_cause(exc.message), "an admission plugin refused it")
+    return f"forbidden: {exc.message} ({hint})"
+
+
 async def _guarded(namespace: str, name: str, index: Any, logger: Any) -> None:
     """Translate API errors once, at the edge (kopf retries TemporaryError; logs the rest)."""
     try:
@@ -183,35 +188,107 @@ async def _guarded(namespace: str, name: str, index: Any, logger: Any) -> None:
         )
     except k8s.ApiError as exc:
         metrics.RECONCILE_ERRORS.labels(kind=str(exc.status)).inc()
-        if exc.status == 403:
-            raise kopf.PermanentError(
-                f"forbidden: {exc}; the operator's ServiceAccount lacks a verb (see docs/operations.md, RBAC)"
-            ) from exc
-        raise kopf.TemporaryError(f"API error, will retry: {exc}", delay=15) from exc
+        if exc.rbac:
+            raise kopf.PermanentError(describe_api_error(exc)) from exc
+        # the resync loop retries too: event handlers are never retried by kopf (they only log)
+        raise kopf.TemporaryError(f"API error, will retry: {describe_api_error(exc)}", delay=15) from exc
     except Exception:
         metrics.RECONCILE_ERRORS.labels(kind="internal").inc()
         raise
+
+
+# ---- the resync loop (no timers: they would put a finalizer on every run) ---------------------------
+
+
+async def _reconcile_quietly(namespace: str, name: str, jobs_index: Any, logger: Any) -> None:
+    try:
+        await _guarded(namespace, name, jobs_index, logger)
+    except (kopf.PermanentError, kopf.TemporaryError) as exc:
+        logger.warning("resync of %s/%s: %s", namespace, name, exc)
+    except Exception:
+        logger.exception("resync of %s/%s failed", namespace, name)
+
+
+def due_runs(
+    runs: Iterable[tuple[str, str]],
+    jobs_index: Mapping[tuple[str, str], Iterable[JobObservation]],
+    last: dict[tuple[str, str], float],
+    now: float,
+    settings: settings_mod.Settings,
+) -> list[tuple[str, str]]:
+    """Unfinished runs to reconcile now: not seen for resync_seconds, or stuck and not seen lately."""
+    from benchcal_operator.diagnose import needs_diagnosis, seconds_since
+
+    due = []
+    for key in runs:
+        since = now - last.setdefault(key, now)
+        stuck = any(
+            needs_diagnosis(
+                o.phase, o.active, o.ready, o.suspended, o.suspended_by_operator, seconds_since(o.created_at)
+            )
+            for o in jobs_index.get(key, ())
+        )
+        if since >= settings.resync_seconds or (stuck and since >= settings.stall_check_seconds):
+            due.append(key)
+            last[key] = now
+    for key in [k for k in last if k not in set(runs)]:
+        del last[key]
+    return due
+
+
+async def resync_loop(runs_index: Any, jobs_index: Any, settings: settings_mod.Settings, logger: Any) -> None:
+    last: dict[tuple[str, str], float] = {}
+    tick = min(settings.stall_check_seconds, settings.resync_seconds)
+    while True:
+        await asyncio.sleep(tick)
+        due = due_runs(list(runs_index.keys()), jobs_index, last, time.monotonic(), settings)
+        # at most API_THREADS at once: the loop must not starve event-driven reconciles
+        for start in range(0, len(due), k8s.API_THREADS):
+            batch = due[start : start + k8s.API_THREADS]
+            await asyncio.gather(*(_reconcile_quietly(ns, n, jobs_index, logger) for ns, n in batch))
 
 
 # ---- kopf registrations --------------------------------------------------------------------------
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, logger: Any, **_: Any) -> None:
+async def configure(
+    settings: kopf.OperatorSettings, logger: Any, unfinished_runs: Any, jobs_by_run: Any, **_: Any
+) -> None:
     prefix = "benchcal.dev"
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=prefix)
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=prefix, key="last-handled-configuration"
     )
-    settings.persistence.finalizer = f"{prefix}/resync"
+    # No handler needs a finalizer; naming the legacy one makes kopf remove it where it remains.
+    settings.persistence.finalizer = LEGACY_FINALIZER
     settings.posting.level = logging.WARNING  # our Events are posted explicitly; no log-line echoes
     settings.watching.server_timeout = 120
     settings.watching.client_timeout = 150
+    # filter the Job watch on the server: the operator never holds unrelated Jobs in memory
+    settings.watching.label_selectors["batch", "jobs"] = f"{naming.MANAGED_BY_LABEL}={naming.MANAGED_BY}"
     try:
         metrics.serve(SETTINGS.metrics_port)
     except OSError as exc:  # metrics are not worth refusing to reconcile over
         logger.error("metrics endpoint on port %s not started: %s", SETTINGS.metrics_port, exc)
     logger.info("benchcal operator settings: %s", SETTINGS)
+    _loop_task.append(asyncio.create_task(resync_loop(unfinished_runs, jobs_by_run, SETTINGS, logger)))
+
+
+@kopf.on.cleanup()
+async def stop_loop(**_: Any) -> None:
+    for task in _loop_task:
+        task.cancel()
+    _loop_task.clear()
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+async def unfinished_runs(
+    namespace: str, name: str, status: Mapping[str, Any], meta: Mapping[str, Any], **_: Any
+) -> dict[tuple[str, str], bool]:
+    if meta.get("deletionTimestamp") or not planner.unfinished(status):
+        return {}
+    return {(namespace, name): True}
 
 
 @kopf.index("batch", "v1", "jobs", labels=JOB_FILTER)
@@ -258,20 +335,4 @@ async def run_event(
         _locks.pop((namespace, name), None)
         _created.pop((namespace, name), None)
         return
-    await _guarded(namespace, name, jobs_by_run, logger)
-
-
-def _unfinished(status: Mapping[str, Any], **_: Any) -> bool:
-    return planner.unfinished(status)
-
-
-@kopf.timer(
-    GROUP,
-    VERSION,
-    PLURAL,
-    interval=SETTINGS.resync_seconds,
-    initial_delay=SETTINGS.resync_seconds,
-    when=_unfinished,
-)
-async def resync(namespace: str, name: str, jobs_by_run: Any, logger: Any, **_: Any) -> None:
     await _guarded(namespace, name, jobs_by_run, logger)

@@ -1,11 +1,12 @@
-"""Pure builders of the child Job manifests (plain dicts; tests assert on them).
+"""Pure builders of the child Job manifests (plain dicts; tests and ``benchcal plan`` use them).
 
 Evaluator Job per checkpoint: runs ``benchcal evaluate`` (contract 5) and publishes its
 CheckpointSummary to a ConfigMap; reducer Job: ``benchcal reduce --from-configmaps`` and
-``--write-status``. Both are hardened the same way: non-root, no privilege escalation,
-read-only root filesystem (writable /tmp and /dev/shm), offline Hugging Face flags except for
-hub checkpoints, and a podFailurePolicy under which evaluator exit code 2 (bad input) fails
-the Job at once while preemption (DisruptionTarget) does not count as a failure.
+``--write-status``. Both pods: non-root (uid/gid/fsGroup from the run or the operator, so
+root-owned volumes are writable), no privilege escalation, read-only root filesystem (writable
+/tmp with a size limit, /dev/shm), offline Hugging Face flags except for hub checkpoints, and a
+podFailurePolicy under which exit code 2 (bad input) fails the Job at once while preemption
+(DisruptionTarget) does not count as a failure.
 """
 
 from __future__ import annotations
@@ -15,11 +16,10 @@ from typing import Any
 from benchcal import commands, layout, naming
 from benchcal.api import API_VERSION, KIND
 from benchcal.errors import EXIT_BAD_INPUT
+from benchcal.pod import MODEL_MOUNT, RESULTS_MOUNT, SHM_MOUNT, TMP_MOUNT
 from benchcal.spec import POD_FIELDS, CalibrationRun, Checkpoint
 from benchcal_operator.settings import Settings
 
-RESULTS_MOUNT = "/benchcal/results"
-MODEL_MOUNT = "/benchcal/model"
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 REDUCER_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
 
@@ -77,14 +77,19 @@ def reduce_command(run: CalibrationRun) -> list[str]:
     return commands.reduce_command(run, out_dir=layout.report_dir(results_root(run)))
 
 
-def _security() -> tuple[dict[str, Any], dict[str, Any]]:
-    pod = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
-    container = {
+def pod_security_context(run: CalibrationRun, settings: Settings) -> dict[str, Any]:
+    """Pod Security "restricted" always; uid/gid/fsGroup from the run, else the operator's default."""
+    ids = run.evaluator.pod_security_context
+    chosen = dict(settings.job_pod_security_context if ids is None else ids)
+    return {"runAsNonRoot": True, **chosen, "seccompProfile": {"type": "RuntimeDefault"}}
+
+
+def container_security() -> dict[str, Any]:
+    return {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},
         "readOnlyRootFilesystem": True,
     }
-    return pod, container
 
 
 def _base_env(run: CalibrationRun, checkpoint: str, online: bool) -> list[dict[str, Any]]:
@@ -92,7 +97,7 @@ def _base_env(run: CalibrationRun, checkpoint: str, online: bool) -> list[dict[s
         {"name": naming.ENV_RUN, "value": run.name},
         {"name": naming.ENV_RUN_UID, "value": run.uid},
         {"name": naming.ENV_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
-        {"name": "HF_HOME", "value": "/tmp/hf"},
+        {"name": "HF_HOME", "value": f"{TMP_MOUNT}/hf"},
         {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
@@ -114,14 +119,14 @@ def _results_volume(run: CalibrationRun) -> tuple[list[dict[str, Any]], list[dic
     return vols, [{"name": "benchcal-results", "mountPath": RESULTS_MOUNT}]
 
 
-def _scratch_volumes() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+def _scratch_volumes(size: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     vols = [
-        {"name": "benchcal-tmp", "emptyDir": {}},
+        {"name": "benchcal-tmp", "emptyDir": {"sizeLimit": size}},
         {"name": "benchcal-shm", "emptyDir": {"medium": "Memory"}},
     ]
     mounts = [
-        {"name": "benchcal-tmp", "mountPath": "/tmp"},
-        {"name": "benchcal-shm", "mountPath": "/dev/shm"},
+        {"name": "benchcal-tmp", "mountPath": TMP_MOUNT},
+        {"name": "benchcal-shm", "mountPath": SHM_MOUNT},
     ]
     return vols, mounts
 
@@ -166,7 +171,7 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
         env.append({"name": naming.ENV_NUM_SHARDS, "value": str(shards)})
     env += [dict(e) for e in ev.pod.get("env", [])]
 
-    vols, mounts = _scratch_volumes()
+    vols, mounts = _scratch_volumes(ev.scratch_size)
     rvols, rmounts = _results_volume(run)
     vols, mounts = vols + rvols, mounts + rmounts
     if ckpt.model.kind == "pvc":
@@ -180,7 +185,6 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
     vols += [dict(v) for v in ev.pod.get("volumes", [])]
     mounts += [dict(m) for m in ev.pod.get("volumeMounts", [])]
 
-    pod_sec, container_sec = _security()
     container: dict[str, Any] = {
         "name": naming.EVALUATOR,
         "image": ev.image or settings.evaluator_image,
@@ -189,7 +193,7 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
         "args": evaluate_command(run, ckpt, target),
         "env": env,
         "volumeMounts": mounts,
-        "securityContext": container_sec,
+        "securityContext": container_security(),
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     if ev.resources:
@@ -197,7 +201,7 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": ev.service_account_name or settings.job_service_account,
-        "securityContext": pod_sec,
+        "securityContext": pod_security_context(run, settings),
         "containers": [container],
         "volumes": vols,
     }
@@ -206,51 +210,50 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
             pod_spec[key] = ev.pod[key]
     job_spec: dict[str, Any] = {
         "backoffLimit": ev.backoff_limit,
+        "activeDeadlineSeconds": ev.active_deadline_seconds,
         "podFailurePolicy": _pod_failure_policy(naming.EVALUATOR),
         "template": {
             "metadata": {"labels": naming.child_labels(run.name, naming.EVALUATOR, ckpt.name)},
             "spec": pod_spec,
         },
     }
-    if ev.active_deadline_seconds is not None:
-        job_spec["activeDeadlineSeconds"] = ev.active_deadline_seconds
     if shards > 1:
         job_spec.update(completionMode="Indexed", completions=shards, parallelism=shards)
     return _job(run, name, _job_labels(run, naming.EVALUATOR, ckpt.name), job_spec)
 
 
 def build_reducer_job(run: CalibrationRun, settings: Settings) -> dict[str, Any]:
-    vols, mounts = _scratch_volumes()
+    vols, mounts = _scratch_volumes(run.evaluator.scratch_size)
     rvols, rmounts = _results_volume(run)
     ev = run.evaluator
     if run.results is not None and run.results.kind == "path":
         # a user-mounted results path: the reducer needs the same volumes as the evaluator
         vols += [dict(v) for v in ev.pod.get("volumes", [])]
         mounts += [dict(m) for m in ev.pod.get("volumeMounts", [])]
-    pod_sec, container_sec = _security()
     container = {
         "name": naming.REDUCER,
         "image": settings.reducer_image,
         "args": reduce_command(run),
         "env": _base_env(run, "", online=False),
         "volumeMounts": mounts + rmounts,
-        "securityContext": container_sec,
+        "securityContext": container_security(),
         "resources": REDUCER_RESOURCES,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": settings.job_service_account,
-        "securityContext": pod_sec,
+        "securityContext": pod_security_context(run, settings),
         "containers": [container],
         "volumes": vols + rvols,
     }
     if ev.pod.get("imagePullSecrets"):
         pod_spec["imagePullSecrets"] = ev.pod["imagePullSecrets"]
+    labels = naming.child_labels(run.name, naming.REDUCER)
     job_spec = {
         "backoffLimit": 1,
         "podFailurePolicy": _pod_failure_policy(naming.REDUCER),
-        "template": {"metadata": {"labels": naming.child_labels(run.name, naming.REDUCER)}, "spec": pod_spec},
+        "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
     return _job(run, naming.reducer_job_name(run.name), _job_labels(run, naming.REDUCER), job_spec)
 

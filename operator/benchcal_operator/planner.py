@@ -1,10 +1,15 @@
-"""Pure reconcile decisions: (run, observed Jobs, settings) -> actions.
+"""Pure reconcile decisions: (run, observed Jobs, settings) -> a plan of actions.
 
 Level-based: the same inputs always give the same actions, so running it again after a crash,
 a missed event or a stale index is harmless (creates of existing names come back 409 and
 count as done). Evaluator Jobs are created in spec order up to the concurrency limit; after
 the first failure no new evaluator starts (the reducer could not run anyway), finished
 checkpoints' results are kept; the reducer starts only when every checkpoint succeeded.
+
+Ownership is by UID: Jobs whose controller is another CalibrationRun of the same name (deleted,
+not yet garbage-collected) are not this run's; a checkpoint whose Job name such a Job still
+holds waits (``Plan.blocked``) instead of adopting it. ``spec.suspend`` is applied only to Jobs
+Kueue does not own, and only Jobs the operator suspended itself are ever resumed.
 """
 
 from __future__ import annotations
@@ -17,8 +22,11 @@ from benchcal import naming
 from benchcal.lifecycle import ACTIVE, FAILED, FINISHED, SUCCEEDED, TERMINAL
 from benchcal.spec import CalibrationRun
 from benchcal_operator import jobs as builders
+from benchcal_operator.diagnose import Waiting
 from benchcal_operator.settings import Settings
-from benchcal_operator.status import JobObservation
+from benchcal_operator.status import REDUCER_KEY, JobObservation, evaluators_by_checkpoint, reducer_of
+
+GC_WAIT = "WaitingForGarbageCollection"
 
 
 @dataclass(frozen=True)
@@ -38,6 +46,12 @@ class SetJobSuspend:
 Action = CreateJob | SetJobSuspend
 
 
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    blocked: dict[str, Waiting] = field(default_factory=dict)  # checkpoint (or "reducer") -> why
+
+
 def rejection(run: CalibrationRun, settings: Settings) -> str:
     """Operator-level policy (the CalibrationRun is valid, but this operator refuses it); '' if allowed."""
     if run.evaluator.trust_remote_code and not settings.allow_trust_remote_code:
@@ -48,44 +62,84 @@ def rejection(run: CalibrationRun, settings: Settings) -> str:
     return ""
 
 
-def decide(run: CalibrationRun, observed: Mapping[str, JobObservation], settings: Settings) -> list[Action]:
-    if rejection(run, settings):
-        return []
-    evaluators = {
-        ck.name: observed.get(naming.evaluator_job_name(run.name, ck.name)) for ck in run.checkpoints
-    }
-    kueue_managed = bool(run.queue_name or run.labels.get(naming.KUEUE_QUEUE_LABEL))
+def split_by_owner(
+    run: CalibrationRun, observed: Mapping[str, JobObservation]
+) -> tuple[dict[str, JobObservation], dict[str, JobObservation]]:
+    """(this run's Jobs, Jobs of a deleted run of the same name) by controller owner UID."""
+    own, stale = {}, {}
+    for name, obs in observed.items():
+        (own if not run.uid or not obs.owner_uid or obs.owner_uid == run.uid else stale)[name] = obs
+    return own, stale
+
+
+def _stale_wait(name: str) -> Waiting:
+    return Waiting(
+        GC_WAIT,
+        f"Job {name} still belongs to a deleted CalibrationRun of the same name; waiting for the garbage "
+        "collector to remove it",
+    )
+
+
+def kueue_owned(run: CalibrationRun, obs: JobObservation) -> bool:
+    return obs.kueue or bool(run.queue_name or run.labels.get(naming.KUEUE_QUEUE_LABEL))
+
+
+def _suspends(run: CalibrationRun, evaluators: Mapping[str, JobObservation]) -> list[Action]:
     actions: list[Action] = []
+    for obs in evaluators.values():
+        if obs.phase in FINISHED:
+            continue
+        if run.suspend and not obs.suspended and not kueue_owned(run, obs):
+            actions.append(SetJobSuspend(obs.name, True))
+        elif not run.suspend and obs.suspended and obs.suspended_by_operator:
+            actions.append(SetJobSuspend(obs.name, False))
+    return actions
 
-    # suspend: stop our own unfinished Jobs unless Kueue owns spec.suspend (never fight Kueue)
-    if not kueue_managed:
-        for obs in evaluators.values():
-            if obs and obs.phase not in FINISHED and obs.suspended != run.suspend:
-                actions.append(SetJobSuspend(obs.name, run.suspend))
+
+def decide(
+    run: CalibrationRun,
+    observed: Mapping[str, JobObservation],
+    settings: Settings,
+    stale: Mapping[str, JobObservation] | None = None,
+) -> Plan:
+    """``observed``: this run's Jobs by name; ``stale``: same-named Jobs of a deleted run."""
+    plan = Plan()
+    if rejection(run, settings):
+        return plan
+    stale = stale or {}
+    evaluators = evaluators_by_checkpoint(observed)
+    plan.actions += _suspends(run, evaluators)
     if run.suspend:
-        return actions
+        return plan
+    if any(obs.phase == FAILED for obs in evaluators.values()):
+        return plan
+    if all(evaluators.get(ck.name) and evaluators[ck.name].phase == SUCCEEDED for ck in run.checkpoints):
+        name = naming.reducer_job_name(run.name)
+        if reducer_of(observed) is None:
+            if name in stale:
+                plan.blocked[REDUCER_KEY] = _stale_wait(name)
+            else:
+                manifest = builders.build_reducer_job(run, settings)
+                plan.actions.append(CreateJob(name, naming.REDUCER, "", manifest))
+        return plan
 
-    if any(obs and obs.phase == FAILED for obs in evaluators.values()):
-        return actions
-    if all(obs and obs.phase == SUCCEEDED for obs in evaluators.values()):
-        reducer_name = naming.reducer_job_name(run.name)
-        if reducer_name not in observed:
-            manifest = builders.build_reducer_job(run, settings)
-            actions.append(CreateJob(reducer_name, naming.REDUCER, "", manifest))
-        return actions
-
-    running = sum(1 for obs in evaluators.values() if obs and obs.phase in ACTIVE)
+    running = sum(1 for obs in evaluators.values() if obs.phase in ACTIVE)
     limit = settings.max_running_checkpoints or len(run.checkpoints)
     for ckpt in run.checkpoints:
         if running >= limit:
             break
-        if evaluators[ckpt.name] is None:
-            manifest = builders.build_evaluator_job(run, ckpt, settings)
-            actions.append(CreateJob(manifest["metadata"]["name"], naming.EVALUATOR, ckpt.name, manifest))
-            running += 1
-    return actions
+        if ckpt.name in evaluators:
+            continue
+        name = naming.evaluator_job_name(run.name, ckpt.name)
+        if name in stale:
+            plan.blocked[ckpt.name] = _stale_wait(name)
+            continue
+        manifest = builders.build_evaluator_job(run, ckpt, settings)
+        plan.actions.append(CreateJob(name, naming.EVALUATOR, ckpt.name, manifest))
+        running += 1
+    return plan
 
 
 def unfinished(status: Mapping[str, Any] | None) -> bool:
-    """Whether the safety-net timer should keep re-syncing this run."""
+    """Whether the resync loop should keep re-syncing this run."""
     return (status or {}).get("phase") not in TERMINAL

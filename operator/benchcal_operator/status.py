@@ -9,7 +9,7 @@ it with one merge patch; it never increments fields. It owns every status field 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from benchcal import naming
@@ -39,6 +39,7 @@ from benchcal.lifecycle import (
     REASON_REDUCING,
     REASON_SUSPENDED,
     REASON_VALID,
+    REASON_WAITING,
     REDUCING,
     RUNNING,
     SUCCEEDED,
@@ -46,6 +47,7 @@ from benchcal.lifecycle import (
     TERMINAL,
 )
 from benchcal.spec import CalibrationRun
+from benchcal_operator.diagnose import Waiting
 
 MESSAGE_MAX = 1024
 # Kubernetes' own Job condition types (batch/v1), not ours
@@ -68,6 +70,15 @@ class JobObservation:
     reason: str = ""
     message: str = ""
     suspended: bool = False
+    uid: str = ""
+    owner_uid: str = ""  # the controller ownerReference's uid: which CalibrationRun (same name or not)
+    kueue: bool = False  # labelled kueue.x-k8s.io/queue-name: Kueue owns spec.suspend
+    suspended_by_operator: bool = False  # benchcal.dev/suspended-by: the only Jobs the operator resumes
+    # not part of what a reconcile reacts to (pod readiness flaps), but read by the stall check
+    created_at: str = field(default="", compare=False)
+    active: int = field(default=0, compare=False)
+    ready: int = field(default=0, compare=False)
+    waiting: Waiting | None = None  # why it makes no progress (diagnose.py), attached by the reconcile
 
 
 def _true(conditions: list[dict[str, Any]], *types: str) -> dict[str, Any] | None:
@@ -106,7 +117,26 @@ def observe_job(body: Mapping[str, Any]) -> JobObservation:
         reason=(failed or {}).get("reason", ""),
         message=(failed or {}).get("message", ""),
         suspended=bool(spec.get("suspend")),
+        uid=meta.get("uid", ""),
+        owner_uid=next(
+            (r.get("uid", "") for r in meta.get("ownerReferences") or [] if r.get("controller")), ""
+        ),
+        kueue=naming.KUEUE_QUEUE_LABEL in labels,
+        suspended_by_operator=(meta.get("annotations") or {}).get(naming.SUSPENDED_BY_ANNOTATION)
+        == naming.SUSPENDED_BY_OPERATOR,
+        created_at=meta.get("creationTimestamp", "") or "",
+        active=int(st.get("active") or 0),
+        ready=int(st.get("ready") or 0),
     )
+
+
+def evaluators_by_checkpoint(jobs: Mapping[str, JobObservation]) -> dict[str, JobObservation]:
+    """The run's evaluator Jobs by checkpoint label (not by name: names changed across versions)."""
+    return {o.checkpoint: o for o in jobs.values() if o.component == naming.EVALUATOR and o.checkpoint}
+
+
+def reducer_of(jobs: Mapping[str, JobObservation]) -> JobObservation | None:
+    return next((o for o in jobs.values() if o.component == naming.REDUCER), None)
 
 
 def _clip(text: str, limit: int = MESSAGE_MAX) -> str:
@@ -114,10 +144,14 @@ def _clip(text: str, limit: int = MESSAGE_MAX) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def checkpoint_entries(run: CalibrationRun, jobs: Mapping[str, JobObservation]) -> list[dict[str, Any]]:
+def checkpoint_entries(
+    run: CalibrationRun, jobs: Mapping[str, JobObservation], blocked: Mapping[str, Waiting] | None = None
+) -> list[dict[str, Any]]:
+    """``blocked``: checkpoint -> why its Job cannot be created yet (e.g. a stale same-named Job)."""
     entries = []
+    by_ckpt = evaluators_by_checkpoint(jobs)
     for ckpt in run.checkpoints:
-        obs = jobs.get(naming.evaluator_job_name(run.name, ckpt.name))
+        obs = by_ckpt.get(ckpt.name)
         entry: dict[str, Any] = {
             "name": ckpt.name,
             "phase": obs.phase if obs else PENDING,
@@ -131,6 +165,12 @@ def checkpoint_entries(run: CalibrationRun, jobs: Mapping[str, JobObservation]) 
                 entry["finishedAt"] = obs.finished_at
             if obs.phase == FAILED:
                 entry["message"] = _clip(obs.message or obs.reason or "evaluator Job failed")
+                if obs.reason:
+                    entry["reason"] = obs.reason
+            elif obs.waiting is not None:
+                entry.update(reason=obs.waiting.reason, message=_clip(obs.waiting.message))
+        elif blocked and ckpt.name in blocked:
+            entry.update(reason=blocked[ckpt.name].reason, message=_clip(blocked[ckpt.name].message))
         entries.append(entry)
     return entries
 
@@ -148,17 +188,24 @@ def derive_status(
     previous: Mapping[str, Any] | None = None,
     now: str,
     rejection: str = "",
+    rejection_reason: str = REASON_NOT_ALLOWED,
+    blocked: Mapping[str, Waiting] | None = None,
 ) -> dict[str, Any]:
-    """The operator-owned part of status, from the run and its observed Jobs."""
-    entries = checkpoint_entries(run, jobs)
+    """The operator-owned part of status, from the run and its observed Jobs.
+
+    ``rejection``: the run is valid but cannot run (operator policy, or the API server refused a
+    Job built from it: ``rejection_reason``). ``blocked``: checkpoints (or "reducer") whose Job
+    cannot be created yet, and why.
+    """
+    entries = checkpoint_entries(run, jobs, blocked)
     count = {p: sum(1 for e in entries if e["phase"] == p) for p in JOB_PHASES}
-    reducer = jobs.get(naming.reducer_job_name(run.name))
+    reducer = reducer_of(jobs)
     failed = [e for e in entries if e["phase"] == FAILED]
     succeeded = [e["name"] for e in entries if e["phase"] == SUCCEEDED]
     active = count[QUEUED] + count[RUNNING]
 
     if rejection:
-        phase, reason, message = INVALID, REASON_NOT_ALLOWED, rejection
+        phase, reason, message = INVALID, rejection_reason, rejection
     elif reducer and reducer.phase == SUCCEEDED:
         phase, reason, message = (
             SUCCEEDED,
@@ -187,6 +234,13 @@ def derive_status(
     else:
         phase, reason, message = PENDING, REASON_PENDING, "no Job created yet"
 
+    reducer_entry = _reducer_entry(reducer, blocked)
+    stalled = _stalls(entries, jobs, blocked)
+    waits = _wait_lines(entries, reducer_entry)
+    if phase in (RUNNING, REDUCING, PENDING) and waits and not failed:
+        # reported, not failed: e.g. unschedulable pods, a Workload Kueue has not admitted
+        reason = REASON_WAITING if reason != REASON_REDUCING else reason
+        message = _clip(f"{message}; waiting: {'; '.join(waits)}", 4000)
     status: dict[str, Any] = {
         "observedGeneration": run.generation,
         "phase": phase,
@@ -197,20 +251,77 @@ def derive_status(
         "checkpointsRunning": count[RUNNING],
         "checkpointsPending": count[PENDING] + count[QUEUED],
         "checkpoints": entries,
-        "reducer": _reducer_entry(reducer),
+        "reducer": reducer_entry,
     }
+    conditions = _conditions(phase, reason, message)
+    if stalled and phase not in (FAILED, INVALID, SUCCEEDED):
+        stall_reason = _stall_reason(entries, reducer_entry)
+        for cond in conditions:
+            if cond["type"] == CONDITION_STALLED:
+                cond.update(status="True", reason=stall_reason, message=_clip("; ".join(stalled), 4000))
     status["conditions"] = merge_conditions(
-        (previous or {}).get("conditions", []), _conditions(phase, reason, message), run.generation, now
+        (previous or {}).get("conditions", []), conditions, run.generation, now
     )
     return status
 
 
-def _reducer_entry(reducer: JobObservation | None) -> dict[str, Any]:
+def _wait_lines(entries: list[dict[str, Any]], reducer: dict[str, Any]) -> list[str]:
+    lines = [
+        f"checkpoint {e['name']}: {e['message']}"
+        for e in entries
+        if e.get("reason") and e["phase"] not in (FAILED, SUCCEEDED)
+    ]
+    if reducer.get("reason") and reducer["phase"] not in (FAILED, SUCCEEDED):
+        lines.append(f"reducer: {reducer['message']}")
+    return lines
+
+
+def _stalls(
+    entries: list[dict[str, Any]], jobs: Mapping[str, JobObservation], blocked: Mapping[str, Waiting] | None
+) -> list[str]:
+    """Lines for the Stalled condition: the waits that need someone to act (pods refused, ...)."""
+    out = []
+    by_ckpt = evaluators_by_checkpoint(jobs)
+    for e in entries:
+        obs = by_ckpt.get(e["name"])
+        waiting = obs.waiting if obs is not None else (blocked or {}).get(e["name"])
+        if waiting is not None and waiting.stalled and e["phase"] not in (FAILED, SUCCEEDED):
+            job = f" (Job {obs.name})" if obs is not None else ""
+            out.append(f"checkpoint {e['name']}{job}: {waiting.message}")
+    red = reducer_of(jobs)
+    waiting = red.waiting if red is not None else (blocked or {}).get(REDUCER_KEY)
+    if waiting is not None and waiting.stalled and (red is None or red.phase not in (FAILED, SUCCEEDED)):
+        out.append(f"reducer: {waiting.message}")
+    return out
+
+
+def _stall_reason(entries: list[dict[str, Any]], reducer: dict[str, Any]) -> str:
+    reasons = [
+        e["reason"]
+        for e in [*entries, reducer]
+        if e.get("reason") and e.get("phase") not in (FAILED, SUCCEEDED)
+    ]
+    return reasons[0] if reasons else REASON_WAITING
+
+
+REDUCER_KEY = "reducer"  # the key of the reducer in ``blocked``
+
+
+def _reducer_entry(
+    reducer: JobObservation | None, blocked: Mapping[str, Waiting] | None = None
+) -> dict[str, Any]:
     if reducer is None:
-        return {"phase": PENDING}
+        entry: dict[str, Any] = {"phase": PENDING}
+        if blocked and REDUCER_KEY in blocked:
+            entry.update(reason=blocked[REDUCER_KEY].reason, message=_clip(blocked[REDUCER_KEY].message))
+        return entry
     entry = {"jobName": reducer.name, "phase": reducer.phase}
     if reducer.phase == FAILED:
         entry["message"] = _clip(reducer.message or reducer.reason or "reducer Job failed")
+        if reducer.reason:
+            entry["reason"] = reducer.reason
+    elif reducer.waiting is not None:
+        entry.update(reason=reducer.waiting.reason, message=_clip(reducer.waiting.message))
     return entry
 
 
@@ -223,7 +334,21 @@ def invalid_status(
         "observedGeneration": generation,
         "phase": INVALID,
         "conditions": merge_conditions((previous or {}).get("conditions", []), conditions, generation, now),
+        # a merge patch keeps what it does not mention: drop what described a valid spec before
+        **{key: None for key in STALE_WHEN_INVALID if (previous or {}).get(key) is not None},
     }
+
+
+STALE_WHEN_INVALID = (
+    "progress",
+    "checkpointsTotal",
+    "checkpointsSucceeded",
+    "checkpointsFailed",
+    "checkpointsRunning",
+    "checkpointsPending",
+    "checkpoints",
+    "reducer",
+)
 
 
 def _conditions(phase: str, reason: str, message: str) -> list[dict[str, str]]:

@@ -1,7 +1,10 @@
 """The CRD's CEL rules (x-kubernetes-validations), evaluated with a CEL interpreter.
 
-The API server is the only place these run in production and the local test server does not
-evaluate them, so each rule is checked here against values that must pass and must fail.
+Each rule is checked here against values that must pass and must fail. cel-python compares
+lists element by element; a real API server compares ``x-kubernetes-list-type: map`` and ``set``
+lists ignoring order (Kubernetes CEL: "[1, 2] == [2, 1]" for sets), so values are put in a
+canonical order along their schema first: reordering spec.checkpoints passes the immutability
+rule, as on a real cluster (issue 11 item 6; status follows spec order, the reducer sorts by FLOPs).
 """
 
 from __future__ import annotations
@@ -16,7 +19,10 @@ celpy = pytest.importorskip("celpy")
 
 OK_MODEL = {"builtin": "tiny-series/s1"}
 CKPT = {"name": "s1", "model": OK_MODEL, "flops": 1.0}
+CKPT2 = {"name": "s2", "model": OK_MODEL, "flops": 2.0}
 SPEC = {"checkpoints": [CKPT], "suite": {"preset": "gauntlet-v0.1"}, "classification": {"alpha": 0.05}}
+TWO = {**SPEC, "checkpoints": [CKPT, CKPT2]}
+EXISTS = {"key": "gpu", "operator": "Exists"}
 
 # (schema path, message prefix, self, oldSelf or None, expected)
 CASES = [
@@ -24,6 +30,8 @@ CASES = [
     ("", "metadata.name must be", {"metadata": {"name": "Tiny_Demo"}}, None, False),
     ("", "metadata.name must be", {"metadata": {"name": "a" * 64}}, None, False),
     ("spec", "spec.checkpoints is immutable", SPEC, SPEC, True),
+    ("spec", "spec.checkpoints is immutable", {**SPEC, "checkpoints": [CKPT2, CKPT]}, TWO, True),
+    ("spec", "spec.checkpoints is immutable", {**SPEC, "checkpoints": [CKPT2]}, TWO, False),
     ("spec", "spec.checkpoints is immutable", SPEC, {**SPEC, "checkpoints": [{**CKPT, "flops": 2.0}]}, False),
     ("spec", "spec.suite is immutable", SPEC, {**SPEC, "suite": {"preset": "gauntlet-v0.2"}}, False),
     ("spec", "spec.suite is immutable", {**SPEC, "suspend": True}, SPEC, True),
@@ -38,8 +46,6 @@ CASES = [
         {**SPEC, "results": {"path": "/s"}},
         False,
     ),
-    ("spec.checkpoints", "checkpoint names must be unique", [CKPT, {**CKPT, "name": "s2"}], None, True),
-    ("spec.checkpoints", "checkpoint names must be unique", [CKPT, CKPT], None, False),
     ("spec.checkpoints[]", "set either flops", CKPT, None, True),
     (
         "spec.checkpoints[]",
@@ -103,6 +109,28 @@ CASES = [
         None,
         False,
     ),
+    ("spec.evaluator.tolerations[]", "a toleration with operator Exists", EXISTS, None, True),
+    (
+        "spec.evaluator.tolerations[]",
+        "a toleration with operator Exists",
+        {**EXISTS, "value": ""},
+        None,
+        True,
+    ),
+    (
+        "spec.evaluator.tolerations[]",
+        "a toleration with operator Exists",
+        {"key": "g", "value": "x"},
+        None,
+        True,
+    ),
+    (
+        "spec.evaluator.tolerations[]",
+        "a toleration with operator Exists",
+        {**EXISTS, "value": "x"},
+        None,
+        False,
+    ),
     ("spec.results", "set exactly one results location", {"uri": "s3://b/r"}, None, True),
     ("spec.results", "set exactly one results location", {"uri": "s3://b/r", "path": "/r"}, None, False),
     ("spec.results.pvc.path", "results.pvc.path must be relative", "", None, True),
@@ -118,12 +146,33 @@ def _rules() -> dict[tuple[str, str], str]:
     return found
 
 
-def _evaluate(rule: str, value, old) -> bool:
+def _schemas() -> dict[str, dict]:
+    return dict(_walk(api.openapi_schema()))
+
+
+def canonical(value, node: dict):
+    """``value`` with map and set lists sorted (their equality ignores order on a real server)."""
+    if isinstance(value, dict):
+        props = node.get("properties") or {}
+        return {k: canonical(v, props.get(k) or {}) for k, v in value.items()}
+    if isinstance(value, list):
+        items = [canonical(v, node.get("items") or {}) for v in value]
+        kind = node.get("x-kubernetes-list-type")
+        if kind == "map":
+            keys = node["x-kubernetes-list-map-keys"]
+            return sorted(items, key=lambda v: [str(v.get(k)) for k in keys])
+        if kind == "set":
+            return sorted(items, key=repr)
+        return items
+    return value
+
+
+def _evaluate(rule: str, value, old, node: dict) -> bool:
     env = celpy.Environment()
     program = env.program(env.compile(rule))
-    activation = {"self": celpy.json_to_cel(value)}
+    activation = {"self": celpy.json_to_cel(canonical(value, node))}
     if old is not None:
-        activation["oldSelf"] = celpy.json_to_cel(old)
+        activation["oldSelf"] = celpy.json_to_cel(canonical(old, node))
     return bool(program.evaluate(activation))
 
 
@@ -131,7 +180,34 @@ def _evaluate(rule: str, value, old) -> bool:
 def test_cel_rule(path, message, value, old, expected):
     matches = [rule for (p, m), rule in _rules().items() if p == path and m.startswith(message)]
     assert len(matches) == 1, f"no single rule at {path!r} with message {message!r}"
-    assert _evaluate(matches[0], value, old) is expected
+    assert _evaluate(matches[0], value, old, _schemas()[path]) is expected
+
+
+def test_plain_list_equality_would_call_a_reorder_a_change():
+    """The canonical order is what makes the reorder case pass (not a rule that cannot fail)."""
+    rule = next(r for (p, m), r in _rules().items() if p == "spec" and m.startswith("spec.checkpoints is"))
+    env = celpy.Environment()
+    program = env.program(env.compile(rule))
+    reordered = {
+        "self": celpy.json_to_cel({**SPEC, "checkpoints": [CKPT2, CKPT]}),
+        "oldSelf": celpy.json_to_cel(TWO),
+    }
+    assert bool(program.evaluate(reordered)) is False
+
+
+def test_duplicate_checkpoint_names_are_refused_by_the_list_map_key():
+    """The unique-names rule was dropped: the list-map key already refuses duplicates."""
+    from benchcal.errors import BadInput
+    from benchcal.spec import parse_run
+
+    body = {
+        "apiVersion": "benchcal.dev/v1alpha1",
+        "kind": "CalibrationRun",
+        "metadata": {"name": "dup", "namespace": "ml"},
+        "spec": {**SPEC, "checkpoints": [CKPT, {**CKPT, "flops": 2.0}]},
+    }
+    with pytest.raises(BadInput, match=r"spec.checkpoints\[1\].name: 's1' is already used"):
+        parse_run(body)
 
 
 def test_every_rule_has_a_passing_and_a_failing_case():

@@ -128,7 +128,16 @@ class _FakeClient:
             def list_namespaced_config_map(self, namespace, label_selector):
                 wanted = dict(part.split("=") for part in label_selector.split(","))
                 items = [
-                    SimpleNamespace(metadata=SimpleNamespace(name=cm["metadata"]["name"]), data=cm["data"])
+                    SimpleNamespace(
+                        metadata=SimpleNamespace(
+                            name=cm["metadata"]["name"],
+                            owner_references=[
+                                SimpleNamespace(uid=r["uid"])
+                                for r in cm["metadata"].get("ownerReferences", [])
+                            ],
+                        ),
+                        data=cm["data"],
+                    )
                     for (ns, _), cm in sorted(client.configmaps.items())
                     if ns == namespace and wanted.items() <= cm["metadata"]["labels"].items()
                 ]
@@ -174,6 +183,22 @@ def test_publish_then_collect_round_trip(fake_client, monkeypatch):
     assert body["status"]["classification"]["benchmarks"] == [{"name": "a", "group": "robust"}]
 
 
+def test_collect_ignores_summaries_of_a_deleted_namesake(fake_client, monkeypatch):
+    """Item 12: a run deleted and re-created under the same name never classifies the old summaries."""
+    from benchcal.publish import collect_summaries, publish_summary
+
+    monkeypatch.setenv("BENCHCAL_CHECKPOINT", "s1")
+    monkeypatch.setenv("BENCHCAL_RUN_UID", "old-uid")
+    publish_summary(summary("s1", 1e15, [result("a", 0, 0.9)]), "ml/tiny-summary-s1")
+    monkeypatch.setenv("BENCHCAL_RUN_UID", "u1")
+    with pytest.raises(BadInput, match="1 owned by another CalibrationRun"):
+        collect_summaries("ml/tiny")
+    monkeypatch.setenv("BENCHCAL_CHECKPOINT", "s2")
+    publish_summary(summary("s2", 2e15, [result("a", 0, 0.5)]), "ml/tiny-summary-s2")
+    assert [s.checkpoint for s in collect_summaries("ml/tiny")] == ["s2"]
+    assert [s.checkpoint for s in collect_summaries("ml/tiny", run_uid="old-uid")] == ["s1"]
+
+
 def test_publish_forbidden_names_the_fix(fake_client):
     from benchcal.publish import publish_summary
 
@@ -186,7 +211,11 @@ def test_collect_rejects_a_corrupt_configmap(fake_client):
     from benchcal.publish import collect_summaries
 
     fake_client.configmaps[("ml", "bad")] = {
-        "metadata": {"name": "bad", "labels": naming.child_labels("tiny", naming.SUMMARY, "s1")},
+        "metadata": {
+            "name": "bad",
+            "labels": naming.child_labels("tiny", naming.SUMMARY, "s1"),
+            "ownerReferences": [{"uid": "u1"}],
+        },
         "data": {"summary.json": "{not json"},
     }
     with pytest.raises(BadInput, match="ConfigMap ml/bad: invalid JSON"):

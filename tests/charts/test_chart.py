@@ -24,6 +24,7 @@ from tests.charts.rendering import (  # noqa: E402  (after the importorskip guar
     by_kind,
     container_env,
     deployment,
+    objects,
     render,
 )
 
@@ -36,6 +37,9 @@ CONTRACT_ENV = {
     "BENCHCAL_MAX_RUNNING_CHECKPOINTS",
     "BENCHCAL_ALLOW_TRUST_REMOTE_CODE",
     "BENCHCAL_JOB_SERVICE_ACCOUNT",
+    "BENCHCAL_JOB_POD_SECURITY_CONTEXT",
+    "BENCHCAL_STALL_CHECK_SECONDS",
+    "BENCHCAL_UNSCHEDULABLE_SECONDS",
     "BENCHCAL_METRICS_PORT",
 }
 
@@ -234,3 +238,36 @@ def test_notes_show_the_first_calibrationrun() -> None:
     assert run["kind"] == "CalibrationRun" and len(run["spec"]["checkpoints"]) >= 2
     spec = pytest.importorskip("benchcal.spec")
     assert spec.parse_run(run).name == "tiny-demo"  # valid against the CRD and the task registry
+
+
+def _job_security_settings(values: dict[str, Any]) -> Any:
+    settings = pytest.importorskip("benchcal_operator.settings")
+    env = container_env(objects(render(values)))
+    return settings.from_env({k: v for k, v in env.items() if isinstance(v, str)})
+
+
+def test_job_pod_security_context_defaults_to_the_images_uid_with_fs_group() -> None:
+    """Item 2: uid/gid/fsGroup 65532 so root-owned results volumes are writable."""
+    s = _job_security_settings({})
+    assert s.job_pod_security_context == {
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "fsGroupChangePolicy": "OnRootMismatch",
+    }
+
+
+def test_job_pod_security_context_can_be_left_to_openshift() -> None:
+    """Item 2: OpenShift's restricted-v2 assigns the ids itself; null removes them (documented)."""
+    ids = {"runAsUser": None, "runAsGroup": None, "fsGroup": None}
+    s = _job_security_settings({"jobPodSecurityContext": ids})
+    assert s.job_pod_security_context == {"fsGroupChangePolicy": "OnRootMismatch"}
+    s = _job_security_settings({"jobPodSecurityContext": {"fsGroup": 1000700000}})
+    assert s.job_pod_security_context["fsGroup"] == 1000700000
+
+
+def test_job_pod_security_context_values_are_checked() -> None:
+    with pytest.raises(Exception, match="runAsUser"):
+        render({"jobPodSecurityContext": {"runAsUser": 0}})
+    with pytest.raises(Exception, match="privileged"):
+        render({"jobPodSecurityContext": {"privileged": True}})

@@ -27,6 +27,9 @@ OPERATOR_NEEDS = {
     *(("batch", "jobs", v) for v in ("get", "list", "watch", "create", "patch")),
     *(("", "pods", v) for v in ("get", "list")),
     *((g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")),
+    # issue 11 item 5: why a Job makes no progress (FailedCreate events, Kueue Workloads)
+    ("", "events", "list"),
+    ("kueue.x-k8s.io", "workloads", "list"),
 }
 OPERATOR_CLUSTER_NEEDS = {
     ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")

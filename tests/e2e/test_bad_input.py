@@ -92,7 +92,6 @@ def test_namespace_mode_install_works_without_cluster_wide_rights(tmp_path: Path
 
 
 @pytest.mark.slow  # waits out the minute a stalled run has to be reported in
-@pytest.mark.xfail(strict=True, reason="issue 11 item 5: pods refused at admission leave the run Running")
 def test_pods_refused_at_admission_are_reported_not_running_forever(e2e: E2E) -> None:
     if not e2e.local:
         pytest.skip("uses the local job runner's FailedCreate")

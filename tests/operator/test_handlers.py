@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+import json
 
 import pytest
 
@@ -24,6 +25,9 @@ class FakeApi:
         self.patches: list[dict] = []
         self.suspends: list[tuple[str, bool]] = []
         self.messages: dict[str, str] = {}
+        self.events: dict[str, list[dict]] = {}  # job uid -> events
+        self.pods: dict[str, list[dict]] = {}  # job name -> pods
+        self.workloads: dict[str, list[dict]] | None = None  # job uid -> Workloads (None: no Kueue)
 
     async def get_run(self, namespace, name):
         return copy.deepcopy(self.body)
@@ -32,11 +36,31 @@ class FakeApi:
         self.creates.append(manifest["metadata"]["name"])
         if manifest["metadata"]["name"] in self.jobs:
             return False  # 409 AlreadyExists
-        self.jobs[manifest["metadata"]["name"]] = copy.deepcopy(manifest)
+        job = copy.deepcopy(manifest)
+        job["metadata"].update(
+            uid=f"uid-{manifest['metadata']['name']}", creationTimestamp="2026-11-30T00:00:00Z"
+        )
+        self.jobs[manifest["metadata"]["name"]] = job
         return True
 
-    async def set_job_suspend(self, namespace, name, suspend):
+    async def set_job_suspend(self, namespace, name, suspend, annotation, value):
         self.suspends.append((name, suspend))
+        job = self.jobs[name]
+        job["spec"]["suspend"] = suspend
+        annotations = job["metadata"].setdefault("annotations", {})
+        if suspend:
+            annotations[annotation] = value
+        else:
+            annotations.pop(annotation, None)
+
+    async def job_events(self, namespace, uid):
+        return self.events.get(uid, [])
+
+    async def job_pods(self, namespace, name):
+        return self.pods.get(name, [])
+
+    async def job_workloads(self, namespace, uid):
+        return None if self.workloads is None else self.workloads.get(uid, [])
 
     async def patch_run_status(self, namespace, name, status):
         self.patches.append(status)
@@ -157,22 +181,57 @@ def test_deleted_run_is_forgotten():
     assert reconcile(api, index={}) is None
 
 
+RBAC_403 = (
+    'jobs.batch is forbidden: User "system:serviceaccount:benchcal-system:bc-benchcal" cannot create '
+    'resource "jobs" in API group "batch" in the namespace "ml"'
+)
+TERMINATING_403 = 'jobs.batch "tiny-eval-s1" is forbidden: unable to create new content in namespace ml because it is being terminated'
+QUOTA_403 = 'jobs.batch "tiny-eval-s1" is forbidden: exceeded quota: jobs, requested: count/jobs.batch=1, used: count/jobs.batch=10, limited: count/jobs.batch=10'
+
+
 def test_api_errors_are_translated_for_kopf(monkeypatch):
     kopf = pytest.importorskip("kopf")
 
-    async def forbidden(*args, **kwargs):
-        raise k8s.ApiError(403, "jobs.batch is forbidden")
+    def failing(status, message):
+        async def fail(*args, **kwargs):
+            raise k8s.ApiError(status, message, "Forbidden")
 
-    monkeypatch.setattr(handlers, "reconcile", forbidden)
-    with pytest.raises(kopf.PermanentError, match="RBAC"):
+        return fail
+
+    monkeypatch.setattr(handlers, "reconcile", failing(403, RBAC_403))
+    with pytest.raises(kopf.PermanentError, match="RBAC") as rbac:
         asyncio.run(handlers._guarded("ml", "tiny", {}, None))
-
-    async def unavailable(*args, **kwargs):
-        raise k8s.ApiError(503, "etcd timeout")
-
-    monkeypatch.setattr(handlers, "reconcile", unavailable)
+    assert "cannot create resource" in str(rbac.value)  # the server's own words
+    # a 403 from a terminating namespace or a quota is not an RBAC problem (item 9)
+    for message, hint in ((TERMINATING_403, "namespace is being deleted"), (QUOTA_403, "ResourceQuota")):
+        monkeypatch.setattr(handlers, "reconcile", failing(403, message))
+        with pytest.raises(kopf.TemporaryError) as other:
+            asyncio.run(handlers._guarded("ml", "tiny", {}, None))
+        assert "RBAC" not in str(other.value) and hint in str(other.value) and message in str(other.value)
+    monkeypatch.setattr(handlers, "reconcile", failing(503, "etcd timeout"))
     with pytest.raises(kopf.TemporaryError):
         asyncio.run(handlers._guarded("ml", "tiny", {}, None))
+
+
+@pytest.mark.parametrize(
+    ("message", "cause"),
+    [
+        (RBAC_403, "rbac"),
+        (TERMINATING_403, "terminating"),
+        (QUOTA_403, "quota"),
+        ("pods is forbidden: violates PodSecurity", "admission"),
+    ],
+)
+def test_forbidden_cause_reads_the_server_message(message, cause):
+    assert k8s.forbidden_cause(message) == cause
+
+
+def test_api_error_carries_the_status_message_not_the_reason_phrase():
+    from kubernetes.client.exceptions import ApiException
+
+    exc = ApiException(status=403, reason="Forbidden")
+    exc.body = json.dumps({"kind": "Status", "reason": "Forbidden", "message": TERMINATING_403})
+    assert k8s._status_of(exc) == ("Forbidden", TERMINATING_403)
 
 
 def test_termination_message_picks_the_latest_container():
@@ -208,7 +267,11 @@ def test_kopf_wiring_never_writes_on_jobs():
             if handler.selector.any_name == "jobs":
                 assert handler.labels == handlers.JOB_FILTER
     assert by_plural["jobs"] == {"_indexing", "_watching"}
-    assert by_plural["calibrationruns"] == {"_watching", "_spawning"}
+    # no timers, daemons or change handlers on runs: nothing makes kopf add a finalizer (item 10)
+    assert by_plural["calibrationruns"] == {"_indexing", "_watching"}
+    for kind in ("_indexing", "_watching", "_changing", "_spawning"):
+        for handler in getattr(registry, kind).get_all_handlers():
+            assert not getattr(handler, "requires_finalizer", None), handler.id
 
 
 def test_job_name_taken_by_another_run_is_reported_not_retried_forever():
@@ -223,3 +286,115 @@ def test_job_name_taken_by_another_run_is_reported_not_retried_forever():
     assert status["phase"] == "Invalid"
     accepted = status["conditions"][0]
     assert accepted["status"] == "False" and "belongs to tiny-eval" in accepted["message"]
+
+
+def _condition(status, type_):
+    return next(c for c in status["conditions"] if c["type"] == type_)
+
+
+def test_a_job_the_server_refuses_fails_fast_with_its_message_and_an_event():
+    """Item 4: a 422 on Job create is not retried forever: Invalid/JobRejected + a Warning event."""
+    refusal = 'Job.batch "tiny-eval-s1" is invalid: metadata.labels: Invalid value: "gpu queue"'
+
+    class Refusing(FakeApi):
+        async def create_job(self, manifest):
+            self.creates.append(manifest["metadata"]["name"])
+            raise k8s.ApiError(422, refusal, "Invalid")
+
+    api, events = Refusing(body_with()), []
+    status = reconcile(api, events=events)
+    assert status["phase"] == "Invalid"
+    accepted = _condition(status, "Accepted")
+    assert accepted["status"] == "False" and accepted["reason"] == "JobRejected"
+    assert refusal in accepted["message"]
+    assert [(t, r) for t, r, m in events if r == "JobRejected"] == [("Warning", "JobRejected")]
+    assert api.creates == ["tiny-eval-s1"]  # the plan stops at the first refusal
+    reconcile(api)  # the resync: the same generation is not tried again
+    assert api.creates == ["tiny-eval-s1"]
+
+
+def _job_without_pods(api, name):
+    api.jobs[name]["status"] = {"active": 0}
+
+
+def test_pods_refused_at_creation_stall_the_run_naming_checkpoint_and_reason():
+    """Item 5: FailedCreate events (missing ServiceAccount) -> Stalled, not Running forever."""
+    api = FakeApi(body_with())
+    reconcile(api)
+    _job_without_pods(api, "tiny-eval-s1")
+    message = 'Error creating: pods "tiny-eval-s1-x" is forbidden: serviceaccount "nope" not found'
+    api.events["uid-tiny-eval-s1"] = [
+        {
+            "type": "Warning",
+            "reason": "FailedCreate",
+            "message": message,
+            "lastTimestamp": "2026-11-30T00:01:00Z",
+        }
+    ]
+    status = reconcile(api)
+    stalled = _condition(status, "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == "FailedCreate"
+    assert "checkpoint s1" in stalled["message"] and 'serviceaccount "nope" not found' in stalled["message"]
+    s1 = next(c for c in status["checkpoints"] if c["name"] == "s1")
+    assert s1["reason"] == "FailedCreate" and status["phase"] not in ("Failed", "Succeeded")
+
+
+def test_unschedulable_pods_are_reported_after_the_configured_time_not_failed():
+    api = FakeApi(body_with())
+    reconcile(api)
+    api.jobs["tiny-eval-s1"]["status"] = {"active": 1, "ready": 0}
+    scheduled = {
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": "0/12 nodes are available: 12 Insufficient nvidia.com/gpu.",
+        "lastTransitionTime": "2026-11-30T00:00:00Z",
+    }
+    api.pods["tiny-eval-s1"] = [
+        {"metadata": {"name": "tiny-eval-s1-abc"}, "status": {"phase": "Pending", "conditions": [scheduled]}}
+    ]
+    status = reconcile(api, settings=Settings(unschedulable_seconds=60))
+    s1 = next(c for c in status["checkpoints"] if c["name"] == "s1")
+    assert s1["reason"] == "Unschedulable" and "Insufficient nvidia.com/gpu" in s1["message"]
+    assert _condition(status, "Stalled")["status"] == "False"  # reported, not failed
+    assert "waiting: checkpoint s1" in _condition(status, "Ready")["message"]
+    assert status["phase"] == "Running"
+    # not reported before the configured time
+    quiet = reconcile(api, settings=Settings(unschedulable_seconds=10**9))
+    assert "reason" not in next(c for c in quiet["checkpoints"] if c["name"] == "s1")
+
+
+def test_a_workload_kueue_has_not_admitted_is_reported():
+    api = FakeApi(body_with(queueName="gpu"))
+    reconcile(api)
+    job = api.jobs["tiny-eval-s1"]
+    job["spec"]["suspend"] = True  # Kueue's webhook suspends it
+    quota = {
+        "type": "QuotaReserved",
+        "status": "False",
+        "reason": "Inadmissible",
+        "message": "LocalQueue gpu doesn't exist",
+    }
+    api.workloads = {
+        "uid-tiny-eval-s1": [{"metadata": {"name": "job-tiny-eval-s1"}, "status": {"conditions": [quota]}}]
+    }
+    status = reconcile(api)
+    s1 = next(c for c in status["checkpoints"] if c["name"] == "s1")
+    assert s1["phase"] == "Queued" and s1["reason"] == "Inadmissible"
+    assert "LocalQueue gpu doesn't exist" in s1["message"]
+
+
+def test_the_resync_loop_revisits_stuck_runs_sooner_than_others():
+    """Item 10 replaces kopf timers (which add a finalizer): every unfinished run every
+    resync_seconds, runs with a stuck Job every stall_check_seconds."""
+    from benchcal_operator.status import JobObservation
+
+    settings = Settings(resync_seconds=120, stall_check_seconds=20)
+    stuck = JobObservation("a-eval-s1", "evaluator", "s1", "Running", created_at="2026-11-30T00:00:00Z")
+    index = {("ml", "a"): [stuck], ("ml", "b"): []}
+    runs, last = [("ml", "a"), ("ml", "b")], {}
+    assert handlers.due_runs(runs, index, last, 1000.0, settings) == []  # first sight: start the clocks
+    assert handlers.due_runs(runs, index, last, 1025.0, settings) == [("ml", "a")]
+    assert handlers.due_runs(runs, index, last, 1121.0, settings) == [("ml", "a"), ("ml", "b")]
+    handlers.due_runs([("ml", "b")], index, last, 1122.0, settings)
+    assert ("ml", "a") not in last  # a finished or deleted run is forgotten

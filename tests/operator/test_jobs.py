@@ -57,7 +57,9 @@ def test_failure_policy_fails_fast_on_bad_input_and_ignores_preemption(make_run)
     spec = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)["spec"]
     assert spec["backoffLimit"] == 2 and spec["activeDeadlineSeconds"] == 3600
     defaults = jobs.build_evaluator_job(make_run(), make_run().checkpoints[0], SETTINGS)["spec"]
-    assert defaults["backoffLimit"] == 1 and "activeDeadlineSeconds" not in defaults  # the CRD's defaults
+    # the CRD's defaults: one retry, and a day per checkpoint (evictions do not count as failures,
+    # so the deadline is what bounds a pod that keeps being evicted; item 13)
+    assert defaults["backoffLimit"] == 1 and defaults["activeDeadlineSeconds"] == 86400
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0] == {
         "action": "FailJob",
@@ -158,7 +160,9 @@ def test_kueue_labels_pass_through_to_jobs(make_run, run_body):
 
 
 def test_reducer_job_command(make_run):
-    run = make_run(classification={"alpha": 0.01, "strict": True}, results={"uri": "s3://bucket/tiny/"})
+    run = make_run(
+        classification={"alpha": 0.01, "strict": True}, results={"pvc": {"claimName": "res", "path": "tiny"}}
+    )
     job = jobs.build_reducer_job(run, SETTINGS)
     assert job["metadata"]["name"] == "tiny-reduce"
     assert _container(job)["image"] == "reduce:1"
@@ -170,7 +174,7 @@ def test_reducer_job_command(make_run):
         "--write-status",
         "ml/tiny",
         "--out",
-        "s3://bucket/tiny/report",
+        "/benchcal/results/tiny/report",
         "--alpha",
         "0.01",
         "--strict",
@@ -186,3 +190,50 @@ def test_child_names_are_dns_labels_and_deterministic(run, ckpt):
     assert len(name) <= 63 and not name.endswith("-")
     assert name == naming.evaluator_job_name(run, ckpt)
     assert name != naming.evaluator_job_name(run, ckpt[:-1] + "x")
+
+
+def test_pod_security_context_makes_volumes_writable_and_is_overridable(make_run):
+    """Item 2: uid/gid/fsGroup 65532 with OnRootMismatch by default; the run or the operator may
+    replace them (OpenShift restricted-v2 assigns the UID itself: {} leaves them unset)."""
+    run = make_run()
+    for job in (
+        jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS),
+        jobs.build_reducer_job(run, SETTINGS),
+    ):
+        assert job["spec"]["template"]["spec"]["securityContext"] == {
+            "runAsNonRoot": True,
+            "runAsUser": 65532,
+            "runAsGroup": 65532,
+            "fsGroup": 65532,
+            "fsGroupChangePolicy": "OnRootMismatch",
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+    openshift = make_run(evaluator={"podSecurityContext": {}})
+    sc = jobs.build_evaluator_job(openshift, openshift.checkpoints[0], SETTINGS)["spec"]["template"]["spec"]
+    assert sc["securityContext"] == {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    operator_default = Settings(job_pod_security_context={"fsGroup": 2000})
+    sc = jobs.build_reducer_job(run, operator_default)["spec"]["template"]["spec"]["securityContext"]
+    assert sc == {"runAsNonRoot": True, "fsGroup": 2000, "seccompProfile": {"type": "RuntimeDefault"}}
+    own = make_run(evaluator={"podSecurityContext": {"runAsUser": 1001, "fsGroup": 1001}})
+    sc = jobs.build_evaluator_job(own, own.checkpoints[0], operator_default)["spec"]["template"]["spec"]
+    assert sc["securityContext"]["runAsUser"] == 1001 and sc["securityContext"]["fsGroup"] == 1001
+
+
+def test_scratch_has_a_size_limit_from_the_spec(make_run):
+    """Item 13: /tmp (HF downloads) is bounded: a pod writing more is evicted, not the node."""
+    run = make_run()
+    vols = {
+        v["name"]: v
+        for v in jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)["spec"]["template"]["spec"][
+            "volumes"
+        ]
+    }
+    assert vols["benchcal-tmp"]["emptyDir"] == {"sizeLimit": "100Gi"}  # the CRD's default
+    run = make_run(evaluator={"scratchSize": "300Gi"})
+    vols = {
+        v["name"]: v
+        for v in jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)["spec"]["template"]["spec"][
+            "volumes"
+        ]
+    }
+    assert vols["benchcal-tmp"]["emptyDir"] == {"sizeLimit": "300Gi"}

@@ -1,12 +1,10 @@
 """The operator's Job manifests against the local API server's Go-side validation and admission.
 
 The pure builders (operator/jobs.py) are submitted to ``tests.kube``'s in-process API in a
-namespace enforcing Pod Security ``restricted``, with the chart's Job ServiceAccount: the Job
-must be admitted (batch/v1 validation, label syntax, pod-spec rules) and the pod the job
-controller would create from its template must pass ServiceAccount and Pod Security admission.
-Cases marked ``xfail(strict=True)`` are product defects the strict server exposes (issue 11,
-"Works on a real cluster"); each turns into a failure the moment it is fixed, so the marker
-must then be removed.
+namespace enforcing Pod Security ``restricted``, with the chart's Job ServiceAccount: the Jobs
+must be admitted (batch/v1 validation, label syntax, pod-spec rules) and the pod the job controller
+would create from each template must pass ServiceAccount and Pod Security admission. Specs the
+server would refuse must be refused earlier, by ``benchcal.spec`` (issue 11 items 3 and 4).
 """
 
 from __future__ import annotations
@@ -80,51 +78,109 @@ def test_jobs_pass_validation_and_restricted_pod_security(api: Api, variant: str
     assert _admit(api, jobs.build_reducer_job(run, SETTINGS)) == []
 
 
-def test_missing_job_service_account_refuses_the_pods(api: Api) -> None:
-    run = parse_run(body_with())
-    job = jobs.build_evaluator_job(run, run.checkpoints[0], Settings(job_service_account="elsewhere"))
+def test_a_missing_service_account_of_the_run_refuses_the_pods(api: Api) -> None:
+    """What the operator's FailedCreate diagnosis reports (item 5)."""
+    run = parse_run(body_with(evaluator={"serviceAccountName": "elsewhere"}))
+    job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
     with pytest.raises(ApiError) as refused:
         _admit(api, job)
     assert refused.value.code == 403 and 'serviceaccount "elsewhere" not found' in refused.value.message
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ApiError,
-    reason="issue 11 item 3: Job names are not budgeted for the Indexed pod suffix",
-)
 def test_sharded_run_with_a_long_name_gets_an_admissible_job(api: Api) -> None:
-    body = body_with(evaluator={"shards": 4})
+    """Item 3: an Indexed Job's pods are <job>-<index>; the name keeps room for the suffix."""
+    body = body_with(evaluator={"shards": 16})
     body["metadata"]["name"] = "r" * 50
-    body["spec"]["checkpoints"][0]["name"] = "c" * 12  # <run>-eval-<ckpt>: exactly 63 characters
+    body["spec"]["checkpoints"][0]["name"] = "c" * 12  # <run>-eval-<ckpt>: 63 characters unbudgeted
     run = parse_run(body)
-    _admit(api, jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))
+    job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
+    assert len(job["metadata"]["name"]) + len("-15") <= 63
+    _admit(api, job)
+    longest = parse_run({**body, "metadata": {**body["metadata"], "name": "a" * 63}})
+    job = jobs.build_evaluator_job(longest, longest.checkpoints[0], SETTINGS)
+    api.create(api.type("batch", "v1", "jobs"), "ml", copy.deepcopy(job))  # batch/v1 Indexed name rule
 
 
-def _refused_early_or_admitted(api: Api, **spec: Any) -> None:
-    """A spec must fail in benchcal.spec (Accepted=False) or build Jobs the server admits."""
-    try:
-        run = parse_run(body_with(**spec))
-    except BadInput:
-        return
-    _admit(api, jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))
+def _refused_early(**spec: Any) -> str:
+    """The spec must fail in benchcal.spec (Accepted=False, the field named), before any create."""
+    with pytest.raises(BadInput) as refused:
+        parse_run(body_with(**spec))
+    return str(refused.value)
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ApiError, reason="issue 11 item 4: queueName is not checked as a label value"
-)
-def test_a_queue_name_that_is_no_label_value_is_refused_early(api: Api) -> None:
-    _refused_early_or_admitted(api, queueName="gpu queue")
+def _server_refuses(api: Api, **spec: Any) -> None:
+    """Without the early check, the server would refuse the Job or its pods (the test's premise)."""
+    body = body_with(**spec)
+    run = parse_run(body_with())
+    import dataclasses
+
+    raw = body["spec"]
+    pod = {
+        k: raw["evaluator"][k]
+        for k in raw.get("evaluator", {})
+        if k in ("volumes", "volumeMounts", "tolerations")
+    }
+    ev = dataclasses.replace(
+        run.evaluator, pod={**run.evaluator.pod, **pod}, resources=raw.get("evaluator", {}).get("resources")
+    )
+    run = dataclasses.replace(run, evaluator=ev, queue_name=raw.get("queueName", ""))
+    with pytest.raises(ApiError):
+        _admit(api, jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))
 
 
-@pytest.mark.xfail(
-    strict=True, raises=ApiError, reason="issue 11 item 4: user volumeMounts may collide with the operator's"
-)
-def test_a_user_mount_at_tmp_is_refused_early(api: Api) -> None:
-    _refused_early_or_admitted(
-        api,
-        evaluator={
-            "volumes": [{"name": "scratch", "emptyDir": {}}],
-            "volumeMounts": [{"name": "scratch", "mountPath": "/tmp"}],
+def _scratch(mount: str, name: str = "scratch") -> dict[str, Any]:
+    return {"volumes": [{"name": name, "emptyDir": {}}], "volumeMounts": [{"name": name, "mountPath": mount}]}
+
+
+REFUSED_EARLY = {
+    "queue name not a label value": ({"queueName": "gpu queue"}, "queueName"),
+    "user mount at /tmp": ({"evaluator": _scratch("/tmp")}, "volumeMounts[0].mountPath"),
+    "user mount at /dev/shm/": ({"evaluator": _scratch("/dev/shm/")}, "volumeMounts[0].mountPath"),
+    "user mount under /benchcal": ({"evaluator": _scratch("/benchcal/results")}, "volumeMounts[0].mountPath"),
+    "duplicate volume names": (
+        {"evaluator": {"volumes": [{"name": "d", "emptyDir": {}}, {"name": "d", "emptyDir": {}}]}},
+        "volumes[1].name",
+    ),
+    "duplicate mount paths": (
+        {
+            "evaluator": {
+                "volumes": [{"name": "a", "emptyDir": {}}, {"name": "b", "emptyDir": {}}],
+                "volumeMounts": [{"name": "a", "mountPath": "/data"}, {"name": "b", "mountPath": "/data/"}],
+            }
         },
+        "volumeMounts[1].mountPath",
+    ),
+    "hostPath volume": (
+        {"evaluator": {"volumes": [{"name": "h", "hostPath": {"path": "/etc"}}]}},
+        "volumes[0].hostPath",
+    ),
+    "toleration Exists with a value": (
+        {"evaluator": {"tolerations": [{"key": "gpu", "operator": "Exists", "value": "yes"}]}},
+        "tolerations[0].value",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", REFUSED_EARLY)
+def test_specs_the_server_would_refuse_are_refused_early_naming_the_field(api: Api, case: str) -> None:
+    spec, field = REFUSED_EARLY[case]
+    assert field in _refused_early(**spec)
+
+
+@pytest.mark.parametrize("case", ["queue name not a label value", "user mount at /tmp", "hostPath volume"])
+def test_without_the_early_check_the_server_would_refuse_them(api: Api, case: str) -> None:
+    _server_refuses(api, **REFUSED_EARLY[case][0])
+
+
+def test_gpu_requests_must_equal_limits() -> None:
+    message = _refused_early(
+        evaluator={"resources": {"requests": {"nvidia.com/gpu": 1}, "limits": {"nvidia.com/gpu": 2}}}
+    )
+    assert "requests[nvidia.com/gpu]" in message
+    parse_run(
+        body_with(
+            evaluator={
+                "resources": {"requests": {"nvidia.com/gpu": 1, "cpu": "2"}, "limits": {"nvidia.com/gpu": 1}}
+            }
+        )
     )

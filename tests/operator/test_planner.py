@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import pytest
 
-from benchcal_operator.planner import CreateJob, SetJobSuspend, decide, rejection, unfinished
+from benchcal_operator.planner import CreateJob, SetJobSuspend, decide, rejection, split_by_owner, unfinished
 from benchcal_operator.settings import Settings
 from benchcal_operator.status import JobObservation
 
 
-def obs(ckpt, phase, suspended=False):
-    return JobObservation(f"tiny-eval-{ckpt}", "evaluator", ckpt, phase, suspended=suspended)
+def obs(ckpt, phase, suspended=False, by_us=False, kueue=False, owner="uid-1"):
+    return JobObservation(
+        f"tiny-eval-{ckpt}",
+        "evaluator",
+        ckpt,
+        phase,
+        suspended=suspended,
+        suspended_by_operator=by_us,
+        kueue=kueue,
+        owner_uid=owner,
+    )
 
 
 def names(actions):
@@ -49,7 +58,9 @@ def names(actions):
     ],
 )
 def test_decide_table(make_run, observed, limit, expected):
-    actions = decide(make_run(), {o.name: o for o in observed}, Settings(max_running_checkpoints=limit))
+    actions = decide(
+        make_run(), {o.name: o for o in observed}, Settings(max_running_checkpoints=limit)
+    ).actions
     assert names(actions) == expected
     for action in actions:
         assert action.manifest["metadata"]["name"] == action.name
@@ -57,31 +68,53 @@ def test_decide_table(make_run, observed, limit, expected):
 
 def test_decide_is_idempotent_for_the_same_observation(make_run):
     run = make_run()
-    assert decide(run, {}, Settings()) == decide(run, {}, Settings())
+    assert decide(run, {}, Settings()).actions == decide(run, {}, Settings()).actions
 
 
 def test_suspend_stops_creation_and_suspends_own_jobs(make_run):
     observed = {o.name: o for o in [obs("s1", "Running"), obs("s2", "Succeeded")]}
-    actions = decide(make_run(suspend=True), observed, Settings())
+    actions = decide(make_run(suspend=True), observed, Settings()).actions
     assert actions == [SetJobSuspend("tiny-eval-s1", True)]
-    resumed = {o.name: o for o in [obs("s1", "Queued", suspended=True)]}
-    actions = decide(make_run(), resumed, Settings())
+    resumed = {o.name: o for o in [obs("s1", "Queued", suspended=True, by_us=True)]}
+    actions = decide(make_run(), resumed, Settings()).actions
     assert actions[0] == SetJobSuspend("tiny-eval-s1", False)
     assert [a.name for a in actions[1:] if isinstance(a, CreateJob)] == ["tiny-eval-s2", "tiny-eval-s3"]
 
 
-def test_kueue_owns_suspend_when_a_queue_is_set(make_run):
+def test_only_jobs_the_operator_suspended_are_resumed(make_run):
+    """Item 11: where Kueue manages Jobs without a queue label (manageJobsWithoutQueueName, a
+    default LocalQueue) it suspends them itself; the operator must not unsuspend them."""
+    by_kueue = {o.name: o for o in [obs("s1", "Queued", suspended=True, by_us=False)]}
+    assert not any(isinstance(a, SetJobSuspend) for a in decide(make_run(), by_kueue, Settings()).actions)
+
+
+def test_kueue_owns_suspend_when_a_queue_is_set_or_the_job_is_labelled(make_run):
     observed = {o.name: o for o in [obs("s1", "Queued", suspended=True)]}
-    actions = decide(make_run(queueName="gpu"), observed, Settings())
+    actions = decide(make_run(queueName="gpu"), observed, Settings()).actions
     assert not any(isinstance(a, SetJobSuspend) for a in actions)
+    labelled = {o.name: o for o in [obs("s1", "Running", kueue=True)]}
+    actions = decide(make_run(suspend=True), labelled, Settings()).actions
+    assert not any(isinstance(a, SetJobSuspend) for a in actions)
+
+
+def test_jobs_of_a_deleted_namesake_are_not_adopted(make_run):
+    """Item 12: a run deleted and re-created under the same name before garbage collection must not
+    take over the old Jobs: ownership is by UID; the checkpoint waits for the old Job to go."""
+    run = make_run()
+    old = {o.name: o for o in [obs("s1", "Succeeded", owner="uid-old"), obs("s2", "Failed", owner="uid-old")]}
+    own, stale = split_by_owner(run, old)
+    assert own == {} and set(stale) == {"tiny-eval-s1", "tiny-eval-s2"}
+    plan = decide(run, own, Settings(), stale)
+    assert names(plan.actions) == [("CreateJob", "tiny-eval-s3")]  # not blocked, not failed
+    assert set(plan.blocked) == {"s1", "s2"} and plan.blocked["s1"].reason == "WaitingForGarbageCollection"
 
 
 def test_trust_remote_code_needs_operator_permission(make_run):
     run = make_run(evaluator={"trustRemoteCode": True})
     assert "BENCHCAL_ALLOW_TRUST_REMOTE_CODE" in rejection(run, Settings())
-    assert decide(run, {}, Settings()) == []
+    assert decide(run, {}, Settings()).actions == []
     assert rejection(run, Settings(allow_trust_remote_code=True)) == ""
-    assert len(decide(run, {}, Settings(allow_trust_remote_code=True))) == 3
+    assert len(decide(run, {}, Settings(allow_trust_remote_code=True)).actions) == 3
 
 
 @pytest.mark.parametrize(

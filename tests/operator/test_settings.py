@@ -14,7 +14,13 @@ from benchcal_operator.settings import Settings, from_env
 def test_defaults():
     s = from_env({})
     assert s == Settings()
-    assert s.job_service_account == "benchcal-job" and s.metrics_port == 8080 and s.namespaces == ()
+    assert s.metrics_port == 8080 and s.namespaces == () and s.job_service_account == "benchcal-job"
+    assert s.job_pod_security_context == {
+        "runAsUser": 65532,
+        "runAsGroup": 65532,
+        "fsGroup": 65532,
+        "fsGroupChangePolicy": "OnRootMismatch",
+    }
 
 
 def test_values_from_env():
@@ -25,13 +31,16 @@ def test_values_from_env():
             "BENCHCAL_REDUCER_IMAGE": "r:1",
             "BENCHCAL_MAX_RUNNING_CHECKPOINTS": "4",
             "BENCHCAL_ALLOW_TRUST_REMOTE_CODE": "true",
-            "BENCHCAL_JOB_SERVICE_ACCOUNT": "eval-sa",
+            "BENCHCAL_JOB_POD_SECURITY_CONTEXT": '{"fsGroup": 1000, "runAsUser": null}',
             "BENCHCAL_METRICS_PORT": "9090",
+            "BENCHCAL_JOB_SERVICE_ACCOUNT": "eval-sa",
         }
     )
     assert s.namespaces == ("ml", "research")
     assert (s.evaluator_image, s.reducer_image, s.max_running_checkpoints) == ("e:1", "r:1", 4)
-    assert s.allow_trust_remote_code is True and s.job_service_account == "eval-sa" and s.metrics_port == 9090
+    assert s.allow_trust_remote_code is True and s.metrics_port == 9090
+    assert s.job_pod_security_context == {"fsGroup": 1000}  # null unsets (OpenShift)
+    assert s.job_service_account == "eval-sa"
 
 
 @pytest.mark.parametrize(
@@ -40,6 +49,9 @@ def test_values_from_env():
         ("BENCHCAL_MAX_RUNNING_CHECKPOINTS", "many"),
         ("BENCHCAL_MAX_RUNNING_CHECKPOINTS", "-1"),
         ("BENCHCAL_ALLOW_TRUST_REMOTE_CODE", "maybe"),
+        ("BENCHCAL_JOB_POD_SECURITY_CONTEXT", "{not json"),
+        ("BENCHCAL_JOB_POD_SECURITY_CONTEXT", '{"privileged": true}'),
+        ("BENCHCAL_JOB_POD_SECURITY_CONTEXT", '{"runAsUser": 0}'),
     ],
 )
 def test_bad_values_name_the_variable(key, value):

@@ -22,10 +22,21 @@ Secrets: Jobs mount the Secrets they need by reference and the kubelet reads the
 - apiGroups: ["batch"]
   resources: ["jobs"]
   verbs: ["get", "list", "watch", "create", "patch"]
-# Application: list a failed Job's pods to read their termination message (never logs, never exec).
+# Application: list a failed Job's pods to read their termination message, and a stuck Job's
+# pods to say why they do not run (unschedulable, image pull); never logs, never exec.
 - apiGroups: [""]
   resources: ["pods"]
   verbs: ["get", "list"]
+# Application: a Job without pods: its FailedCreate events say why (ServiceAccount missing,
+# Pod Security, ResourceQuota, unknown PriorityClass); read by the Job's UID.
+- apiGroups: [""]
+  resources: ["events"]
+  verbs: ["list"]
+# Application: a Job Kueue holds suspended: its Workload's QuotaReserved/Admitted conditions
+# (read only; harmless where Kueue is not installed).
+- apiGroups: ["kueue.x-k8s.io"]
+  resources: ["workloads"]
+  verbs: ["list"]
 # Framework (kopf): posts Kubernetes events about handler progress and errors.
 - apiGroups: [""]
   resources: ["events"]
