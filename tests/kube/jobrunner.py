@@ -53,6 +53,8 @@ class JobRunner(NodeAgent):
         command_override: CommandOverride | None = None,
         interval: float = 0.1,
         failure_backoff: float = 1.0,
+        runtime: str = "process",
+        server: Any = None,
     ):
         self.api = api
         self.node = node_name
@@ -68,6 +70,8 @@ class JobRunner(NodeAgent):
             kubeconfig=kubeconfig,
             pvc_dirs=pvc_dirs,
             extra_env=extra_env,
+            runtime=runtime,
+            server=server,
         )
         self.running: dict[str, RunningPod] = {}  # pod uid -> processes
         self.history: dict[str, RunningPod] = {}  # every pod ever started, for host_path()
@@ -95,7 +99,9 @@ class JobRunner(NodeAgent):
             for running in self.running.values():
                 for c in running.containers:
                     with contextlib.suppress(Exception):
-                        c.proc.wait(timeout=5)
+                        c.handle.wait(timeout=30)
+                self.kubelet.release(running)
+            self.kubelet.shutdown()
 
     def _loop(self) -> None:
         while not self._stop.is_set():
