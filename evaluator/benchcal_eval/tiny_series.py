@@ -341,6 +341,10 @@ def _build(cfg: SeriesConfig, dest: Path) -> None:
             log.info("tiny series: %s at step %d, loss %.3f", name, step, loss.item())
     info["build_seconds"] = round(time.time() - started, 1)
     (tmp / "series.json").write_text(json.dumps(info, indent=2) + "\n")
+    # mkdtemp made it 0700: the series is read by other users (pods run as 65532, the image bakes as root)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o777 & ~umask)
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)

@@ -77,8 +77,20 @@ def _container_command(argvs: list[list[str]]) -> list[str]:
     return ["sh", "-c", " && ".join(shlex.join(argv) for argv in argvs)]
 
 
+# The images' numeric USER; fsGroup makes results volumes writable: a fresh block-backed PVC (and
+# most NFS/CephFS exports) has a root-owned 0755 root directory, which uid 65532 cannot write.
+POD_UID = 65532
+
+
 def _security() -> tuple[dict[str, Any], dict[str, Any]]:
-    pod = {"runAsNonRoot": True, "seccompProfile": {"type": "RuntimeDefault"}}
+    pod = {
+        "runAsNonRoot": True,
+        "runAsUser": POD_UID,
+        "runAsGroup": POD_UID,
+        "fsGroup": POD_UID,
+        "fsGroupChangePolicy": "OnRootMismatch",  # one chown pass per fresh volume, not per pod
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
     container = {
         "allowPrivilegeEscalation": False,
         "capabilities": {"drop": ["ALL"]},

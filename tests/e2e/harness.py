@@ -1,5 +1,9 @@
 """The e2e harness: a cluster (local server + job runner, or E2E_KUBECONFIG), the operator as a
 real process (``kopf run --standalone -m benchcal_operator.handlers``), kubectl, and waits.
+
+Pods run as podman containers of the images ``make images`` builds (``runtime="podman"``: the
+evaluator and reducer as uid 65532 on a read-only root) or as local processes
+(``runtime="process"``, fast). ``E2E_RUNTIME=podman|process`` overrides every test's choice.
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ EXAMPLE = REPO / "examples" / "calibrationrun-minimal.yaml"
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 RESULTS_CLAIM = "benchcal-results"
 TERMINAL = ("Succeeded", "Failed", "Invalid")
+IMAGES = {"evaluator": "localhost/benchcal-evaluator:dev", "reducer": "localhost/benchcal-reducer:dev"}
+RESULTS_PVC = {
+    "apiVersion": "v1",
+    "kind": "PersistentVolumeClaim",
+    "metadata": {"name": RESULTS_CLAIM},
+    "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+}
+
+
+def runtime_for(default: str) -> str:
+    return os.environ.get("E2E_RUNTIME") or default
 
 
 class OperatorProcess:
@@ -107,17 +122,27 @@ class E2E:
         command_override: CommandOverride | None = None,
         max_parallel_pods: int = 2,
         operator_env: dict[str, str] | None = None,
+        runtime: str = "process",
     ):
         self.work_dir = work_dir
+        self.runtime = runtime_for(runtime)
+        operator_env = dict(operator_env or {})
         self.results_dir = work_dir / "results-pvc"
         self.external = external_kubeconfig()
         self.cluster: LocalCluster | None = None
+        if self.external is None and self.runtime == "podman":
+            from tests.images.require import require
+
+            require(*IMAGES)  # fails (skips only without podman, off CI) before anything starts
+            operator_env.setdefault("BENCHCAL_EVALUATOR_IMAGE", IMAGES["evaluator"])
+            operator_env.setdefault("BENCHCAL_REDUCER_IMAGE", IMAGES["reducer"])
         if self.external is None:
             self.cluster = LocalCluster(
                 work_dir,
                 max_parallel_pods=max_parallel_pods,
                 command_override=command_override,
                 pvc_dirs={RESULTS_CLAIM: self.results_dir},
+                runtime=self.runtime,
             ).start()
             self.cluster.runner.failure_backoff = 0.5
             kubeconfig = self.cluster.kubeconfig
@@ -128,6 +153,8 @@ class E2E:
         self.kubectl = Kubectl(kubeconfig, self.namespace)
         if self.external is not None:
             self.kubectl("create", "namespace", self.namespace)
+        if self.external is None:  # a real cluster: the namespace's claim is the user's to create
+            self.apply(RESULTS_PVC)
         self.kubectl("apply", "-f", str(CRD_FILE))
         self.kubectl(
             "wait", "--for=condition=Established", "crd/calibrationruns.benchcal.dev", "--timeout=30s"

@@ -1,4 +1,6 @@
-"""A CalibrationRun from kubectl apply to Succeeded: real operator process, real CLI in the Jobs."""
+"""A CalibrationRun from kubectl apply to Succeeded: real operator process, the real evaluator and
+reducer images in the Jobs (podman containers as uid 65532 on a read-only root; their baked tiny
+series, no host cache)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,25 @@ import pytest
 import yaml
 
 from tests.e2e.harness import E2E, EXAMPLE, MANIFESTS
+from tests.kube.fixtures import kubectl_available
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.podman]
 
 
-def test_minimal_run_succeeds(e2e: E2E, tiny_series_built: None) -> None:
+@pytest.fixture
+def e2e(tmp_path: Path, request: pytest.FixtureRequest):
+    if not kubectl_available():
+        pytest.skip("kubectl is not on PATH")
+    world = E2E(tmp_path, runtime="podman")
+    if world.runtime == "process":
+        request.getfixturevalue("tiny_series_built")  # process pods share the host's cache
+    try:
+        yield world
+    finally:
+        world.close()
+
+
+def test_minimal_run_succeeds(e2e: E2E) -> None:
     manifest = EXAMPLE if EXAMPLE.exists() else MANIFESTS / "tiny-run.yaml"
     doc = yaml.safe_load(manifest.read_text())
     name = doc["metadata"]["name"]

@@ -186,8 +186,12 @@ class Kubelet:
         owner = hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:10]
         self.podman = podman.Podman(owner) if runtime == "podman" else None
         self._pull_attempts: dict[tuple[str, str], int] = {}  # (pod uid, container) -> failed pulls
-        if self.podman is not None and (reason := podman.missing()):
-            raise RuntimeError(f"the podman runtime needs podman and runc: {reason}")
+        self.seccomp_profile: Path | None = None
+        if self.podman is not None:
+            if reason := podman.missing():
+                raise RuntimeError(f"the podman runtime needs podman and runc: {reason}")
+            work_dir.mkdir(parents=True, exist_ok=True)
+            self.seccomp_profile = podman.write_runtime_default_profile(work_dir / "seccomp-runtime-default.json")
 
     # ------------------------------------------------------------ lookups (volumes.Sources)
     def _read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -408,6 +412,7 @@ class Kubelet:
             hostname=_hostname(pod),
             log_path=pod_dir / f"{container['name']}.cri",
             owner=self.podman.owner,
+            seccomp_profile=self.seccomp_profile,
             cgroup_parent=running.cgroup.parent,
             memory=running.cgroup.container_memory(container),
             cpus=podrules.cpu_limit(container),

@@ -35,11 +35,59 @@ CGROUPS = Path("/sys/fs/cgroup")
 POD_CGROUPS = "benchcal-kubelet"  # like the kubelet's kubepods slice: one pod<uid> cgroup per pod
 
 
+PODMAN_SECCOMP = Path("/usr/share/containers/seccomp.json")
+# moby's / containerd's default profile allows these only with CAP_SYS_ADMIN; podman's own
+# default profile allows them to everyone (for rootless containers), which would let code in a
+# pod create namespaces that it cannot create on a real node.
+SYS_ADMIN_SYSCALLS = (
+    "bpf", "clone", "clone3", "fanotify_init", "fsconfig", "fsmount", "fsopen", "fspick",
+    "lookup_dcookie", "mount", "mount_setattr", "move_mount", "name_to_handle_at", "open_tree",
+    "perf_event_open", "pivot_root", "quotactl", "quotactl_fd", "setdomainname", "sethostname",
+    "setns", "syslog", "umount", "umount2", "unshare",
+)  # fmt: skip
+CLONE_NAMESPACE_FLAGS = 0x7E020000  # NEWNS|NEWCGROUP|NEWUTS|NEWIPC|NEWUSER|NEWPID|NEWNET
+ENOSYS = 38
+
+
+def runtime_default_profile(podman_profile: dict[str, Any]) -> dict[str, Any]:
+    """containerd's RuntimeDefault seccomp profile, derived from podman's (pure).
+
+    Same allow-list, except that the namespace and mount syscalls need CAP_SYS_ADMIN; without it
+    ``clone`` may not ask for new namespaces and ``clone3`` answers ENOSYS (so libc falls back to
+    ``clone``), exactly as in moby's profiles/seccomp/default.json that containerd ships.
+    """
+    profile = json.loads(json.dumps(podman_profile))
+    profile["defaultErrnoRet"] = 1  # EPERM, as moby's profile (podman answers ENOSYS)
+    profile.pop("defaultErrno", None)
+    gated = set(SYS_ADMIN_SYSCALLS)
+    for rule in profile["syscalls"]:
+        if rule["action"] == "SCMP_ACT_ALLOW" and not rule.get("includes") and not rule.get("args"):
+            rule["names"] = [n for n in rule["names"] if n not in gated]
+    profile["syscalls"] += [
+        {"names": sorted(gated), "action": "SCMP_ACT_ALLOW", "includes": {"caps": ["CAP_SYS_ADMIN"]}},
+        {
+            "names": ["clone"],
+            "action": "SCMP_ACT_ALLOW",
+            "args": [{"index": 0, "value": CLONE_NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
+            "excludes": {"caps": ["CAP_SYS_ADMIN"]},
+        },
+        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS, "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+    ]
+    return profile
+
+
+def write_runtime_default_profile(path: Path) -> Path:
+    path.write_text(json.dumps(runtime_default_profile(json.loads(PODMAN_SECCOMP.read_text()))))
+    return path
+
+
 def missing() -> str | None:
     """What the container runtime lacks on this machine (None: podman and runc are installed)."""
     absent = [tool for tool in ("podman", "runc") if shutil.which(tool) is None]
     if absent:
         return f"{' and '.join(absent)} not installed (make images installs them from Debian)"
+    if not PODMAN_SECCOMP.exists():
+        return f"{PODMAN_SECCOMP} (podman's seccomp profile, package golang-github-containers-common) is missing"
     return None
 
 
@@ -72,6 +120,7 @@ def run_args(
     hostname: str,
     log_path: Path,
     owner: str,
+    seccomp_profile: Path | None = None,
     cgroup_parent: str | None = None,
     memory: int | None = None,
     cpus: float | None = None,
@@ -101,7 +150,10 @@ def run_args(
         args += ["--security-opt", "no-new-privileges"]
     if sec.seccomp == "Unconfined" or sec.privileged:
         args += ["--security-opt", "seccomp=unconfined"]
-    elif sec.seccomp != "RuntimeDefault":
+    elif sec.seccomp == "RuntimeDefault":
+        if seccomp_profile is not None:
+            args += ["--security-opt", f"seccomp={seccomp_profile}"]
+    else:
         raise ConfigError("CreateContainerConfigError", f"seccomp profile {sec.seccomp} is not available on the local node")
     if memory is not None:
         args += [f"--memory={memory}", f"--memory-swap={memory}"]  # no swap, as on a kubelet node
