@@ -33,7 +33,13 @@ BUILD_TOOLS = {
 # compiler the first time a kernel launches (triton/runtime/build.py): gcc + libc6-dev; the
 # sandbox compiles and runs the code benchmarks' samples (benchcal_eval/sandbox.py): one Debian
 # package per language of the registry's code tasks.
-LANGUAGE_PACKAGES = {"python": set(), "c++": {"g++"}, "cpp": {"g++"}, "javascript": {"nodejs"}, "js": {"nodejs"}}
+LANGUAGE_PACKAGES = {
+    "python": set(),
+    "c++": {"g++"},
+    "cpp": {"g++"},
+    "javascript": {"nodejs"},
+    "js": {"nodejs"},
+}
 RUNTIME_TOOLCHAINS = {"evaluator": {"gcc", "libc6-dev", "g++", "nodejs"}}
 
 
@@ -218,7 +224,9 @@ def test_runtime_stages_work_in_a_directory_writable_in_pods(parsed) -> None:
 def test_evaluator_bakes_the_tiny_series_and_checks_the_torch_flavour(parsed) -> None:
     args, stages = parsed
     assert args["TORCH_FLAVOUR"] == "cuda"  # what users build; CI passes cpu
-    runs = " ".join(rest for s in chain(stages, "evaluator-venv") for ins, rest in s.instructions if ins == "RUN")
+    runs = " ".join(
+        rest for s in chain(stages, "evaluator-venv") for ins, rest in s.instructions if ins == "RUN"
+    )
     assert "python -m benchcal_eval.tiny_series --bake" in runs
     assert "assert flavour == '${TORCH_FLAVOUR}'" in runs
     args_of_stage = [rest for ins, rest in chain(stages, "evaluator-venv")[-1].instructions if ins == "ARG"]

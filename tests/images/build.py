@@ -57,7 +57,11 @@ DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
 BASE_PACKAGES = ("python3", "python3-venv", "python3-pip", "python-is-python3", "ca-certificates")
 # What python:3.11-slim-bookworm sets that programs rely on; the rest of its config is Debian's.
-BASE_CHANGES = ('ENV LANG=C.UTF-8', 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin', 'CMD ["python3"]')
+BASE_CHANGES = (
+    "ENV LANG=C.UTF-8",
+    "ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+    'CMD ["python3"]',
+)
 DEBIAN_SOURCES = f"""\
 Types: deb
 URIs: {DEBIAN_MIRROR}
@@ -197,7 +201,10 @@ def image_state(target: str) -> tuple[str, str]:
         return "missing", f"{image_name(target)} is not present: run make images"
     have = info["Labels"].get(HASH_LABEL, "")
     if have != wanted:
-        return "stale", f"{image_name(target)} was built from {have or 'unlabelled content'}, the source is {wanted}: run make images"
+        return (
+            "stale",
+            f"{image_name(target)} was built from {have or 'unlabelled content'}, the source is {wanted}: run make images",
+        )
     return "fresh", f"{image_name(target)} {info['Id'][:12]} ({HASH_LABEL}={wanted})"
 
 
@@ -206,7 +213,9 @@ def ensure_tools() -> None:
     if not missing:
         return
     if os.geteuid() != 0:
-        sys.exit(f"[images] missing {', '.join(missing)} and not root: apt-get install podman runc debootstrap")
+        sys.exit(
+            f"[images] missing {', '.join(missing)} and not root: apt-get install podman runc debootstrap"
+        )
     log(f"installing {' '.join(missing)} from Debian")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     subprocess.run(["apt-get", "update", "-qq"], check=True, env=env)
@@ -243,7 +252,12 @@ def build_base() -> None:
                     path.unlink()
         changes = [f"--change={c}" for c in (*BASE_CHANGES, f"LABEL {RECIPE_LABEL}={recipe}")]
         tar = subprocess.Popen(["tar", "-C", str(root), "--numeric-owner", "-c", "."], stdout=subprocess.PIPE)
-        subprocess.run([*PODMAN, "import", *changes, "-", BASE_IMAGE], stdin=tar.stdout, check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [*PODMAN, "import", *changes, "-", BASE_IMAGE],
+            stdin=tar.stdout,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         if tar.wait() != 0:
             raise SystemExit("[images] tar of the debootstrap tree failed")
     finally:
@@ -264,7 +278,11 @@ def host_pip_config() -> dict[str, str]:
         key, _, value = line.partition("=")
         key = key.split(".", 1)[-1]  # global.find-links, :env:.find-links
         out[key] = value.strip().strip("'\"")
-    for env_key, key in (("PIP_FIND_LINKS", "find-links"), ("PIP_EXTRA_INDEX_URL", "extra-index-url"), ("PIP_INDEX_URL", "index-url")):
+    for env_key, key in (
+        ("PIP_FIND_LINKS", "find-links"),
+        ("PIP_EXTRA_INDEX_URL", "extra-index-url"),
+        ("PIP_INDEX_URL", "index-url"),
+    ):
         if os.environ.get(env_key):
             out[key] = os.environ[env_key]
     return out
@@ -339,7 +357,9 @@ def build_target(target: str, chash: str, volumes: list[str]) -> float:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("targets", nargs="*", metavar="TARGET", help=f"any of {', '.join(TARGETS)} (default: all)")
+    parser.add_argument(
+        "targets", nargs="*", metavar="TARGET", help=f"any of {', '.join(TARGETS)} (default: all)"
+    )
     parser.add_argument("--check", action="store_true", help="report each image's state; build nothing")
     parser.add_argument("--force", action="store_true", help="rebuild the named targets even if fresh")
     args = parser.parse_args(argv)

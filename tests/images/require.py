@@ -16,7 +16,7 @@ from tests.images import build
 from tests.kube import podman
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def problems(targets: tuple[str, ...], base: bool) -> tuple[str, ...]:
     if reason := podman.missing():
         return (reason,)

@@ -191,7 +191,9 @@ class Kubelet:
             if reason := podman.missing():
                 raise RuntimeError(f"the podman runtime needs podman and runc: {reason}")
             work_dir.mkdir(parents=True, exist_ok=True)
-            self.seccomp_profile = podman.write_runtime_default_profile(work_dir / "seccomp-runtime-default.json")
+            self.seccomp_profile = podman.write_runtime_default_profile(
+                work_dir / "seccomp-runtime-default.json"
+            )
 
     # ------------------------------------------------------------ lookups (volumes.Sources)
     def _read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
@@ -249,7 +251,9 @@ class Kubelet:
             plural = "configmaps" if "configMapRef" in src else "secrets"
             data = self.data(plural, ns, ref.get("name", ""))
             if data is None and not ref.get("optional"):
-                raise ConfigError("CreateContainerConfigError", f'{plural[:-1]} "{ref.get("name")}" not found')
+                raise ConfigError(
+                    "CreateContainerConfigError", f'{plural[:-1]} "{ref.get("name")}" not found'
+                )
             env.update({src.get("prefix", "") + k: v for k, v in (data or {}).items()})
         for item in container.get("env") or []:
             if "value" in item:
@@ -265,7 +269,11 @@ class Kubelet:
                 if data is not None and ref["key"] in data:
                     env[item["name"]] = data[ref["key"]]
                 elif not ref.get("optional"):
-                    what = f'{plural[:-1]} "{ref["name"]}" not found' if data is None else f"couldn't find key {ref['key']} in {plural[:-1]} {ns}/{ref['name']}"
+                    what = (
+                        f'{plural[:-1]} "{ref["name"]}" not found'
+                        if data is None
+                        else f"couldn't find key {ref['key']} in {plural[:-1]} {ns}/{ref['name']}"
+                    )
                     raise ConfigError("CreateContainerConfigError", what)
             else:
                 env[item["name"]] = ""
@@ -322,7 +330,10 @@ class Kubelet:
         out = []
         for m in container.get("volumeMounts") or []:
             if m["name"] not in vols:
-                raise ConfigError("CreateContainerConfigError", f'cannot find volume "{m["name"]}" to mount into container "{container["name"]}"')
+                raise ConfigError(
+                    "CreateContainerConfigError",
+                    f'cannot find volume "{m["name"]}" to mount into container "{container["name"]}"',
+                )
             host = vols[m["name"]].path
             if m.get("subPath"):
                 host = volumes.sub_path(host, m["subPath"])
@@ -377,7 +388,9 @@ class Kubelet:
         meta, image = pod["metadata"], container.get("image", "")
         info = self.podman.image(image)
         attempts = self._pull_attempts.get((meta["uid"], container["name"]), 0)
-        refused = podrules.pull_decision(image, container.get("imagePullPolicy", "IfNotPresent"), info is not None, attempts)
+        refused = podrules.pull_decision(
+            image, container.get("imagePullPolicy", "IfNotPresent"), info is not None, attempts
+        )
         if refused is not None:
             self._pull_attempts[(meta["uid"], container["name"])] = attempts + 1
             raise refused
@@ -395,9 +408,17 @@ class Kubelet:
             vol = vols[m["name"]]
             host = dict(path_map)[m["mountPath"].rstrip("/") or "/"]
             mounts.append(
-                podman.Mount(Path(host), m["mountPath"], bool(m.get("readOnly")) or vol.read_only, vol.tmpfs, vol.size_limit)
+                podman.Mount(
+                    Path(host),
+                    m["mountPath"],
+                    bool(m.get("readOnly")) or vol.read_only,
+                    vol.tmpfs,
+                    vol.size_limit,
+                )
             )
-        mounts.append(podman.Mount(term_path, container.get("terminationMessagePath", "/dev/termination-log")))
+        mounts.append(
+            podman.Mount(term_path, container.get("terminationMessagePath", "/dev/termination-log"))
+        )
         if self.in_cluster is None:
             mounts.append(podman.Mount(self.kubeconfig, KUBECONFIG_IN_POD, read_only=True))
         name = f"k8s_{container['name']}_{meta['name']}_{meta['namespace']}_{meta['uid'][:8]}"
@@ -432,14 +453,22 @@ class Kubelet:
 
     def _with_service_account_volume(self, pod: dict[str, Any]) -> dict[str, Any]:
         """ServiceAccount admission's kube-api-access volume, where the API server has not added one."""
-        sa = self._read("serviceaccounts", pod["metadata"]["namespace"], pod["spec"].get("serviceAccountName") or "default")
-        vol = volumes.service_account_volume(pod, (sa or {}).get("automountServiceAccountToken", True) is not False)
+        sa = self._read(
+            "serviceaccounts",
+            pod["metadata"]["namespace"],
+            pod["spec"].get("serviceAccountName") or "default",
+        )
+        vol = volumes.service_account_volume(
+            pod, (sa or {}).get("automountServiceAccountToken", True) is not False
+        )
         if vol is None:
             return pod
         mount = {"name": vol["name"], "mountPath": podrules.SA_MOUNT, "readOnly": True}
         spec = dict(pod["spec"])
         spec["volumes"] = [*(spec.get("volumes") or []), vol]
-        spec["containers"] = [{**c, "volumeMounts": [*(c.get("volumeMounts") or []), mount]} for c in spec["containers"]]
+        spec["containers"] = [
+            {**c, "volumeMounts": [*(c.get("volumeMounts") or []), mount]} for c in spec["containers"]
+        ]
         return {**pod, "spec": spec}
 
     # ------------------------------------------------------------ stop and status
@@ -499,7 +528,6 @@ class Kubelet:
             "ready": False,
             "state": {"waiting": {"reason": error.reason, "message": error.message}},
         }
-
 
 
 def _hostname(pod: dict[str, Any]) -> str:

@@ -155,7 +155,12 @@ class NodeAgent:
             "conditions": [
                 {"type": "PodScheduled", "status": "True", "lastTransitionTime": t},
                 {"type": "Initialized", "status": "True", "lastTransitionTime": t},
-                {"type": "ContainersReady", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": t},
+                {
+                    "type": "ContainersReady",
+                    "status": "False",
+                    "reason": "ContainersNotReady",
+                    "lastTransitionTime": t,
+                },
                 {"type": "Ready", "status": "False", "reason": "ContainersNotReady", "lastTransitionTime": t},
             ],
             "containerStatuses": statuses,
@@ -166,14 +171,24 @@ class NodeAgent:
             )
         )
         reason = "FailedMount" if blocked else ("BackOff" if err.reason == "ImagePullBackOff" else "Failed")
-        message = err.message if blocked or err.reason == "ImagePullBackOff" else f"Error: {err.reason}: {err.message}"
+        message = (
+            err.message
+            if blocked or err.reason == "ImagePullBackOff"
+            else f"Error: {err.reason}: {err.message}"
+        )
         self._event(pod, reason, message)
 
     def _event(self, pod: dict[str, Any], reason: str, message: str) -> None:
         meta, t = pod["metadata"], now_iso()
         event = {
             "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {"apiVersion": "v1", "kind": "Pod", "name": meta["name"], "namespace": meta["namespace"], "uid": meta["uid"]},
+            "involvedObject": {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "name": meta["name"],
+                "namespace": meta["namespace"],
+                "uid": meta["uid"],
+            },
             "reason": reason,
             "message": message,
             "type": "Warning",
@@ -192,7 +207,9 @@ class NodeAgent:
             if vol.kind != "emptyDir" or vol.size_limit is None or vol.tmpfs:
                 continue
             used = sum(
-                os.lstat(os.path.join(d, f)).st_blocks * 512 for d, _, files in os.walk(vol.path) for f in files
+                os.lstat(os.path.join(d, f)).st_blocks * 512
+                for d, _, files in os.walk(vol.path)
+                for f in files
             )
             if used > vol.size_limit:
                 running.disrupted = "TerminationByKubelet"

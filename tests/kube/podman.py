@@ -71,7 +71,12 @@ def runtime_default_profile(podman_profile: dict[str, Any]) -> dict[str, Any]:
             "args": [{"index": 0, "value": CLONE_NAMESPACE_FLAGS, "valueTwo": 0, "op": "SCMP_CMP_MASKED_EQ"}],
             "excludes": {"caps": ["CAP_SYS_ADMIN"]},
         },
-        {"names": ["clone3"], "action": "SCMP_ACT_ERRNO", "errnoRet": ENOSYS, "excludes": {"caps": ["CAP_SYS_ADMIN"]}},
+        {
+            "names": ["clone3"],
+            "action": "SCMP_ACT_ERRNO",
+            "errnoRet": ENOSYS,
+            "excludes": {"caps": ["CAP_SYS_ADMIN"]},
+        },
     ]
     return profile
 
@@ -87,7 +92,9 @@ def missing() -> str | None:
     if absent:
         return f"{' and '.join(absent)} not installed (make images installs them from Debian)"
     if not PODMAN_SECCOMP.exists():
-        return f"{PODMAN_SECCOMP} (podman's seccomp profile, package golang-github-containers-common) is missing"
+        return (
+            f"{PODMAN_SECCOMP} (podman's seccomp profile, package golang-github-containers-common) is missing"
+        )
     return None
 
 
@@ -154,7 +161,9 @@ def run_args(
         if seccomp_profile is not None:
             args += ["--security-opt", f"seccomp={seccomp_profile}"]
     else:
-        raise ConfigError("CreateContainerConfigError", f"seccomp profile {sec.seccomp} is not available on the local node")
+        raise ConfigError(
+            "CreateContainerConfigError", f"seccomp profile {sec.seccomp} is not available on the local node"
+        )
     if memory is not None:
         args += [f"--memory={memory}", f"--memory-swap={memory}"]  # no swap, as on a kubelet node
     if cpus is not None:
@@ -163,7 +172,9 @@ def run_args(
         args.append(f"--cpu-shares={cpu_shares}")
     for m in mounts:
         if m.tmpfs:
-            opts = ["rw", "exec", "nosuid", "nodev", "mode=0777"] + ([f"size={m.tmpfs_size}"] if m.tmpfs_size else [])
+            opts = ["rw", "exec", "nosuid", "nodev", "mode=0777"] + (
+                [f"size={m.tmpfs_size}"] if m.tmpfs_size else []
+            )
             args += ["--tmpfs", f"{m.target}:{','.join(opts)}"]
         else:
             spec = f"type=bind,source={m.source},destination={m.target}" + (",ro=true" if m.read_only else "")
@@ -173,7 +184,10 @@ def run_args(
     if working_dir:
         args += ["--workdir", working_dir]
     if not argv:
-        raise ConfigError("CreateContainerError", "no command specified: the image has no ENTRYPOINT or CMD and the container sets no command")
+        raise ConfigError(
+            "CreateContainerError",
+            "no command specified: the image has no ENTRYPOINT or CMD and the container sets no command",
+        )
     args += ["--entrypoint", json.dumps(argv), image]
     return args
 
@@ -292,7 +306,9 @@ class Podman:
         self.created.append(name)
         if proc.returncode in (126, 127):  # the runtime could not exec the command: StartError
             raise StartError(proc.stderr.strip() or proc.stdout.strip())
-        raise ConfigError("CreateContainerError", proc.stderr.strip() or f"podman run exited {proc.returncode}")
+        raise ConfigError(
+            "CreateContainerError", proc.stderr.strip() or f"podman run exited {proc.returncode}"
+        )
 
     def state(self, cid: str) -> dict[str, Any]:
         proc = self._call("container", "inspect", cid)

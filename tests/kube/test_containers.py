@@ -21,7 +21,11 @@ pytestmark = [pytest.mark.podman]
 
 USER = 65532
 NON_ROOT = {"runAsNonRoot": True, "runAsUser": USER, "runAsGroup": USER}
-HARDENED = {"allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]}, "readOnlyRootFilesystem": True}
+HARDENED = {
+    "allowPrivilegeEscalation": False,
+    "capabilities": {"drop": ["ALL"]},
+    "readOnlyRootFilesystem": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +46,9 @@ def _api(cluster: LocalCluster, plural: str):
     return cluster.server.api.type("", "v1", plural)
 
 
-def _create_pod(cluster: LocalCluster, name: str, script: str | None = None, *, container: dict | None = None, **spec: Any) -> None:
+def _create_pod(
+    cluster: LocalCluster, name: str, script: str | None = None, *, container: dict | None = None, **spec: Any
+) -> None:
     main = {"name": "main", "image": BASE_IMAGE, **(container or {})}
     if script is not None:
         main["command"] = ["sh", "-c", script]
@@ -89,12 +95,17 @@ def _events(cluster: LocalCluster, name: str) -> list[dict]:
 
 
 def _claim(cluster: LocalCluster, name: str) -> None:
-    claim = {"metadata": {"name": name}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+    claim = {
+        "metadata": {"name": name},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+    }
     cluster.server.api.create(_api(cluster, "persistentvolumeclaims"), "default", claim)
 
 
 def test_read_only_root_is_read_only_and_only_volumes_are_writable(cluster: LocalCluster) -> None:
-    script = "touch /x; echo root=$?; touch /tmp/x; echo tmp=$?; touch /scratch/x; echo scratch=$?; id -u; id -G"
+    script = (
+        "touch /x; echo root=$?; touch /tmp/x; echo tmp=$?; touch /scratch/x; echo scratch=$?; id -u; id -G"
+    )
     _create_pod(
         cluster, "ro-root", script,
         container={"securityContext": HARDENED, "volumeMounts": [{"name": "s", "mountPath": "/scratch"}]},
@@ -117,7 +128,9 @@ def test_a_fresh_claim_is_root_owned_and_needs_fs_group(cluster: LocalCluster) -
     _claim(cluster, "data")
     mount = {"volumeMounts": [{"name": "d", "mountPath": "/data"}], "securityContext": HARDENED}
     volumes = [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]
-    _create_pod(cluster, "no-fsgroup", "touch /data/x", container=mount, securityContext=NON_ROOT, volumes=volumes)
+    _create_pod(
+        cluster, "no-fsgroup", "touch /data/x", container=mount, securityContext=NON_ROOT, volumes=volumes
+    )
     pod = _finished(cluster, "no-fsgroup")
     assert pod["status"]["phase"] == "Failed" and _terminated(pod)["exitCode"] == 1
     assert "Permission denied" in _log(cluster, "no-fsgroup")
@@ -125,7 +138,14 @@ def test_a_fresh_claim_is_root_owned_and_needs_fs_group(cluster: LocalCluster) -
     assert (host.stat().st_uid, host.stat().st_gid, oct(host.stat().st_mode & 0o7777)) == (0, 0, "0o755")
 
     with_group = {**NON_ROOT, "fsGroup": USER, "fsGroupChangePolicy": "OnRootMismatch"}
-    _create_pod(cluster, "fsgroup", "mkdir -p /data/r && touch /data/r/x && ls -ln /data/r", container=mount, securityContext=with_group, volumes=volumes)
+    _create_pod(
+        cluster,
+        "fsgroup",
+        "mkdir -p /data/r && touch /data/r/x && ls -ln /data/r",
+        container=mount,
+        securityContext=with_group,
+        volumes=volumes,
+    )
     pod = _finished(cluster, "fsgroup")
     assert pod["status"]["phase"] == "Succeeded", _log(cluster, "fsgroup")
     assert host.stat().st_gid == USER and host.stat().st_mode & 0o2070 == 0o2070  # setgid, g+rwx
@@ -141,12 +161,22 @@ def test_run_as_non_root_refuses_an_image_whose_user_is_root(cluster: LocalClust
         f'container has runAsNonRoot and image will run as root (pod: "root-image_default({uid})", container: main)'
     )
     assert pod["status"]["phase"] == "Pending"
-    assert any(e["reason"] == "Failed" and "runAsNonRoot" in e["message"] for e in _events(cluster, "root-image"))
+    assert any(
+        e["reason"] == "Failed" and "runAsNonRoot" in e["message"] for e in _events(cluster, "root-image")
+    )
     _create_pod(cluster, "root-uid", "true", securityContext={"runAsNonRoot": True, "runAsUser": 0})
     pod = _waiting(cluster, "root-uid", "CreateContainerConfigError")
-    assert "container's runAsUser breaks non-root policy" in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    assert (
+        "container's runAsUser breaks non-root policy"
+        in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    )
     # the image's own numeric USER (65532) passes the check
-    _create_pod(cluster, "image-user", container={"image": _reducer(), "args": ["id", "-u"]}, securityContext={"runAsNonRoot": True})
+    _create_pod(
+        cluster,
+        "image-user",
+        container={"image": _reducer(), "args": ["id", "-u"]},
+        securityContext={"runAsNonRoot": True},
+    )
     assert _finished(cluster, "image-user")["status"]["phase"] == "Succeeded"
     assert _log(cluster, "image-user").strip() == str(USER)
 
@@ -159,7 +189,9 @@ def test_memory_limit_is_enforced_and_reported_as_oom_killed(cluster: LocalClust
     term = _terminated(pod)
     assert (pod["status"]["phase"], term["exitCode"], term["reason"]) == ("Failed", 137, "OOMKilled")
     assert "survived" not in _log(cluster, "oom")
-    _create_pod(cluster, "fits", container={"command": ["python3", "-c", grab.replace("256", "16")], **limits})
+    _create_pod(
+        cluster, "fits", container={"command": ["python3", "-c", grab.replace("256", "16")], **limits}
+    )
     pod = _finished(cluster, "fits")
     assert pod["status"]["phase"] == "Succeeded" and _log(cluster, "fits").strip() == "survived"
 
@@ -171,7 +203,12 @@ def test_sigterm_then_sigkill_after_the_grace_period(cluster: LocalCluster) -> N
         "print('ready', flush=True)\n"
         "while True: time.sleep(0.1)\n"
     )
-    _create_pod(cluster, "stubborn", container={"command": ["python3", "-c", stubborn]}, terminationGracePeriodSeconds=4)
+    _create_pod(
+        cluster,
+        "stubborn",
+        container={"command": ["python3", "-c", stubborn]},
+        terminationGracePeriodSeconds=4,
+    )
     wait_for(lambda: "ready" in _log(cluster, "stubborn"), 60, what="stubborn started")
     uid = _pod(cluster, "stubborn")["metadata"]["uid"]
     start = time.monotonic()
@@ -239,12 +276,16 @@ def test_env_expansion_field_refs_and_no_host_environment(cluster: LocalCluster)
     pods = wait_for(both_succeeded, 120, what="both indexes succeeded")
     lines = sorted(_log(cluster, p["metadata"]["name"]).strip() for p in pods)
     names = sorted(p["metadata"]["name"] for p in pods)
-    assert lines == [f"hello-world ns=default pod={n} index={i} cache=unset $(WHO)" for i, n in enumerate(names)]
+    assert lines == [
+        f"hello-world ns=default pod={n} index={i} cache=unset $(WHO)" for i, n in enumerate(names)
+    ]
 
 
 def test_config_map_volume_is_read_only_and_a_missing_one_blocks_the_pod(cluster: LocalCluster) -> None:
     api = cluster.server.api
-    api.create(_api(cluster, "configmaps"), "default", {"metadata": {"name": "settings"}, "data": {"mode": "strict"}})
+    api.create(
+        _api(cluster, "configmaps"), "default", {"metadata": {"name": "settings"}, "data": {"mode": "strict"}}
+    )
     _create_pod(
         cluster, "cm", "cat /etc/cfg/mode; echo; echo x > /etc/cfg/mode || echo refused",
         container={"volumeMounts": [{"name": "c", "mountPath": "/etc/cfg"}]},
@@ -259,7 +300,10 @@ def test_config_map_volume_is_read_only_and_a_missing_one_blocks_the_pod(cluster
     )  # fmt: skip
     pod = _waiting(cluster, "cm-missing", "ContainerCreating")
     assert pod["status"]["phase"] == "Pending"
-    assert any(e["reason"] == "FailedMount" and 'configmap "absent" not found' in e["message"] for e in _events(cluster, "cm-missing"))
+    assert any(
+        e["reason"] == "FailedMount" and 'configmap "absent" not found' in e["message"]
+        for e in _events(cluster, "cm-missing")
+    )
     api.create(_api(cluster, "configmaps"), "default", {"metadata": {"name": "absent"}, "data": {"k": "v"}})
     assert _finished(cluster, "cm-missing")["status"]["phase"] == "Succeeded"
 
@@ -271,21 +315,32 @@ def test_a_missing_claim_keeps_the_pod_pending_until_it_exists(cluster: LocalClu
         volumes=[{"name": "r", "persistentVolumeClaim": {"claimName": "later"}}],
     )  # fmt: skip
     pod = _waiting(cluster, "needs-claim", "ContainerCreating")
-    assert 'persistentvolumeclaim "later" not found' in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    assert (
+        'persistentvolumeclaim "later" not found'
+        in pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+    )
     _claim(cluster, "later")
     assert _finished(cluster, "needs-claim")["status"]["phase"] == "Succeeded"
     assert "lost+found" in _log(cluster, "needs-claim")  # a freshly formatted volume
 
 
 def test_an_image_that_is_not_present_is_never_pulled(cluster: LocalCluster) -> None:
-    _create_pod(cluster, "never", "true", container={"image": "localhost/no-such-image:dev", "imagePullPolicy": "Never"})
+    _create_pod(
+        cluster,
+        "never",
+        "true",
+        container={"image": "localhost/no-such-image:dev", "imagePullPolicy": "Never"},
+    )
     pod = _waiting(cluster, "never", "ErrImageNeverPull")
     assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"] == (
         'Container image "localhost/no-such-image:dev" is not present with pull policy of Never'
     )
     _create_pod(cluster, "pull", "true", container={"image": "localhost/no-such-image:dev"})
     pod = _waiting(cluster, "pull", "ImagePullBackOff")
-    assert pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"] == 'Back-off pulling image "localhost/no-such-image:dev"'
+    assert (
+        pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"]
+        == 'Back-off pulling image "localhost/no-such-image:dev"'
+    )
     assert pod["status"]["phase"] == "Pending"
 
 
@@ -305,14 +360,26 @@ def test_entrypoint_and_cmd_follow_command_and_args(cluster: LocalCluster) -> No
 def test_capabilities_and_no_new_privileges(cluster: LocalCluster) -> None:
     status = "grep -E '^(CapEff|CapBnd|NoNewPrivs|Seccomp):' /proc/self/status"
     # containerd's RuntimeDefault: new namespaces need CAP_SYS_ADMIN (podman's own profile allows them)
-    userns = "unshare --user --map-root-user --net true 2>/dev/null; echo \"Userns:\t$?\""
-    _create_pod(cluster, "caps-hardened", f"{status}; {userns}", container={"securityContext": {**HARDENED, "seccompProfile": {"type": "RuntimeDefault"}}}, securityContext=NON_ROOT)
+    userns = 'unshare --user --map-root-user --net true 2>/dev/null; echo "Userns:\t$?"'
+    _create_pod(
+        cluster,
+        "caps-hardened",
+        f"{status}; {userns}",
+        container={"securityContext": {**HARDENED, "seccompProfile": {"type": "RuntimeDefault"}}},
+        securityContext=NON_ROOT,
+    )
     _create_pod(cluster, "caps-default", status)
     _finished(cluster, "caps-hardened")
     _finished(cluster, "caps-default")
     hardened = dict(ln.split(":\t") for ln in _log(cluster, "caps-hardened").splitlines())
     default = dict(ln.split(":\t") for ln in _log(cluster, "caps-default").splitlines())
-    assert hardened == {"CapEff": "0000000000000000", "CapBnd": "0000000000000000", "NoNewPrivs": "1", "Seccomp": "2", "Userns": "1"}
+    assert hardened == {
+        "CapEff": "0000000000000000",
+        "CapBnd": "0000000000000000",
+        "NoNewPrivs": "1",
+        "Seccomp": "2",
+        "Userns": "1",
+    }
     # root with containerd's default set: CAP_NET_RAW (bit 13) and CAP_CHOWN (bit 0), no seccomp (Unconfined)
     assert int(default["CapEff"], 16) & (1 << 13 | 1) == (1 << 13 | 1)
     assert (default["NoNewPrivs"], default["Seccomp"]) == ("0", "0")
@@ -340,7 +407,10 @@ def test_service_account_token_is_projected_only_where_mounted(cluster: LocalClu
     assert _finished(cluster, "sa-off")["status"]["phase"] == "Succeeded"
     assert _log(cluster, "sa-off").strip().endswith("none")
     # a projected token volume mounted in one container of two: the other cannot read it
-    token_volume = {"name": "api", "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}]}}
+    token_volume = {
+        "name": "api",
+        "projected": {"sources": [{"serviceAccountToken": {"path": "token", "expirationSeconds": 3600}}]},
+    }
     pod = {
         "metadata": {"name": "sidecar"},
         "spec": {
@@ -367,7 +437,9 @@ def test_containers_reach_the_api_server_with_the_pod_credentials(cluster: Local
         "cm = client.CoreV1Api().read_namespaced_config_map('reachable', 'default')\n"
         "print(how, cm.data['k'])\n"
     )
-    cluster.server.api.create(_api(cluster, "configmaps"), "default", {"metadata": {"name": "reachable"}, "data": {"k": "yes"}})
+    cluster.server.api.create(
+        _api(cluster, "configmaps"), "default", {"metadata": {"name": "reachable"}, "data": {"k": "yes"}}
+    )
     _create_pod(
         cluster, "client", container={"image": _reducer(), "args": ["python", "-c", code], "securityContext": HARDENED},
         securityContext=NON_ROOT,

@@ -17,7 +17,10 @@ def cluster(tmp_path: Path):
     with LocalCluster(tmp_path, pvc_dirs={"results": tmp_path / "pvc-results"}) as c:
         c.runner.failure_backoff = 0.1
         api = c.server.api
-        claim = {"metadata": {"name": "results"}, "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}
+        claim = {
+            "metadata": {"name": "results"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        }
         api.create(api.type("", "v1", "persistentvolumeclaims"), "default", claim)
         yield c
 

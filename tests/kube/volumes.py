@@ -79,7 +79,11 @@ def _write_files(root: Path, files: dict[str, tuple[str, int]]) -> None:
 def _object_files(
     src: Sources, volume: str, kind: str, ref: dict[str, Any], ns: str, default_mode: int
 ) -> dict[str, tuple[str, int]]:
-    plural, name = ("configmaps", ref.get("name", "")) if kind == "configMap" else ("secrets", ref.get("secretName") or ref.get("name", ""))
+    plural, name = (
+        ("configmaps", ref.get("name", ""))
+        if kind == "configMap"
+        else ("secrets", ref.get("secretName") or ref.get("name", ""))
+    )
     data = src.data(plural, ns, name)
     if data is None:
         if ref.get("optional"):
@@ -91,16 +95,24 @@ def _object_files(
         if item["key"] not in data:
             if ref.get("optional"):
                 continue
-            raise _pending(volume, f"{'configmap' if kind == 'configMap' else 'secret'} references non-existent config key: {item['key']}")
+            raise _pending(
+                volume,
+                f"{'configmap' if kind == 'configMap' else 'secret'} references non-existent config key: {item['key']}",
+            )
         out[item["path"]] = (data[item["key"]], item.get("mode", default_mode))
     return out
 
 
-def _downward_files(src: Sources, pod: dict[str, Any], items: list[dict[str, Any]], default_mode: int) -> dict[str, tuple[str, int]]:
+def _downward_files(
+    src: Sources, pod: dict[str, Any], items: list[dict[str, Any]], default_mode: int
+) -> dict[str, tuple[str, int]]:
     out = {}
     for item in items:
         if "fieldRef" in item:
-            out[item["path"]] = (src.field(pod, item["fieldRef"]["fieldPath"]), item.get("mode", default_mode))
+            out[item["path"]] = (
+                src.field(pod, item["fieldRef"]["fieldPath"]),
+                item.get("mode", default_mode),
+            )
     return out
 
 
@@ -118,7 +130,12 @@ def _projected_files(src: Sources, pod: dict[str, Any], vol: dict[str, Any]) -> 
                 # the root-ca-cert-publisher controller puts this ConfigMap in every namespace
                 ca = src.root_ca()
                 if ca is not None:
-                    files.update({i["path"]: (ca, i.get("mode", mode)) for i in ref.get("items") or [{"path": "ca.crt"}]})
+                    files.update(
+                        {
+                            i["path"]: (ca, i.get("mode", mode))
+                            for i in ref.get("items") or [{"path": "ca.crt"}]
+                        }
+                    )
                 continue
             files.update(_object_files(src, vol["name"], "configMap", ref, ns, mode))
         elif "secret" in source:
@@ -166,9 +183,14 @@ def prepare(pod: dict[str, Any], pod_dir: Path, src: Sources) -> dict[str, Volum
         elif kind == "projected":
             _write_files(path, _projected_files(src, pod, vol))
         else:
-            raise ConfigError("CreateContainerConfigError", f'volume "{name}": {kind} volumes are not supported by the local node')
+            raise ConfigError(
+                "CreateContainerConfigError",
+                f'volume "{name}": {kind} volumes are not supported by the local node',
+            )
         if kind in OWNERSHIP_KINDS and sec.get("fsGroup") is not None:
-            set_volume_ownership(volume.path, int(sec["fsGroup"]), sec.get("fsGroupChangePolicy") or "Always", volume.read_only)
+            set_volume_ownership(
+                volume.path, int(sec["fsGroup"]), sec.get("fsGroupChangePolicy") or "Always", volume.read_only
+            )
         out[name] = volume
     return out
 
@@ -231,7 +253,11 @@ def service_account_volume(pod: dict[str, Any], automount_default: bool) -> dict
     for vol in spec.get("volumes") or []:
         if any("serviceAccountToken" in s for s in (vol.get("projected") or {}).get("sources") or []):
             return None
-    if any(m.get("mountPath") == SA_MOUNT for c in spec.get("containers") or [] for m in c.get("volumeMounts") or []):
+    if any(
+        m.get("mountPath") == SA_MOUNT
+        for c in spec.get("containers") or []
+        for m in c.get("volumeMounts") or []
+    ):
         return None
     return {
         "name": "kube-api-access-local",
@@ -240,7 +266,16 @@ def service_account_volume(pod: dict[str, Any], automount_default: bool) -> dict
             "sources": [
                 {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
                 {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {"downwardAPI": {"items": [{"path": "namespace", "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"}}]}},
+                {
+                    "downwardAPI": {
+                        "items": [
+                            {
+                                "path": "namespace",
+                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
+                            }
+                        ]
+                    }
+                },
             ],
         },
     }
