@@ -341,13 +341,20 @@ def _build(cfg: SeriesConfig, dest: Path) -> None:
             log.info("tiny series: %s at step %d, loss %.3f", name, step, loss.item())
     info["build_seconds"] = round(time.time() - started, 1)
     (tmp / "series.json").write_text(json.dumps(info, indent=2) + "\n")
-    # mkdtemp made it 0700: the series is read by other users (pods run as 65532, the image bakes as root)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o777 & ~umask)
+    _readable_by_all(tmp)
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)
+
+
+def _readable_by_all(root: Path) -> None:
+    """The series is read by other users (the image bakes it as root, pods read it as 65532), but
+    mkdtemp makes directories 0700 and safetensors writes its files 0600: apply the umask instead."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(root, 0o777 & ~umask)
+    for path in root.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
 
 
 def main(argv: list[str] | None = None) -> int:
