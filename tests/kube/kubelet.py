@@ -307,6 +307,9 @@ class Kubelet:
     def start(self, pod: dict[str, Any], command_override: list[str] | None = None) -> RunningPod:
         """Start every container of ``pod``; raises ConfigError while the pod must stay Pending."""
         meta = pod["metadata"]
+        if pod["spec"].get("initContainers"):
+            # never silently skipped: a pod that depends on them (a native-sidecar publisher) must not pass here
+            raise ConfigError("CreateContainerConfigError", "initContainers are not supported by the local node")
         pod_dir = self.work_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
         pod_dir.mkdir(parents=True, exist_ok=True)
         if self.podman is not None:
