@@ -309,7 +309,9 @@ class Kubelet:
         meta = pod["metadata"]
         if pod["spec"].get("initContainers"):
             # never silently skipped: a pod that depends on them (a native-sidecar publisher) must not pass here
-            raise ConfigError("CreateContainerConfigError", "initContainers are not supported by the local node")
+            raise ConfigError(
+                "CreateContainerConfigError", "initContainers are not supported by the local node"
+            )
         pod_dir = self.work_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
         pod_dir.mkdir(parents=True, exist_ok=True)
         if self.podman is not None:

@@ -103,12 +103,14 @@ def _claim(cluster: LocalCluster, name: str) -> None:
 
 
 def test_read_only_root_is_read_only_and_only_volumes_are_writable(cluster: LocalCluster) -> None:
-    script = (
-        "touch /x; echo root=$?; touch /tmp/x; echo tmp=$?; touch /scratch/x; echo scratch=$?; id -u; id -G"
-    )
+    script = "touch /x; echo root=$?; touch /tmp/x; echo tmp=$?; touch /scratch/x; echo scratch=$?; id -u; id -G; pwd"
     _create_pod(
         cluster, "ro-root", script,
-        container={"securityContext": HARDENED, "volumeMounts": [{"name": "s", "mountPath": "/scratch"}]},
+        container={
+            "securityContext": HARDENED,
+            "volumeMounts": [{"name": "s", "mountPath": "/scratch"}],
+            "workingDir": "/scratch",
+        },
         securityContext={**NON_ROOT, "supplementalGroups": [4242]},
         volumes=[{"name": "s", "emptyDir": {}}],
     )  # fmt: skip
@@ -116,7 +118,7 @@ def test_read_only_root_is_read_only_and_only_volumes_are_writable(cluster: Loca
     lines = _log(cluster, "ro-root").splitlines()
     assert "Read-only file system" in "\n".join(lines)
     assert [ln for ln in lines if "=" in ln] == ["root=1", "tmp=1", "scratch=0"]  # /tmp too: no podman tmpfs
-    assert lines[-2:] == [str(USER), f"{USER} 4242"]
+    assert lines[-3:] == [str(USER), f"{USER} 4242", "/scratch"]
     assert pod["status"]["phase"] == "Succeeded"
     # the same write as root without readOnlyRootFilesystem succeeds: the check above can fail
     _create_pod(cluster, "rw-root", "touch /x && echo wrote")
