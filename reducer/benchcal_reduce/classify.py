@@ -16,7 +16,15 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-GROUPS = ("robust", "shot_dependent", "poorly_behaved", "noise", "insufficient_data")
+from benchcal.classification import (
+    INSUFFICIENT_DATA,
+    NOISE,
+    POORLY_BEHAVED,
+    RECOMMENDING_GROUPS,
+    ROBUST,
+    SHOT_DEPENDENT,
+)
+
 DEFAULT_TIE_SHOTS = 3  # llm-foundry PR #791: no industry standard -> 3 shots
 
 
@@ -46,9 +54,9 @@ def _fmt_shots(rows: list[dict]) -> str:
 
 
 def _reason(group: str, rows: list[dict], tested: list[dict]) -> str:
-    if group == "insufficient_data":
+    if group == INSUFFICIENT_DATA:
         return f"fewer than 3 checkpoints at every shot count (max {max(r['n_points'] for r in rows)})"
-    if group == "noise":
+    if group == NOISE:
         best = min(tested, key=lambda r: r["above_chance_q"])
         return (
             f"not above chance at any shot count: best {int(best['num_fewshot'])}-shot "
@@ -72,12 +80,12 @@ def _reason(group: str, rows: list[dict], tested: list[dict]) -> str:
 
 def _group(tested: list[dict], above: list[dict], mono: list[dict]) -> str:
     if not tested:
-        return "insufficient_data"
+        return INSUFFICIENT_DATA
     if not above:
-        return "noise"
+        return NOISE
     if len(mono) == len(tested):
-        return "robust"
-    return "shot_dependent" if mono else "poorly_behaved"
+        return ROBUST
+    return SHOT_DEPENDENT if mono else POORLY_BEHAVED
 
 
 def _nanmax(values: list[float]) -> float:
@@ -106,7 +114,7 @@ def classify(
         standard = standard_shots(name)
         # A monotone setting still at chance is no use as a default; prefer those above chance.
         usable = [r for r in mono if r["above_chance"]] or mono
-        recommended = recommend_shots(usable, standard) if group in ("robust", "shot_dependent") else None
+        recommended = recommend_shots(usable, standard) if group in RECOMMENDING_GROUPS else None
         records.append(
             {
                 "benchmark": name,

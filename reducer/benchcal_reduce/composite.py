@@ -14,9 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from benchcal.classification import CALIBRATED_GROUPS  # poorly behaved are removed; noise is flagged
 from benchcal_reduce import stats
-
-CALIBRATED_GROUPS = ("robust", "shot_dependent", "noise")  # poorly behaved are removed; noise is flagged
 
 
 def composite_scores(

@@ -11,14 +11,15 @@ matplotlib.use("Agg")  # headless: the reducer runs in a Job
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from benchcal.classification import INSUFFICIENT_DATA, NOISE, POORLY_BEHAVED, ROBUST, SHOT_DEPENDENT
 from benchcal_reduce.reduce import Reduction
 
 GROUP_COLOURS = {
-    "robust": "#1b7837",
-    "shot_dependent": "#2166ac",
-    "poorly_behaved": "#d6604d",
-    "noise": "#878787",
-    "insufficient_data": "#b2abd2",
+    ROBUST: "#1b7837",
+    SHOT_DEPENDENT: "#2166ac",
+    POORLY_BEHAVED: "#d6604d",
+    NOISE: "#878787",
+    INSUFFICIENT_DATA: "#b2abd2",
 }
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 

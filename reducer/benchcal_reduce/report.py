@@ -11,9 +11,15 @@ from typing import Any
 
 import pandas as pd
 
+from benchcal.classification import (
+    CALIBRATED_GROUPS,
+    GROUPS,
+    MAX_BENCHMARKS,
+    NOISE,
+    BenchmarkVerdict,
+    StatusClassification,
+)
 from benchcal.results import atomic_write_text
-from benchcal_reduce.classify import GROUPS
-from benchcal_reduce.composite import CALIBRATED_GROUPS
 from benchcal_reduce.reduce import Reduction
 
 SCHEMA_VERSION = "benchcal.reduction/v1"
@@ -68,7 +74,7 @@ def calibrated_suite(reduction: Reduction) -> dict[str, Any]:
     cls = reduction.classification.set_index("benchmark")
     return {
         "benchmarks": dict(sorted(after.items())),
-        "flaggedNoise": sorted(b for b in after if cls.at[b, "group"] == "noise"),
+        "flaggedNoise": sorted(b for b in after if cls.at[b, "group"] == NOISE),
         "removed": sorted(cls.index[~cls["group"].isin(CALIBRATED_GROUPS)]),
     }
 
@@ -105,31 +111,27 @@ def summary_dict(reduction: Reduction) -> dict[str, Any]:
     }
 
 
-def status_summary(reduction: Reduction, max_benchmarks: int = 64) -> dict[str, Any]:
-    """Bounded summary for the CalibrationRun status (etcd objects must stay small).
+def _verdict(row: Any) -> BenchmarkVerdict:
+    numbers = {"spearman": _clean(row.best_spearman), "maxAccuracy": _clean(row.max_accuracy)}
+    shots = _clean(row.recommended_shots)
+    return BenchmarkVerdict(
+        name=str(row.benchmark),
+        group=str(row.group),
+        recommended_shots=None if shots is None else int(shots),
+        numbers={k: round(float(v), 4) for k, v in numbers.items() if v is not None},
+    )
 
-    Field names are camelCase like the rest of the CR; group names (count keys and values) are
-    the CRD's own ``robust``/``shot_dependent``/``poorly_behaved``/``noise``.
-    """
-    cls = reduction.classification.sort_values("benchmark")
-    shown = cls.head(max_benchmarks)
+
+def status_summary(reduction: Reduction, max_benchmarks: int = MAX_BENCHMARKS) -> StatusClassification:
+    """The bounded classification for the CalibrationRun status (etcd objects must stay small):
+    counts over every benchmark, verdicts of the first ``max_benchmarks`` by name."""
     comp = reduction.composite
-    return {
-        "counts": {g: int((cls["group"] == g).sum()) for g in GROUPS},
-        "benchmarks": {
-            r.benchmark: {
-                "group": r.group,
-                "recommendedShots": _clean(r.recommended_shots),
-                "spearman": None if _clean(r.best_spearman) is None else round(float(r.best_spearman), 4),
-                "maxAccuracy": round(float(r.max_accuracy), 4),
-            }
-            for r in shown.itertuples(index=False)
-        },
-        "totalBenchmarks": len(cls),
-        "truncated": len(cls) > len(shown),
-        "compositeMonotone": {"before": comp["before"]["monotone"], "after": comp["after"]["monotone"]},
-        "checkpoints": int(reduction.table["checkpoint"].nunique()),
-    }
+    return StatusClassification.from_verdicts(
+        (_verdict(r) for r in reduction.classification.itertuples(index=False)),
+        composite_before=_clean(comp["before"]["monotone"]),
+        composite_after=_clean(comp["after"]["monotone"]),
+        max_benchmarks=max_benchmarks,
+    )
 
 
 def _md_table(df: pd.DataFrame) -> str:

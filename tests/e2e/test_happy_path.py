@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchcal.classification import NOISE, POORLY_BEHAVED, ROBUST, SHOT_DEPENDENT, StatusClassification
 from tests.e2e.harness import E2E, EXAMPLE, MANIFESTS
 from tests.kube.fixtures import kubectl_available
 
@@ -48,13 +49,14 @@ def test_minimal_run_succeeds(e2e: E2E) -> None:
     assert status["observedGeneration"] == run["metadata"]["generation"]
 
     # the classification the reducer wrote: every benchmark classified into one of the four groups
-    classification = status["classification"]
-    groups = {"robust", "shot_dependent", "poorly_behaved", "noise"}
+    # (read back through its one typed definition: any other shape fails here)
+    classification = StatusClassification.from_status(status["classification"])
+    groups = {ROBUST, SHOT_DEPENDENT, POORLY_BEHAVED, NOISE}
     benchmarks = {b["name"] if isinstance(b, dict) else b for b in doc["spec"]["suite"].get("benchmarks", [])}
-    per_benchmark = classification["benchmarks"]
-    names = set(per_benchmark) if isinstance(per_benchmark, dict) else {b["name"] for b in per_benchmark}
+    names = {b.name for b in classification.benchmarks}
     assert benchmarks <= names or not benchmarks
-    assert sum(classification["counts"].get(g, 0) for g in groups) == len(names)
+    assert classification.total_benchmarks == len(names) and not classification.truncated
+    assert sum(classification.counts[g] for g in groups) == len(names)
 
     # kubectl get shows the printer columns, filled in
     table = e2e.kubectl("get", "calrun", name).stdout.splitlines()
@@ -79,3 +81,11 @@ def test_minimal_run_succeeds(e2e: E2E) -> None:
             report = e2e.host_path(reducer["items"][0]["metadata"]["uid"], str(report))
         assert report is not None and report.exists() and report.stat().st_size > 0, uri
         assert hashlib.sha256(report.read_bytes()).hexdigest() == status["resultsRef"]["sha256"]
+
+        # under the chart's RBAC, in a restricted namespace: the operator and every pod were
+        # authenticated as their ServiceAccounts, and none of their requests was refused
+        labels = e2e.kubectl.json("get", "namespace", e2e.namespace)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        pods = e2e.kubectl.json("get", "pods", "-l", f"benchcal.dev/run={name}")["items"]
+        assert pods and {p["spec"]["serviceAccountName"] for p in pods} == {"benchcal-job"}
+        assert e2e.forbidden() == [], e2e.forbidden()

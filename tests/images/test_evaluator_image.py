@@ -24,7 +24,8 @@ CONTAINER_SECURITY = {
     "readOnlyRootFilesystem": True,
 }
 CANONICAL = """
-from benchcal.tasks.registry import get_task, load_examples
+from benchcal.tasks.loading import load_examples
+from benchcal.tasks.registry import get_task
 from benchcal_eval.requests import CodeSpec
 from benchcal_eval.sandbox import check_completion
 for name in ("human_eval", "human_eval_js", "human_eval_cpp"):

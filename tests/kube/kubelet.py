@@ -15,6 +15,10 @@ Two runtimes (docs/testing.md, "The local job runner"):
 Both: volumes as ``volumes.py`` prepares them; env with ``$(VAR)`` expansion as Kubernetes does,
 fieldRef (metadata.name/namespace/uid/labels/annotations, spec.nodeName, status.podIP),
 secretKeyRef, configMapKeyRef, envFrom; termination messages and FallbackToLogsOnError.
+API credentials come only from a projected ServiceAccount token volume the container mounts
+(ServiceAccount admission adds it): in containers, in-cluster config (``KUBERNETES_SERVICE_HOST``
+and the token directory); for processes, ``KUBECONFIG`` pointing at a kubeconfig made from that
+pod's token (satoken.py).
 """
 
 from __future__ import annotations
@@ -32,15 +36,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-import yaml
-
 from tests.kube import podman, podrules, volumes
 from tests.kube.apiserver.api import Api
 from tests.kube.apiserver.errors import ApiError
 from tests.kube.podrules import ConfigError
+from tests.kube.satoken import PodCredentials, token_mount
 
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
-KUBECONFIG_IN_POD = "/var/run/benchcal-local/kubeconfig"
 MAX_MESSAGE = 4096  # kubelet: bytes of the termination-message file
 FALLBACK_LINES, FALLBACK_BYTES = 80, 2048  # kubelet: log tail used by FallbackToLogsOnError
 RUNTIMES = ("process", "podman")
@@ -167,22 +169,20 @@ class Kubelet:
         *,
         work_dir: Path,
         log_dir: Path,
-        kubeconfig: Path,
+        credentials: PodCredentials | None = None,
         pvc_dirs: dict[str, Path] | None = None,
         extra_env: dict[str, str] | None = None,
         runtime: str = "process",
-        server: Any = None,
     ):
         if runtime not in RUNTIMES:
             raise ValueError(f"runtime {runtime!r}: choose one of {RUNTIMES}")
         self.api = api
         self.work_dir = work_dir
         self.log_dir = log_dir
-        self.kubeconfig = kubeconfig
+        self.credentials = credentials
         self.pvc_dirs = dict(pvc_dirs or {})
         self.extra_env = dict(extra_env or {})
         self.runtime = runtime
-        self.server = server  # LocalApiServer: url, and (with TLS) ca_file and token_for()
         owner = hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:10]
         self.podman = podman.Podman(owner) if runtime == "podman" else None
         self._pull_attempts: dict[tuple[str, str], int] = {}  # (pod uid, container) -> failed pulls
@@ -218,27 +218,31 @@ class Kubelet:
     def claim_dir(self, namespace: str, claim: str) -> Path:
         return volumes.new_claim_dir(self.pvc_dirs.get(claim) or self.work_dir / "pvcs" / namespace / claim)
 
-    def service_account_token(self, namespace: str, service_account: str) -> str:
-        token_for = getattr(self.server, "token_for", None)
-        if token_for is not None:
-            return token_for(namespace, service_account)
-        users = yaml.safe_load(self.kubeconfig.read_text()).get("users") or [{}]
-        return users[0].get("user", {}).get("token", "")  # no authentication yet: the harness token
-
-    def root_ca(self) -> str | None:
-        ca_file = getattr(self.server, "ca_file", None)
-        return Path(ca_file).read_text() if ca_file else None
+    def service_account_token(self, pod: dict[str, Any], source: dict[str, Any]) -> str:
+        """A token bound to ``pod`` for a projected ``serviceAccountToken`` source."""
+        if self.credentials is None:
+            raise ConfigError(
+                "ContainerCreating",
+                "the local node has no credentials source for serviceAccountToken volumes",
+            )
+        audiences = (source["audience"],) if source.get("audience") else ()
+        return self.credentials.token_for(
+            pod["metadata"]["namespace"],
+            pod["spec"].get("serviceAccountName") or "default",
+            pod=pod,
+            expiration_seconds=int(source.get("expirationSeconds") or 3607),
+            **({"audiences": audiences} if audiences else {}),
+        )
 
     def field(self, pod: dict[str, Any], path: str) -> str:
         return field_ref(pod, path)
 
     @property
-    def in_cluster(self) -> tuple[str, str] | None:
-        """(host, port) of the API for in-cluster clients, once the local server speaks TLS."""
-        url = str(getattr(self.server, "url", ""))
-        if not url.startswith("https://") or not getattr(self.server, "ca_file", None):
+    def api_endpoint(self) -> tuple[str, str] | None:
+        """(host, port) of the local API server, as the kubelet puts it in every container."""
+        if self.credentials is None:
             return None
-        host, _, port = url.removeprefix("https://").rstrip("/").rpartition(":")
+        host, _, port = self.credentials.server_url.split("://", 1)[-1].rstrip("/").rpartition(":")
         return host, port
 
     # ------------------------------------------------------------ env
@@ -279,21 +283,21 @@ class Kubelet:
                 env[item["name"]] = ""
         return env
 
-    def _process_base_env(self, pod: dict[str, Any]) -> dict[str, str]:
+    def _process_base_env(self, pod: dict[str, Any], kubeconfig: Path | None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if k in HOST_ENV}
         # the "image" is this checkout: its interpreter's bin dir (benchcal, kopf) comes first on PATH
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
         env.update(self.extra_env)
-        env["KUBECONFIG"] = str(self.kubeconfig)
+        if kubeconfig is not None:
+            env["KUBECONFIG"] = str(kubeconfig)
         env["HOSTNAME"] = _hostname(pod)
         return env
 
     def _container_base_env(self) -> dict[str, str]:
-        """What the kubelet adds to every container: the API service's variables. Until the local
-        server speaks TLS, a kubeconfig mounted read-only stands in for in-cluster credentials."""
-        endpoint = self.in_cluster
+        """What the kubelet adds to every container: the API service's variables."""
+        endpoint = self.api_endpoint
         if endpoint is None:
-            return {**self.extra_env, "KUBECONFIG": KUBECONFIG_IN_POD}
+            return dict(self.extra_env)
         host, port = endpoint
         return {
             **self.extra_env,
@@ -314,8 +318,6 @@ class Kubelet:
             )
         pod_dir = self.work_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
         pod_dir.mkdir(parents=True, exist_ok=True)
-        if self.podman is not None:
-            pod = self._with_service_account_volume(pod)
         vols = volumes.prepare(pod, pod_dir, self)
         running = RunningPod(meta["namespace"], meta["name"], meta["uid"], volumes=vols)
         try:
@@ -360,7 +362,15 @@ class Kubelet:
         path_map = self._paths(container, running.volumes)
         path_map.append((container.get("terminationMessagePath", "/dev/termination-log"), str(term_path)))
         path_map.sort(key=lambda p: -len(p[0]))
-        base = self._process_base_env(pod)
+        kubeconfig = None
+        token_volume = token_mount(container)
+        if token_volume is not None and self.credentials is not None:
+            kubeconfig = self.credentials.kubeconfig_for(
+                running.volumes[token_volume].path,
+                pod["metadata"]["namespace"],
+                pod_dir / f"kubeconfig-{container['name']}",
+            )
+        base = self._process_base_env(pod, kubeconfig)
         env = self._env(pod, container, base)
         # only what the pod spec says is rewritten; the runner's own values are host paths already
         env = {k: v if base.get(k) == v else rewrite_paths(v, path_map) for k, v in env.items()}
@@ -424,8 +434,6 @@ class Kubelet:
         mounts.append(
             podman.Mount(term_path, container.get("terminationMessagePath", "/dev/termination-log"))
         )
-        if self.in_cluster is None:
-            mounts.append(podman.Mount(self.kubeconfig, KUBECONFIG_IN_POD, read_only=True))
         name = f"k8s_{container['name']}_{meta['name']}_{meta['namespace']}_{meta['uid'][:8]}"
         args = podman.run_args(
             name=name,
@@ -455,26 +463,6 @@ class Kubelet:
             return RunningContainer(container["name"], handle, log_path, term_path, policy, _now(), path_map)
         handle = podman.PodmanContainer(self.podman, cid, log, running.cgroup.oom_killed)
         return RunningContainer(container["name"], handle, log_path, term_path, policy, _now(), path_map)
-
-    def _with_service_account_volume(self, pod: dict[str, Any]) -> dict[str, Any]:
-        """ServiceAccount admission's kube-api-access volume, where the API server has not added one."""
-        sa = self._read(
-            "serviceaccounts",
-            pod["metadata"]["namespace"],
-            pod["spec"].get("serviceAccountName") or "default",
-        )
-        vol = volumes.service_account_volume(
-            pod, (sa or {}).get("automountServiceAccountToken", True) is not False
-        )
-        if vol is None:
-            return pod
-        mount = {"name": vol["name"], "mountPath": podrules.SA_MOUNT, "readOnly": True}
-        spec = dict(pod["spec"])
-        spec["volumes"] = [*(spec.get("volumes") or []), vol]
-        spec["containers"] = [
-            {**c, "volumeMounts": [*(c.get("volumeMounts") or []), mount]} for c in spec["containers"]
-        ]
-        return {**pod, "spec": spec}
 
     # ------------------------------------------------------------ stop and status
     @staticmethod

@@ -19,6 +19,7 @@ from typing import Any
 
 from tests.kube.apiserver.errors import ApiError
 from tests.kube.apiserver.types import now_iso
+from tests.kube.events import EventRecorder
 from tests.kube.kubelet import Kubelet, RunningPod, rewrite_paths
 from tests.kube.podrules import ConfigError, grace_seconds
 
@@ -179,27 +180,9 @@ class NodeAgent:
         self._event(pod, reason, message)
 
     def _event(self, pod: dict[str, Any], reason: str, message: str) -> None:
-        meta, t = pod["metadata"], now_iso()
-        event = {
-            "metadata": {"generateName": f"{meta['name']}.", "namespace": meta["namespace"]},
-            "involvedObject": {
-                "apiVersion": "v1",
-                "kind": "Pod",
-                "name": meta["name"],
-                "namespace": meta["namespace"],
-                "uid": meta["uid"],
-            },
-            "reason": reason,
-            "message": message,
-            "type": "Warning",
-            "source": {"component": "kubelet", "host": self.node},
-            "reportingComponent": "kubelet",
-            "reportingInstance": self.node,
-            "firstTimestamp": t,
-            "lastTimestamp": t,
-            "count": 1,
-        }
-        self._try(lambda: self.api.create(self.api.type("", "v1", "events"), meta["namespace"], event))
+        if not hasattr(self, "_kubelet_events"):
+            self._kubelet_events = EventRecorder(self.api, "kubelet")
+        self._kubelet_events.warning({**pod, "apiVersion": "v1", "kind": "Pod"}, reason, message)
 
     def _check_ephemeral_storage(self, running: RunningPod) -> None:
         """The kubelet's local-storage eviction: an emptyDir over its sizeLimit evicts the pod at once."""

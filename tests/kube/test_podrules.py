@@ -134,17 +134,3 @@ def test_fs_group_ownership_follows_the_kubelet(tmp_path: Path) -> None:
     assert (root / "old.txt").stat().st_mode & 0o777 == 0o600
     volumes.set_volume_ownership(root, 4321, "Always", read_only=False)
     assert (root / "old.txt").stat().st_mode & 0o777 == 0o660
-
-
-def test_service_account_volume_is_added_unless_the_pod_opts_out() -> None:
-    pod, _ = _pod()
-    vol = volumes.service_account_volume(pod, automount_default=True)
-    assert vol is not None and [next(iter(s)) for s in vol["projected"]["sources"]] == [
-        "serviceAccountToken",
-        "configMap",
-        "downwardAPI",
-    ]
-    pod["spec"]["automountServiceAccountToken"] = False
-    assert volumes.service_account_volume(pod, automount_default=True) is None
-    pod, _ = _pod()
-    assert volumes.service_account_volume(pod, automount_default=False) is None  # the ServiceAccount opts out

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from tests.kube.podrules import SA_MOUNT, ConfigError, parse_quantity
+from tests.kube.podrules import ConfigError, parse_quantity
 
 RW_MASK, RO_MASK, EXEC_MASK = 0o660, 0o440, 0o110
 OWNERSHIP_KINDS = {"emptyDir", "persistentVolumeClaim", "configMap", "secret", "projected", "downwardAPI"}
@@ -41,9 +41,7 @@ class Sources(Protocol):
 
     def claim_dir(self, namespace: str, claim: str) -> Path: ...
 
-    def service_account_token(self, namespace: str, service_account: str) -> str: ...
-
-    def root_ca(self) -> str | None: ...
+    def service_account_token(self, pod: dict[str, Any], source: dict[str, Any]) -> str: ...
 
     def field(self, pod: dict[str, Any], path: str) -> str: ...
 
@@ -122,22 +120,10 @@ def _projected_files(src: Sources, pod: dict[str, Any], vol: dict[str, Any]) -> 
     files: dict[str, tuple[str, int]] = {}
     for source in spec.get("sources") or []:
         if "serviceAccountToken" in source:
-            sa = pod["spec"].get("serviceAccountName") or "default"
-            files[source["serviceAccountToken"]["path"]] = (src.service_account_token(ns, sa), mode)
-        elif "configMap" in source:
-            ref = source["configMap"]
-            if ref.get("name") == "kube-root-ca.crt" and not src.exists("configmaps", ns, ref["name"]):
-                # the root-ca-cert-publisher controller puts this ConfigMap in every namespace
-                ca = src.root_ca()
-                if ca is not None:
-                    files.update(
-                        {
-                            i["path"]: (ca, i.get("mode", mode))
-                            for i in ref.get("items") or [{"path": "ca.crt"}]
-                        }
-                    )
-                continue
-            files.update(_object_files(src, vol["name"], "configMap", ref, ns, mode))
+            token = source["serviceAccountToken"]
+            files[token.get("path", "token")] = (src.service_account_token(pod, token), mode)
+        elif "configMap" in source:  # kube-root-ca.crt: the local API publishes it in every namespace
+            files.update(_object_files(src, vol["name"], "configMap", source["configMap"], ns, mode))
         elif "secret" in source:
             files.update(_object_files(src, vol["name"], "secret", source["secret"], ns, mode))
         elif "downwardAPI" in source:
@@ -241,41 +227,3 @@ def set_volume_ownership(root: Path, fs_group: int, policy: str, read_only: bool
     for dirpath, dirnames, filenames in os.walk(root):
         for entry in dirnames + filenames:
             _change(Path(dirpath) / entry, fs_group, read_only)
-
-
-def service_account_volume(pod: dict[str, Any], automount_default: bool) -> dict[str, Any] | None:
-    """The ``kube-api-access`` volume ServiceAccount admission adds (None when the pod has one,
-    mounts the path itself, or opts out with automountServiceAccountToken: false)."""
-    spec = pod["spec"]
-    automount = spec.get("automountServiceAccountToken")
-    if automount is False or (automount is None and not automount_default):
-        return None
-    for vol in spec.get("volumes") or []:
-        if any("serviceAccountToken" in s for s in (vol.get("projected") or {}).get("sources") or []):
-            return None
-    if any(
-        m.get("mountPath") == SA_MOUNT
-        for c in spec.get("containers") or []
-        for m in c.get("volumeMounts") or []
-    ):
-        return None
-    return {
-        "name": "kube-api-access-local",
-        "projected": {
-            "defaultMode": DEFAULT_MODE,
-            "sources": [
-                {"serviceAccountToken": {"expirationSeconds": 3607, "path": "token"}},
-                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
-                {
-                    "downwardAPI": {
-                        "items": [
-                            {
-                                "path": "namespace",
-                                "fieldRef": {"apiVersion": "v1", "fieldPath": "metadata.namespace"},
-                            }
-                        ]
-                    }
-                },
-            ],
-        },
-    }

@@ -10,7 +10,8 @@ import types
 import pandas as pd
 import pytest
 
-from benchcal.cli import main
+from benchcal.app.cli import main
+from benchcal.classification import BenchmarkVerdict, StatusClassification
 from benchcal.results import CheckpointSummary, TaskResult
 from benchcal_reduce.reduce import reduce_table
 from benchcal_reduce.report import PER_SHOT_COLUMNS, status_summary, write_outputs
@@ -70,7 +71,7 @@ def test_figures(tmp_path, reduction):
 
 def test_status_summary_is_bounded_and_camel_case(reduction):
     # group names stay the CRD's (status.classification.counts.shot_dependent), field names are camelCase
-    status = status_summary(reduction, max_benchmarks=1)
+    status = status_summary(reduction, max_benchmarks=1).to_status()
     assert status["counts"] == {
         "robust": 1,
         "shot_dependent": 0,
@@ -78,15 +79,12 @@ def test_status_summary_is_bounded_and_camel_case(reduction):
         "noise": 1,
         "insufficient_data": 0,
     }
-    assert status["truncated"] and status["totalBenchmarks"] == 2 and list(status["benchmarks"]) == ["chance"]
+    assert status["truncated"] and status["totalBenchmarks"] == 2
+    assert [b["name"] for b in status["benchmarks"]] == ["chance"]
     full = status_summary(reduction)
-    assert full["benchmarks"]["good"] == {
-        "group": "robust",
-        "recommendedShots": 0,
-        "spearman": 1.0,
-        "maxAccuracy": 0.5,
-    }
-    json.dumps(full)  # JSON-serialisable as is
+    good = next(b for b in full.benchmarks if b.name == "good")
+    assert good == BenchmarkVerdict("good", "robust", 0, {"spearman": 1.0, "maxAccuracy": 0.5})
+    json.dumps(full.to_status())  # JSON-serialisable as is
 
 
 def _csv(tmp_path):
@@ -156,7 +154,8 @@ def test_cli_configmaps_and_status(tmp_path, monkeypatch):
     )
     assert rc == 0 and calls["collect"] == "ns/run"
     target, classification, ref = calls["status"]
-    assert target == "ns/run" and classification["benchmarks"]["arc_easy"]["group"] == "robust"
+    assert target == "ns/run" and isinstance(classification, StatusClassification)
+    assert [(b.name, b.group) for b in classification.benchmarks] == [("arc_easy", "robust")]
     report = (out / "report.md").read_bytes()
     assert ref == {
         "uri": (out / "report.md").resolve().as_uri(),
