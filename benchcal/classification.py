@@ -18,8 +18,9 @@ ROBUST = "robust"  # monotone in FLOPs at every shot count evaluated
 SHOT_DEPENDENT = "shot_dependent"  # monotone at some shot counts: use the recommended one
 POORLY_BEHAVED = "poorly_behaved"  # above chance somewhere, monotone nowhere: drop it
 NOISE = "noise"  # above chance at no shot count: keep, but warn
-INSUFFICIENT_DATA = "insufficient_data"  # no shot count has the 3 checkpoints a trend test needs
-GROUPS = (ROBUST, SHOT_DEPENDENT, POORLY_BEHAVED, NOISE, INSUFFICIENT_DATA)
+# not enough evidence either way (too few checkpoints, items or FLOPs range): re-evaluate, don't drop
+INCONCLUSIVE = "inconclusive"
+GROUPS = (ROBUST, SHOT_DEPENDENT, POORLY_BEHAVED, NOISE, INCONCLUSIVE)
 RECOMMENDING_GROUPS = (ROBUST, SHOT_DEPENDENT)  # the groups that get a recommended shot count
 CALIBRATED_GROUPS = (ROBUST, SHOT_DEPENDENT, NOISE)  # kept by calibration (noise is flagged)
 
@@ -29,16 +30,28 @@ MAX_NUMBERS = 8  # status.classification.benchmarks[].numbers maxProperties
 
 @dataclass(frozen=True)
 class BenchmarkVerdict:
-    """One benchmark in the status: its group, recommended shots and a few finite statistics."""
+    """One benchmark in the status: its group, recommended shots, the confidence of the verdict,
+    two flags and a few finite statistics. ``None`` = not computed (left out of the status)."""
 
     name: str
     group: str
     recommended_shots: int | None = None
     numbers: dict[str, float] = field(default_factory=dict)
+    confidence: float | None = None  # share of the reducer's bootstrap redraws giving this group, 0..1
+    borderline: bool | None = None  # the confidence is below the reducer's borderline threshold
+    latent_trend: bool | None = None  # noise on accuracy, but a continuous metric already improves
 
     def __post_init__(self) -> None:
         if self.group not in GROUPS:
             raise BadInput(f"benchmark {self.name!r}: group {self.group!r} is not one of {list(GROUPS)}")
+        conf = self.confidence
+        if conf is not None and (
+            isinstance(conf, bool) or not isinstance(conf, (int, float)) or not 0.0 <= conf <= 1.0
+        ):  # NaN fails the range test too
+            raise BadInput(f"benchmark {self.name!r}: confidence must be a number in [0, 1], got {conf!r}")
+        for key, flag in (("borderline", self.borderline), ("latentTrend", self.latent_trend)):
+            if flag is not None and not isinstance(flag, bool):
+                raise BadInput(f"benchmark {self.name!r}: {key} must be true or false, got {flag!r}")
         if len(self.numbers) > MAX_NUMBERS:
             raise BadInput(f"benchmark {self.name!r}: at most {MAX_NUMBERS} numbers, got {len(self.numbers)}")
         for key, value in self.numbers.items():
@@ -51,6 +64,12 @@ class BenchmarkVerdict:
         out: dict[str, Any] = {"name": self.name, "group": self.group}
         if self.recommended_shots is not None:
             out["recommendedShots"] = int(self.recommended_shots)
+        if self.confidence is not None:
+            out["confidence"] = float(self.confidence)
+        if self.borderline is not None:
+            out["borderline"] = self.borderline
+        if self.latent_trend is not None:
+            out["latentTrend"] = self.latent_trend
         if self.numbers:
             out["numbers"] = {k: float(v) for k, v in self.numbers.items()}
         return out
@@ -124,6 +143,9 @@ class StatusClassification:
                     group=str(item["group"]),
                     recommended_shots=item.get("recommendedShots"),
                     numbers=dict(item.get("numbers") or {}),
+                    confidence=item.get("confidence"),
+                    borderline=item.get("borderline"),
+                    latent_trend=item.get("latentTrend"),
                 )
                 for item in items
             )

@@ -10,7 +10,14 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchcal.classification import NOISE, POORLY_BEHAVED, ROBUST, SHOT_DEPENDENT, StatusClassification
+from benchcal.classification import (
+    INCONCLUSIVE,
+    NOISE,
+    POORLY_BEHAVED,
+    ROBUST,
+    SHOT_DEPENDENT,
+    StatusClassification,
+)
 from tests.e2e.harness import E2E, EXAMPLE, MANIFESTS
 from tests.kube.fixtures import kubectl_available
 
@@ -48,15 +55,16 @@ def test_minimal_run_succeeds(e2e: E2E) -> None:
     assert conditions["Succeeded"]["status"] == "True"
     assert status["observedGeneration"] == run["metadata"]["generation"]
 
-    # the classification the reducer wrote: every benchmark classified into one of the four groups
+    # the classification the reducer wrote: every benchmark in one of the groups, with a confidence
     # (read back through its one typed definition: any other shape fails here)
     classification = StatusClassification.from_status(status["classification"])
-    groups = {ROBUST, SHOT_DEPENDENT, POORLY_BEHAVED, NOISE}
+    groups = {ROBUST, SHOT_DEPENDENT, POORLY_BEHAVED, NOISE, INCONCLUSIVE}
     benchmarks = {b["name"] if isinstance(b, dict) else b for b in doc["spec"]["suite"].get("benchmarks", [])}
     names = {b.name for b in classification.benchmarks}
     assert benchmarks <= names or not benchmarks
     assert classification.total_benchmarks == len(names) and not classification.truncated
     assert sum(classification.counts[g] for g in groups) == len(names)
+    assert all(b.confidence is not None and 0 <= b.confidence <= 1 for b in classification.benchmarks)
 
     # kubectl get shows the printer columns, filled in
     table = e2e.kubectl("get", "calrun", name).stdout.splitlines()
