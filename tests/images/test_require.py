@@ -20,7 +20,9 @@ def _fresh_cache():
 
 
 def _no_podman(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(podman, "missing", lambda: "podman and runc not installed (make images installs them)")
+    monkeypatch.setattr(
+        podman, "missing", lambda: "podman and runc not installed (make images installs them)"
+    )
     monkeypatch.setattr(require.shutil, "which", lambda tool: None)
 
 
@@ -46,7 +48,9 @@ def test_an_image_that_is_not_fresh_fails_where_podman_is_installed(
     monkeypatch.setattr(require.shutil, "which", lambda tool: f"/usr/bin/{tool}")
     monkeypatch.delenv("CI", raising=False)  # podman installed: a developer machine fails too
     detail = f"{build.image_name('reducer')} is {state}: run make images"
-    monkeypatch.setattr(build, "image_state", lambda t: (state, detail) if t == "reducer" else ("fresh", "ok"))
+    monkeypatch.setattr(
+        build, "image_state", lambda t: (state, detail) if t == "reducer" else ("fresh", "ok")
+    )
     with pytest.raises(pytest.fail.Exception) as failed:
         require.require("evaluator", "reducer")
     assert detail in str(failed.value) and "evaluator" not in str(failed.value).split(": ", 1)[1]
