@@ -19,7 +19,8 @@ from benchcal.classification import (
     SHOT_DEPENDENT,
     StatusClassification,
 )
-from tests.e2e.harness import E2E, EXAMPLE, MANIFESTS
+from tests.e2e.harness import E2E, EXAMPLE, IMAGES, MANIFESTS
+from tests.images import build
 from tests.kube.fixtures import kubectl_available
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.podman]
@@ -99,3 +100,20 @@ def test_minimal_run_succeeds(e2e: E2E) -> None:
         pods = e2e.kubectl.json("get", "pods", "-l", f"benchcal.dev/run={name}")["items"]
         assert pods and {p["spec"]["serviceAccountName"] for p in pods} == {"benchcal-job"}
         assert e2e.forbidden() == [], e2e.forbidden()
+        if e2e.runtime == "podman":
+            _ran_in_the_images_as_65532_on_a_read_only_root(pods, report)
+
+
+def _ran_in_the_images_as_65532_on_a_read_only_root(pods: list[dict], report: Path) -> None:
+    """Every pod was a podman container of the image it names, under the Jobs' security context,
+    and what it wrote onto the root-owned claim belongs to uid 65532 (no user namespace)."""
+    ids = {image: (build.inspect(image) or {}).get("Id") for image in IMAGES.values()}
+    for pod in pods:
+        for container in pod["spec"]["containers"]:
+            security = {**pod["spec"].get("securityContext", {}), **container.get("securityContext", {})}
+            assert security.get("runAsUser") == 65532 and security.get("runAsNonRoot") is True, security
+            assert security.get("readOnlyRootFilesystem") is True, security
+        for status in pod["status"]["containerStatuses"]:
+            assert status["containerID"].startswith("podman://"), status
+            assert ids[status["image"]] and status["imageID"] == ids[status["image"]], (status, ids)
+    assert report.stat().st_uid == 65532
