@@ -49,24 +49,16 @@ RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[operator]" \
  && ! /opt/venv/bin/python -c "import torch" 2>/dev/null
 
 # ---------------------------------------------------------------------------------------------
-# reducer-venv: classification and figures only (pandas/scipy/matplotlib), no torch.
-FROM ${PYTHON_BASE} AS reducer-venv
-ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
-RUN python -m venv /opt/venv
-COPY --from=wheel /dist/ /dist/
-RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[reducer,publish]" \
- && /opt/venv/bin/python -c "import benchcal_reduce"
-
-# ---------------------------------------------------------------------------------------------
-# evaluator-venv: the reducer's venv (the evaluator image also runs `benchcal reduce`), so its
-# pandas/scipy/matplotlib are installed once for both images; then torch from the PyTorch index
-# (exact version) and the rest from PyPI; pyproject's torch==2.13.0 is already satisfied by the
-# local-version (+cu128/+cpu) wheel.
-FROM reducer-venv AS evaluator-venv
+# evaluator-venv: torch from the PyTorch index first (exact version), then the rest from
+# PyPI; pyproject's torch==2.13.0 is already satisfied by the local-version (+cu128/+cpu) wheel.
+FROM ${PYTHON_BASE} AS evaluator-venv
 ARG TORCH_VERSION
 ARG TORCH_INDEX_URL
 ARG TORCH_FLAVOUR
-RUN /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv \
+ && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
+COPY --from=wheel /dist/ /dist/
 RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[evaluator,triton,reducer,publish]" \
  && /opt/venv/bin/python -c "import benchcal_eval, benchcal_reduce, torch, triton; \
 flavour = 'cuda' if torch.version.cuda else 'cpu'; \
@@ -74,6 +66,15 @@ assert flavour == '${TORCH_FLAVOUR}', f'torch {torch.__version__} is a {flavour}
 # The built-in tiny series (the demo's checkpoints), trained once here on one thread with its
 # checksums recorded, read-only in the image: evaluator pods never build it (docs/tiny-series.md).
 RUN /opt/venv/bin/python -m benchcal_eval.tiny_series --bake
+
+# ---------------------------------------------------------------------------------------------
+# reducer-venv: classification and figures only (pandas/scipy/matplotlib), no torch.
+FROM ${PYTHON_BASE} AS reducer-venv
+ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
+RUN python -m venv /opt/venv
+COPY --from=wheel /dist/ /dist/
+RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[reducer,publish]" \
+ && /opt/venv/bin/python -c "import benchcal_reduce"
 
 # ---------------------------------------------------------------------------------------------
 # runtime: what every final image shares; tini is the only package added here.

@@ -290,18 +290,3 @@ def test_copied_sources_exist_and_are_not_dockerignored(parsed) -> None:
             for source in rest.split()[:-1]:
                 assert (REPO_ROOT / source).exists(), f"COPY {source}: missing from the repository"
                 assert source.rstrip("/") not in ignored, f"COPY {source}: excluded by .dockerignore"
-
-
-def test_the_evaluator_venv_builds_on_the_reducers_so_nothing_is_installed_twice(parsed) -> None:
-    """pandas/scipy/matplotlib/pyarrow are installed once (reducer-venv) and reused by the evaluator's
-    venv: a cold `make images` (CI) does not unpack them a second time."""
-    _, stages = parsed
-    names = [s.name for s in chain(stages, "evaluator-venv")]
-    assert names[-2:] == ["reducer-venv", "evaluator-venv"], names
-    venvs = [
-        rest
-        for s in chain(stages, "evaluator-venv")
-        for ins, rest in s.instructions
-        if "venv /opt/venv" in rest
-    ]
-    assert len(venvs) == 1, venvs  # one `python -m venv`: the evaluator's is the reducer's, extended
