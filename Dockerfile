@@ -59,7 +59,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 COPY --from=wheel /dist/ /dist/
-RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[evaluator,triton,reducer,publish]" \
+RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[evaluator,triton,reducer,publish,s3,gcs]" \
  && /opt/venv/bin/python -c "import benchcal_eval, benchcal_reduce, torch, triton; \
 flavour = 'cuda' if torch.version.cuda else 'cpu'; \
 assert flavour == '${TORCH_FLAVOUR}', f'torch {torch.__version__} is a {flavour} build, TORCH_FLAVOUR=${TORCH_FLAVOUR}'"
@@ -73,7 +73,7 @@ FROM ${PYTHON_BASE} AS reducer-venv
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 COPY --from=wheel /dist/ /dist/
-RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[reducer,publish]" \
+RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[reducer,publish,s3,gcs]" \
  && /opt/venv/bin/python -c "import benchcal_reduce"
 
 # ---------------------------------------------------------------------------------------------
@@ -107,17 +107,19 @@ CMD ["benchcal", "reduce", "--help"]
 FROM runtime AS evaluator
 # Run-time toolchains, not build tools: Triton compiles its small CUDA driver shim with gcc and
 # the libc headers the first time a kernel launches (the shim lands in TRITON_CACHE_DIR, under
-# /tmp); the code benchmarks' samples are compiled and run in the sandbox: g++ for HumanEval
-# C++, node for HumanEval JavaScript (python is the venv's).
+# /tmp); the code benchmarks (human_eval_cpp, human_eval_js) compile and run samples with g++ and
+# node (benchcal_eval.sandbox.TOOLCHAINS); without them such a pair fails, it is never scored.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends gcc g++ libc6-dev nodejs \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=evaluator-venv /opt/venv /opt/venv
 # No user weights in the image (only the tiny demo series, under /opt/venv/share/benchcal):
-# downloads (hub sources only) and compiled kernels go to /tmp. GPUs are the device plugin's
+# downloads (hub sources only) and compiled kernels go to /tmp, as do the model-file hash cache
+# and models copied from object storage (XDG_CACHE_HOME/benchcal/). GPUs are the device plugin's
 # to expose (NVIDIA_VISIBLE_DEVICES is set per allocation), never all of a node's.
 ENV HF_HOME=/tmp/hf \
     TRITON_CACHE_DIR=/tmp/triton \
+    XDG_CACHE_HOME=/tmp/cache \
     HF_HUB_DISABLE_TELEMETRY=1 \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility
 USER 65532:65532

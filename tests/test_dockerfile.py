@@ -41,6 +41,8 @@ LANGUAGE_PACKAGES = {
     "js": {"nodejs"},
 }
 RUNTIME_TOOLCHAINS = {"evaluator": {"gcc", "libc6-dev", "g++", "nodejs"}}
+# Debian package of each executable the sandbox runs samples with (python: the venv's own).
+TOOLCHAIN_PACKAGES = {"g++": "g++", "node": "nodejs"}
 
 
 @dataclass
@@ -240,8 +242,9 @@ def test_images_install_the_right_extras(parsed, pyproject) -> None:
     by_name = {s.name: s for s in stages}
     wanted = {
         "operator-venv": {"operator"},
-        "evaluator-venv": {"evaluator", "triton", "reducer"},
-        "reducer-venv": {"reducer"},
+        # s3/gcs: spec.results.uri and model.uri on object storage (benchcal.storage)
+        "evaluator-venv": {"evaluator", "triton", "reducer", "s3", "gcs"},
+        "reducer-venv": {"reducer", "s3", "gcs"},
     }
     for stage_name, must in wanted.items():
         runs = " ".join(rest for ins, rest in by_name[stage_name].instructions if ins == "RUN")
@@ -290,3 +293,27 @@ def test_copied_sources_exist_and_are_not_dockerignored(parsed) -> None:
             for source in rest.split()[:-1]:
                 assert (REPO_ROOT / source).exists(), f"COPY {source}: missing from the repository"
                 assert source.rstrip("/") not in ignored, f"COPY {source}: excluded by .dockerignore"
+
+
+def test_the_evaluator_image_has_every_toolchain_the_registry_s_code_tasks_need(parsed) -> None:
+    """human_eval_cpp / human_eval_js must be checkable in the image, not scored 0 (issue 12)."""
+    from benchcal.tasks.loading import load_examples
+    from benchcal.tasks.registry import list_tasks
+    from benchcal_eval.sandbox import TOOLCHAINS
+
+    _, stages = parsed
+    installed = set()
+    for stage in chain(stages, "evaluator"):
+        for instruction, rest in stage.instructions:
+            if instruction == "RUN":
+                installed |= apt_packages(rest)
+    code_tasks = [t for t in list_tasks(include_unavailable=False) if t.task_type == "code_evaluation"]
+    assert code_tasks
+    for task in code_tasks:
+        languages = {str(row["language"]).lower() for row in load_examples(task)[:5]}
+        for language in languages:
+            tool = TOOLCHAINS[language]
+            if tool != "python":
+                assert TOOLCHAIN_PACKAGES[tool] in installed, (
+                    f"{task.name}: {tool} not in the evaluator image"
+                )

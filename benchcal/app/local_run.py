@@ -23,10 +23,12 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from benchcal import layout
+from benchcal import layout, storage
 from benchcal.app.cli import main as benchcal_main
+from benchcal.app.run_display import RunDisplay
 from benchcal.commands import evaluate_command, reduce_command
 from benchcal.errors import EXIT_CRASH, EXIT_OK, BadInput
+from benchcal.progress import PROGRESS_FILE_ENV
 from benchcal.spec import CalibrationRun, Checkpoint, load_run
 
 log = logging.getLogger("benchcal.run")
@@ -43,6 +45,7 @@ class LocalStep:
     command: list[str]
     out_dir: Path
     log_path: Path
+    progress_path: Path  # the evaluator's live state, for the display (benchcal.progress)
 
 
 @dataclass
@@ -70,9 +73,30 @@ def local_model_argument(ckpt: Checkpoint, index: int) -> str:
         return m.hub_id
     if m.kind == "uri" and m.uri.startswith("file://"):
         return m.uri[len("file://") :]
+    if m.kind == "uri" and storage.is_url(m.uri):
+        storage.check_driver(m.uri, f"{where}.uri")  # copied to local disk once (benchcal_eval.fetch)
+        return m.uri
     if m.kind == "pvc":
         raise BadInput(f"{where}.pvc: a PersistentVolumeClaim exists only in a cluster; locally use `path:`")
     raise BadInput(f"{where}.uri: {m.uri!r} cannot be read locally; use `path:` or a file:// URI")
+
+
+def check_before_evaluating(run: CalibrationRun, out_root: Path) -> None:
+    """What would fail after hours of evaluation, checked before the first checkpoint starts:
+    every local model path exists, the reducer will get enough checkpoints, the root is a directory."""
+    if len(run.checkpoints) < MIN_CHECKPOINTS:
+        raise BadInput(
+            f"spec.checkpoints: {len(run.checkpoints)} checkpoint(s); the reducer needs at least {MIN_CHECKPOINTS}"
+        )
+    for i, ckpt in enumerate(run.checkpoints):
+        m = ckpt.model
+        if m.kind == "path" or (m.kind == "uri" and m.uri.startswith("file://")):
+            local = Path(local_model_argument(ckpt, i)).expanduser()
+            if not local.exists():
+                field = "path" if m.kind == "path" else "uri"
+                raise BadInput(f"spec.checkpoints[{i}].model.{field}: {str(local)!r} does not exist")
+    if out_root.exists() and not out_root.is_dir():
+        raise BadInput(f"results directory {str(out_root)!r} exists and is not a directory")
 
 
 def results_dir(run: CalibrationRun, override: str | Path | None = None) -> Path:
@@ -94,13 +118,25 @@ def plan_local(run: CalibrationRun, out_root: Path) -> list[LocalStep]:
         command = evaluate_command(
             run, ckpt, model=local_model_argument(ckpt, i), out_dir=str(out_dir), executable=EXECUTABLE
         )
-        steps.append(LocalStep(ckpt.name, command, out_dir, out_root / "logs" / f"{ckpt.name}.log"))
+        logs = out_root / "logs"
+        steps.append(
+            LocalStep(
+                ckpt.name, command, out_dir, logs / f"{ckpt.name}.log", logs / f"{ckpt.name}.progress.json"
+            )
+        )
     return steps
 
 
 def _run_step(step: LocalStep, threads: int) -> StepOutcome:
     step.log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BENCHCAL_NUM_THREADS": str(threads)}
+    # the last run's snapshot is no result, only a stale display: start from none
+    step.progress_path.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "BENCHCAL_NUM_THREADS": str(threads),
+        PROGRESS_FILE_ENV: str(step.progress_path),
+    }
     started = time.monotonic()
     with open(step.log_path, "a", encoding="utf-8") as logf:
         logf.write(f"$ {' '.join(step.command)}\n")
@@ -115,18 +151,25 @@ def _run_step(step: LocalStep, threads: int) -> StepOutcome:
     return StepOutcome(step.checkpoint, rc, time.monotonic() - started, step.log_path, message)
 
 
-def evaluate_all(steps: list[LocalStep], parallel: int = 1) -> list[StepOutcome]:
+def evaluate_all(
+    steps: list[LocalStep], parallel: int = 1, display: RunDisplay | None = None
+) -> list[StepOutcome]:
     """Run every checkpoint's evaluator; a failure never stops the others."""
     parallel = max(1, min(parallel, len(steps)))
     threads = max(1, (os.cpu_count() or 1) // parallel)
+    say = display.event if display is not None else log.info
 
     def one(step: LocalStep) -> StepOutcome:
-        log.info("evaluating %s (log: %s)", step.checkpoint, step.log_path)
+        say(f"evaluating {step.checkpoint} (log: {step.log_path})")
+        if display is not None:
+            display.started(step.checkpoint, step.progress_path)
         outcome = _run_step(step, threads)
+        if display is not None:
+            display.ended(step.checkpoint, outcome.seconds, outcome.returncode == 0)
         status = (
             "done" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode}): {outcome.message}"
         )
-        log.info("checkpoint %s %s in %.1f s", step.checkpoint, status, outcome.seconds)
+        say(f"checkpoint {step.checkpoint} {status} in {outcome.seconds:.1f} s")
         return outcome
 
     with ThreadPoolExecutor(max_workers=parallel) as pool:
@@ -161,18 +204,21 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--parallel must be >= 1, got {args.parallel}")
     out_root = results_dir(run_spec, args.out).resolve()
     steps = plan_local(run_spec, out_root)
+    check_before_evaluating(run_spec, out_root)
     benchmarks = ", ".join(sorted({b.name for b in run_spec.suite.benchmarks}))
     print(
         f"CalibrationRun {run_spec.name}: {len(steps)} checkpoints x [{benchmarks}] -> {out_root}", flush=True
     )
 
     started = time.monotonic()
-    outcomes = evaluate_all(steps, parallel=args.parallel)
+    with RunDisplay(total=len(steps)) as display:
+        outcomes = evaluate_all(steps, parallel=args.parallel, display=display)
     failed = [o for o in outcomes if o.returncode != 0]
     for o in failed:
         print(f"checkpoint {o.checkpoint} failed (exit {o.returncode}); log: {o.log_path}\n  {o.message}")
 
-    # Reduce whatever finished: results of failed checkpoints are simply absent, never discarded.
+    # Reduce exactly the checkpoints of this run that finished: a failed one is simply absent (its
+    # results kept on disk), and other directories under the root (earlier runs) are not read.
     done = [o for o in outcomes if o.returncode == 0]
     if len(done) < MIN_CHECKPOINTS:
         print(
@@ -184,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     argv = reduce_command(
         run_spec,
         out_dir=str(report),
-        inputs=str(layout.checkpoints_dir(out_root)),
+        inputs=[str(step.out_dir) for step, o in zip(steps, outcomes, strict=True) if o.returncode == 0],
         figures=not args.no_figures,
     )
     print(flush=True)

@@ -28,6 +28,8 @@ class RunPlan:
     per_example: bool = False
     sandbox: Limits = field(default_factory=Limits)
     shard: tuple[int, int] = (0, 1)  # (index, count): an Indexed Job's pod evaluates every count-th pair
+    max_length: int | None = None  # as requested (--max-length); None: the model's own context
+    overwrite: bool = False  # recompute pairs that have a result under their key, and replace it
 
     @property
     def pairs(self) -> list[tuple[TaskSpec, int]]:
@@ -49,6 +51,8 @@ def prepare(
     per_example: bool = False,
     sandbox: Limits | None = None,
     shard: tuple[int, int] = (0, 1),
+    max_length: int | None = None,
+    overwrite: bool = False,
 ) -> RunPlan:
     """Validate the whole run and load every benchmark's data (malformed JSONL fails here)."""
     if not pairs:
@@ -76,4 +80,6 @@ def prepare(
     for name, rows in examples.items():
         if not rows:
             raise BadInput(f"benchmark {name!r} has no examples")
-    return RunPlan(list(pairs), examples, limit, seed, per_example, sandbox or Limits(), shard)
+    return RunPlan(
+        list(pairs), examples, limit, seed, per_example, sandbox or Limits(), shard, max_length, overwrite
+    )

@@ -1,11 +1,13 @@
 """Evaluate one checkpoint on every (benchmark, shot count) pair of its plan, resumably.
 
 Flow per pair: examples -> instances -> token requests -> engine -> per-example scores ->
-``TaskResult``, written atomically as soon as the pair finishes. A re-run skips every pair whose
-result file carries the same ``config_key`` (``benchcal_eval.resume``). One failing pair is
-recorded in the summary's ``failures`` and the others continue. Whole-run problems (unknown task,
-bad shots, malformed data) are ``BadInput`` raised by ``plan.prepare`` before the model does any
-work. The summary covers exactly the plan's pairs: one call evaluates a whole checkpoint.
+``TaskResult``, written atomically as soon as the pair finishes, under its ``config_key``. A re-run
+skips every pair that has a result under the key it asks for (``benchcal_eval.resume``), and the
+model is loaded only when some pair is left to compute. One failing pair (a code benchmark whose
+toolchain is missing included) is recorded in the summary's ``failures`` and the others continue.
+Whole-run problems (unknown task, bad shots, malformed data) are ``BadInput`` raised by
+``plan.prepare`` before the model does any work. The summary covers exactly the plan's pairs:
+one call evaluates a whole checkpoint.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Protocol
 
 from benchcal.results import (
@@ -29,13 +31,14 @@ from benchcal.results import (
     write_summary,
     write_task_result,
 )
+from benchcal.storage import Location
 from benchcal.tasks.registry import TaskSpec
-from benchcal_eval import metrics
+from benchcal_eval import metrics, sandbox
 from benchcal_eval.plan import RunPlan
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.requests import Instance
 from benchcal_eval.resume import config_key, finished_result
-from benchcal_eval.sandbox import Limits, check_completion
+from benchcal_eval.sandbox import Limits, check_completion, require_toolchain
 from benchcal_eval.tokenize import encode_task
 
 log = logging.getLogger("benchcal.evaluate")
@@ -44,14 +47,19 @@ SCORED_TYPES = ("language_modeling", "multiple_choice", "schema")
 
 
 class Progress(Protocol):
-    """Where the runner reports work: one ``start`` per pair, ``advance`` per finished request."""
+    """Where the runner reports work: ``skip`` per pair resumed from disk, one ``start`` per pair
+    evaluated, ``advance`` per finished request."""
 
+    def skip(self, label: str) -> None: ...
     def start(self, label: str, total: int) -> None: ...
     def advance(self, n: int) -> None: ...
     def finish(self) -> None: ...
 
 
 class _NoProgress:
+    def skip(self, label: str) -> None:
+        pass
+
     def start(self, label: str, total: int) -> None:
         pass
 
@@ -110,7 +118,12 @@ def _score_pair(task, instances, encoded, engine, progress: Progress, label: str
     return agg, extra, rows
 
 
-def _generate_pair(task, instances, encoded, engine, progress: Progress, label: str, sandbox: Limits):
+def _generate_pair(task, instances, encoded, engine, progress: Progress, label: str, limits: Limits):
+    if task.task_type == "code_evaluation":
+        # before any generation: a missing g++/node/python fails the pair, it never scores 0
+        for language in sorted({inst.code.language for inst in instances if inst.code}):
+            require_toolchain(language)
+        sandbox.warn_once_if_not_isolated()
     gens = [e.generation for e in encoded]
     progress.start(label, len(gens))
     outputs = engine.generate(gens, progress=progress.advance)
@@ -132,7 +145,7 @@ def _generate_pair(task, instances, encoded, engine, progress: Progress, label: 
     # code_evaluation: every sampled completion through the sandbox (subprocesses, so threads suffice)
     jobs = [(inst.code, s) for inst, out in zip(instances, outputs, strict=True) for s in out]
     with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8))) as pool:
-        checks = list(pool.map(lambda job: check_completion(job[0], job[1], sandbox), jobs))
+        checks = list(pool.map(lambda job: check_completion(job[0], job[1], limits), jobs))
     values, rows, pos = [], [], 0
     for inst, out in zip(instances, outputs, strict=True):
         mine = checks[pos : pos + len(out)]
@@ -173,6 +186,7 @@ def evaluate_pair(
         metric = f"pass@{task.pass_at_k}" if task.task_type == "code_evaluation" else "exact_match"
         # prompt tokens processed (generated tokens are not counted by the engine)
         tokens = sum(len(e.generation.context) * e.generation.num_samples for e in encoded if e.generation)
+    record = sandbox.isolation().record() if task.task_type == "code_evaluation" else {}
     for inst_row, enc in zip(rows, encoded, strict=True):
         inst_row["truncated"] = enc.truncated
     result = TaskResult(
@@ -190,6 +204,7 @@ def evaluate_pair(
         tokens_scored=int(tokens),
         config_key=key,
         metrics={**agg.metrics, **extra},
+        sandbox=record,
     )
     return PairOutput(result, rows)
 
@@ -201,37 +216,84 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
+@dataclass
+class CheckpointModel:
+    """A checkpoint's model as the runner needs it: its resume key and record at once, its weights
+    (``load() -> (lm, engine)``) only when a pair is left to compute, at most once."""
+
+    key: dict[str, Any]  # ModelIdentity.key(dtype): the model part of every config_key
+    record: dict[str, Any]  # the summary's ``model``
+    load: Callable[[], tuple[Any, Any]]
+    _loaded: tuple[Any, Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def loaded(cls, lm: Any, engine: Any) -> CheckpointModel:
+        return cls(dict(lm.key), dict(lm.identity), lambda: (lm, engine))
+
+    def get(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            self._loaded = self.load()
+        return self._loaded
+
+
+def pair_key(model_key: dict[str, Any], task: TaskSpec, k: int, plan: RunPlan) -> str:
+    return config_key(
+        model_key, task, k, seed=plan.seed, limit=plan.limit, max_length=plan.max_length,
+        sandbox=plan.sandbox.key(),
+    )  # fmt: skip
+
+
 def run_checkpoint(
     lm: Any,
     engine: Any,
     plan: RunPlan,
-    out_dir: str | Path,
+    out_dir: Location,
     *,
     checkpoint: str,
     flops: float | None = None,
     progress: Progress | None = None,
 ) -> CheckpointSummary:
-    """Evaluate every pair of ``plan`` (skipping finished ones), then write ``summary.json``."""
-    out_dir = Path(out_dir)
+    """``evaluate_checkpoint`` with a model already loaded."""
+    return evaluate_checkpoint(
+        CheckpointModel.loaded(lm, engine),
+        plan,
+        out_dir,
+        checkpoint=checkpoint,
+        flops=flops,
+        progress=progress,
+    )
+
+
+def evaluate_checkpoint(
+    model: CheckpointModel,
+    plan: RunPlan,
+    out_dir: Location,
+    *,
+    checkpoint: str,
+    flops: float | None = None,
+    progress: Progress | None = None,
+) -> CheckpointSummary:
+    """Evaluate every pair of ``plan`` (skipping finished ones unless ``plan.overwrite``), then
+    write ``summary.json``. A finished result is replaced only with ``plan.overwrite``."""
+    progress = progress or _NoProgress()
     summary = CheckpointSummary(
-        checkpoint=checkpoint, model=dict(lm.identity), flops=flops, started_at=_now()
+        checkpoint=checkpoint, model=dict(model.record), flops=flops, started_at=_now()
     )
     pairs = plan.pairs
     for i, (task, k) in enumerate(pairs, 1):
-        key = config_key(lm.identity, task, k, seed=plan.seed, limit=plan.limit, max_length=lm.max_length)
-        done = finished_result(out_dir, task, k, key)
+        key = pair_key(model.key, task, k, plan)
+        done = None if plan.overwrite else finished_result(out_dir, task, k, key)
         if done is not None:
             log.info(
-                "[%d/%d] %s %d-shot: already done (acc %.4f), skipping",
-                i,
-                len(pairs),
-                task.name,
-                k,
-                done.accuracy,
-            )
+                "[%d/%d] %s %d-shot: already done (%s %.4f, key %s), skipping",
+                i, len(pairs), task.name, k, done.metric, done.accuracy, key,
+            )  # fmt: skip
             summary.results.append(done)
+            progress.skip(f"{task.name} {k}-shot")
             continue
-        log.info("[%d/%d] %s %d-shot: evaluating", i, len(pairs), task.name, k)
+        lm, engine = model.get()  # a model that cannot load fails the whole call (BadInput: exit 2)
+        summary.model = dict(lm.identity)
+        log.info("[%d/%d] %s %d-shot: evaluating (key %s)", i, len(pairs), task.name, k, key)
         try:
             output = evaluate_pair(lm, engine, task, k, plan, key, progress)
         except Exception as exc:  # one pair's failure must not lose the others
@@ -240,7 +302,7 @@ def run_checkpoint(
             continue
         if plan.per_example:
             lines = "".join(json.dumps(r, sort_keys=True) + "\n" for r in output.rows)
-            atomic_write_text(examples_path(out_dir, task.name, k), lines)
+            atomic_write_text(examples_path(out_dir, task.name, k, key), lines)
         write_task_result(out_dir, output.result)
         r = output.result
         log.info(

