@@ -22,6 +22,9 @@ ARG PYTHON_BASE=python:3.11.11-slim-bookworm
 # no nvidia/cuda base image is stacked underneath (that would duplicate gigabytes).
 ARG TORCH_VERSION=2.13.0
 ARG TORCH_INDEX_URL=https://download.pytorch.org/whl/cu128
+# Which torch build the evaluator stage must end up with: cuda (release images) or cpu (CI and
+# local test images, tests/images/build.py, where TORCH_INDEX_URL points at a CPU wheel).
+ARG TORCH_FLAVOUR=cuda
 
 # ---------------------------------------------------------------------------------------------
 # wheel: build the benchcal wheel once; every image installs it, never the source tree.
@@ -46,17 +49,23 @@ RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[operator]" \
  && ! /opt/venv/bin/python -c "import torch" 2>/dev/null
 
 # ---------------------------------------------------------------------------------------------
-# evaluator-venv: CUDA torch from the PyTorch index first (exact version), then the rest from
-# PyPI; pyproject's torch==2.13.0 is already satisfied by the local-version CUDA wheel.
+# evaluator-venv: torch from the PyTorch index first (exact version), then the rest from
+# PyPI; pyproject's torch==2.13.0 is already satisfied by the local-version (+cu128/+cpu) wheel.
 FROM ${PYTHON_BASE} AS evaluator-venv
 ARG TORCH_VERSION
 ARG TORCH_INDEX_URL
+ARG TORCH_FLAVOUR
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 COPY --from=wheel /dist/ /dist/
 RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[evaluator,triton,reducer,publish,s3,gcs]" \
- && /opt/venv/bin/python -c "import benchcal_eval, benchcal_reduce, torch, triton; assert torch.version.cuda, 'CPU-only torch'"
+ && /opt/venv/bin/python -c "import benchcal_eval, benchcal_reduce, torch, triton; \
+flavour = 'cuda' if torch.version.cuda else 'cpu'; \
+assert flavour == '${TORCH_FLAVOUR}', f'torch {torch.__version__} is a {flavour} build, TORCH_FLAVOUR=${TORCH_FLAVOUR}'"
+# The built-in tiny series (the demo's checkpoints), trained once here on one thread with its
+# checksums recorded, read-only in the image: evaluator pods never build it (docs/tiny-series.md).
+RUN /opt/venv/bin/python -m benchcal_eval.tiny_series --bake
 
 # ---------------------------------------------------------------------------------------------
 # reducer-venv: classification and figures only (pandas/scipy/matplotlib), no torch.
@@ -73,7 +82,9 @@ FROM ${PYTHON_BASE} AS runtime
 RUN apt-get update \
  && apt-get install -y --no-install-recommends tini \
  && rm -rf /var/lib/apt/lists/*
-# Every cache lives under /tmp: with readOnlyRootFilesystem it is the only writable path.
+# Every cache lives under /tmp: with readOnlyRootFilesystem it is the only writable path (the
+# Jobs mount an emptyDir there), and it is the working directory, so relative paths land there too.
+WORKDIR /tmp
 ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
@@ -94,17 +105,18 @@ CMD ["benchcal", "reduce", "--help"]
 # ---------------------------------------------------------------------------------------------
 # evaluator: `benchcal evaluate` (and `benchcal reduce`) in GPU Jobs.
 FROM runtime AS evaluator
-# Triton compiles its small CUDA driver shim with the system C compiler the first time a
-# kernel launches, on the GPU node, so gcc and the libc headers are run-time dependencies
-# here, not build tools. The compiled shim lands in TRITON_CACHE_DIR (under /tmp).
-# The code benchmarks (human_eval_cpp, human_eval_js) compile and run samples with g++ and
+# Run-time toolchains, not build tools: Triton compiles its small CUDA driver shim with gcc and
+# the libc headers the first time a kernel launches (the shim lands in TRITON_CACHE_DIR, under
+# /tmp); the code benchmarks (human_eval_cpp, human_eval_js) compile and run samples with g++ and
 # node (benchcal_eval.sandbox.TOOLCHAINS); without them such a pair fails, it is never scored.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev g++ nodejs \
+ && apt-get install -y --no-install-recommends gcc g++ libc6-dev nodejs \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=evaluator-venv /opt/venv /opt/venv
-# No weights in the image: downloads (hub sources only) and compiled kernels go to /tmp, as do
-# the model-file hash cache and models copied from object storage (XDG_CACHE_HOME/benchcal/).
+# No user weights in the image (only the tiny demo series, under /opt/venv/share/benchcal):
+# downloads (hub sources only) and compiled kernels go to /tmp, as do the model-file hash cache
+# and models copied from object storage (XDG_CACHE_HOME/benchcal/). GPUs are the device plugin's
+# to expose (NVIDIA_VISIBLE_DEVICES is set per allocation), never all of a node's.
 ENV HF_HOME=/tmp/hf \
     TRITON_CACHE_DIR=/tmp/triton \
     XDG_CACHE_HOME=/tmp/cache \

@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup run test test-fast test-kernels-cpu test-gpu test-e2e lint format bench crds crds-check clean
+.PHONY: setup images run test test-fast test-kernels-cpu test-gpu test-e2e lint format bench crds crds-check clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -20,13 +20,17 @@ setup: $(STAMP)
 run: $(STAMP)
 	$(BIN)/benchcal run
 
-## The whole test suite (unit, CPU kernel, e2e against the local API server); GPU tests skip without CUDA.
-test: $(STAMP)
+## The operator, reducer and evaluator images, built locally with podman (no registry; skipped when fresh).
+images:
+	$(PY) tests/images/build.py
+
+## The whole test suite (unit, CPU kernel, containers, e2e against the local API server); GPU tests skip without CUDA.
+test: $(STAMP) images
 	$(BIN)/python -m pytest -q
 
 ## Unit tests only: no slow tests, no end-to-end runs, no local-cluster (tests/kube) suite.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not e2e and not kube"
+	$(BIN)/python -m pytest -q -m "not slow and not e2e and not kube and not podman"
 
 test-kernels-cpu: $(STAMP)
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q tests/evaluator/kernels

@@ -1,7 +1,8 @@
 """Structure of the Dockerfile: stages and targets, pinned bases, non-root final stages, no
-build tools where the images run, and entry points that exist in the package.
+build tools where the images run beyond the run-time toolchains, and entry points that exist in
+the package.
 
-No image is built here (no Docker daemon, no network); the Dockerfile is parsed into stages.
+The Dockerfile is parsed into stages here; tests/images/ builds and runs the real images.
 """
 
 from __future__ import annotations
@@ -28,10 +29,18 @@ BUILD_TOOLS = {
     "build-essential", "g++", "gcc", "clang", "make", "cmake", "ninja-build", "autoconf", "automake",
     "libtool", "pkg-config", "git", "curl", "wget", "python3-dev", "libc6-dev", "cargo", "rustc", "golang",
 }  # fmt: skip
-# Triton compiles its CUDA driver shim with the system C compiler on the GPU node the first time
-# a kernel launches (triton/runtime/build.py), so the evaluator needs exactly these at run time.
-# The code benchmarks compile C++ samples with g++ (benchcal_eval.sandbox.TOOLCHAINS).
-RUN_TIME_TOOLS = {"evaluator": {"gcc", "libc6-dev", "g++"}}
+# Run-time toolchains of the evaluator: Triton compiles its CUDA driver shim with the system C
+# compiler the first time a kernel launches (triton/runtime/build.py): gcc + libc6-dev; the
+# sandbox compiles and runs the code benchmarks' samples (benchcal_eval/sandbox.py): one Debian
+# package per language of the registry's code tasks.
+LANGUAGE_PACKAGES = {
+    "python": set(),
+    "c++": {"g++"},
+    "cpp": {"g++"},
+    "javascript": {"nodejs"},
+    "js": {"nodejs"},
+}
+RUNTIME_TOOLCHAINS = {"evaluator": {"gcc", "libc6-dev", "g++", "nodejs"}}
 # Debian package of each executable the sandbox runs samples with (python: the venv's own).
 TOOLCHAIN_PACKAGES = {"g++": "g++", "node": "nodejs"}
 
@@ -165,7 +174,7 @@ def test_images_leave_gpu_visibility_to_the_device_plugin(parsed) -> None:
 def test_no_build_tools_where_the_images_run(parsed) -> None:
     _, stages = parsed
     for target in FINAL_TARGETS:
-        allowed = RUN_TIME_TOOLS.get(target, set())
+        allowed = RUNTIME_TOOLCHAINS.get(target, set())
         for stage in chain(stages, target):
             for instruction, rest in stage.instructions:
                 if instruction == "RUN":
@@ -175,6 +184,66 @@ def test_no_build_tools_where_the_images_run(parsed) -> None:
                 if instruction == "COPY" and "--from=" in rest:
                     source = re.search(r"--from=(\S+)", rest).group(1)
                     assert source.endswith("-venv") and "/opt/venv" in rest, f"{target}: COPY {rest}"
+
+
+def _installed(stages: list[Stage], target: str) -> set[str]:
+    return {
+        p
+        for stage in chain(stages, target)
+        for ins, rest in stage.instructions
+        if ins == "RUN"
+        for p in apt_packages(rest)
+    }
+
+
+def test_evaluator_ships_the_toolchain_of_every_code_task_language(parsed) -> None:
+    """A missing compiler makes every sample of that language fail: a silent score of 0."""
+    from benchcal.tasks.loading import load_examples
+    from benchcal.tasks.registry import list_tasks
+
+    _, stages = parsed
+    languages = {
+        row["language"].lower()
+        for task in list_tasks()
+        if task.task_type == "code_evaluation"
+        for row in load_examples(task)
+    }
+    assert {"python", "c++", "javascript"} <= languages
+    unknown = languages - set(LANGUAGE_PACKAGES)
+    assert not unknown, f"no toolchain package known for {unknown}: add it here and to the Dockerfile"
+    needed = set().union(*(LANGUAGE_PACKAGES[lang] for lang in languages))
+    missing = needed - _installed(stages, "evaluator")
+    assert not missing, f"the evaluator image lacks {missing}"
+
+
+def test_no_image_exposes_every_gpu_of_the_node(parsed) -> None:
+    """The device plugin sets NVIDIA_VISIBLE_DEVICES per allocation; an image-wide "all" gives
+    every GPU of a node to pods that requested none (on nodes whose default runtime is nvidia)."""
+    _, stages = parsed
+    for target in FINAL_TARGETS:
+        for stage in chain(stages, target):
+            for ins, rest in stage.instructions:
+                if ins == "ENV":
+                    assert "NVIDIA_VISIBLE_DEVICES" not in rest, f"{target} (stage {stage.name}): {rest}"
+
+
+def test_runtime_stages_work_in_a_directory_writable_in_pods(parsed) -> None:
+    """cwd / on a read-only root makes every relative path fail; /tmp is the Jobs' emptyDir."""
+    _, stages = parsed
+    for target in FINAL_TARGETS:
+        assert last(chain(stages, target), "WORKDIR") == "/tmp", f"{target}: WORKDIR must be /tmp"
+
+
+def test_evaluator_bakes_the_tiny_series_and_checks_the_torch_flavour(parsed) -> None:
+    args, stages = parsed
+    assert args["TORCH_FLAVOUR"] == "cuda"  # what users build; CI passes cpu
+    runs = " ".join(
+        rest for s in chain(stages, "evaluator-venv") for ins, rest in s.instructions if ins == "RUN"
+    )
+    assert "python -m benchcal_eval.tiny_series --bake" in runs
+    assert "assert flavour == '${TORCH_FLAVOUR}'" in runs
+    args_of_stage = [rest for ins, rest in chain(stages, "evaluator-venv")[-1].instructions if ins == "ARG"]
+    assert "TORCH_FLAVOUR" in args_of_stage
 
 
 def test_images_install_the_right_extras(parsed, pyproject) -> None:

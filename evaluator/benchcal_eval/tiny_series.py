@@ -14,8 +14,15 @@ The series never sees English, so English benchmarks (copa, arc_easy) stay at ch
 for a real reason. Rows of the evaluation files are excluded from the training text, so the
 series cannot have memorised the test examples.
 
-Building is deterministic for a given torch version and thread count; the result is cached
-(``BENCHCAL_CACHE`` or ``~/.cache/benchcal``) and built once under a file lock.
+Building pins torch to one thread (``BUILD_THREADS``), so the weights do not depend on the
+machine's core count, and records a SHA-256 of every file of every checkpoint in ``series.json``;
+``ensure_model`` verifies a checkpoint's files against it before handing it out. Where the series
+comes from, in order:
+
+1. baked into the installation: ``<sys.prefix>/share/benchcal/tiny-series/<key>/`` (the evaluator
+   image builds it there at image build time, ``python -m benchcal_eval.tiny_series --bake``;
+   read-only, found without any environment variable);
+2. the cache (``BENCHCAL_CACHE`` or ``~/.cache/benchcal``), built on first use under a file lock.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import logging
 import os
 import random
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterable
@@ -64,7 +72,7 @@ class SeriesConfig:
     # checkpoint name -> optimizer steps; each budget doubles the previous one
     steps: tuple[tuple[str, int], ...] = (("s1", 25), ("s2", 50), ("s3", 100), ("s4", 200), ("s5", 400))
     corpus_examples: int = 40_000
-    version: int = 1
+    version: int = 2  # 2: built with BUILD_THREADS torch threads, file checksums in series.json
 
     def key(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:12]
@@ -75,6 +83,9 @@ class SeriesConfig:
 
 
 DEFAULT = SeriesConfig()
+# One thread: float summation order (hence the weights) then depends on torch's version and the
+# CPU's kernels only, not on how many cores the building machine has.
+BUILD_THREADS = 1
 
 
 # ---- training text (pure) -----------------------------------------------------------------------
@@ -149,12 +160,53 @@ def cache_root() -> Path:
     return Path(os.environ.get("BENCHCAL_CACHE", Path.home() / ".cache" / "benchcal"))
 
 
+def baked_root() -> Path:
+    """Where an installation carries a prebuilt series (the evaluator image bakes it here)."""
+    return Path(sys.prefix) / "share" / "benchcal" / SERIES_NAME
+
+
 def series_dir(cfg: SeriesConfig = DEFAULT) -> Path:
+    """The series in use: the baked copy if this installation has one, else the cache's."""
+    baked = baked_root() / cfg.key()
+    if (baked / "series.json").exists():
+        return baked
     return cache_root() / SERIES_NAME / cfg.key()
 
 
 def checkpoint_names(cfg: SeriesConfig = DEFAULT) -> list[str]:
     return [name for name, _ in cfg.steps]
+
+
+_verified: set[Path] = set()
+
+
+def file_digests(checkpoint_dir: Path) -> dict[str, str]:
+    return {
+        p.relative_to(checkpoint_dir).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(checkpoint_dir.rglob("*"))
+        if p.is_file()
+    }
+
+
+def verify_checkpoint(root: Path, short: str) -> Path:
+    """``root/short`` after checking its files against the checksums in ``root/series.json``."""
+    path = root / short
+    if path in _verified:
+        return path
+    info = json.loads((root / "series.json").read_text())
+    recorded = next((c.get("files") for c in info["checkpoints"] if c["name"] == short), None)
+    if not recorded:
+        raise RuntimeError(f"tiny series {root}: series.json records no checksums for {short}")
+    actual = file_digests(path) if path.is_dir() else {}
+    for rel, digest in recorded.items():
+        if actual.get(rel) != digest:
+            found = actual.get(rel, "missing")
+            raise RuntimeError(
+                f"tiny series checkpoint {path} is corrupt: {rel} has sha256 {found}, series.json "
+                f"records {digest} (remove {root} to rebuild it)"
+            )
+    _verified.add(path)
+    return path
 
 
 def ensure_model(name: str, cfg: SeriesConfig = DEFAULT) -> Path:
@@ -178,7 +230,7 @@ def ensure_model(name: str, cfg: SeriesConfig = DEFAULT) -> Path:
                 fcntl.flock(lock, fcntl.LOCK_EX)
             if not (root / "series.json").exists():
                 build_series(cfg, root)
-    return root / short
+    return verify_checkpoint(root, short)
 
 
 def series_info(cfg: SeriesConfig = DEFAULT) -> dict:
@@ -188,6 +240,18 @@ def series_info(cfg: SeriesConfig = DEFAULT) -> dict:
 
 
 def build_series(cfg: SeriesConfig, dest: Path) -> None:
+    """Train the series into ``dest`` (replacing it) with torch pinned to ``BUILD_THREADS`` threads."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(BUILD_THREADS)
+    try:
+        _build(cfg, dest)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _build(cfg: SeriesConfig, dest: Path) -> None:
     import torch
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
@@ -249,12 +313,15 @@ def build_series(cfg: SeriesConfig, dest: Path) -> None:
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.learning_rate, weight_decay=0.01, betas=(0.9, 0.95))
     gen = torch.Generator().manual_seed(cfg.seed)
     snapshots = dict((steps, name) for name, steps in cfg.steps)
+    dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".build-", dir=dest.parent))
     info = {
         "series": SERIES_NAME,
         "key": cfg.key(),
         "config": asdict(cfg),
         "params": params,
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "checkpoints": [],
     }
     train_started = time.monotonic()
@@ -282,11 +349,48 @@ def build_series(cfg: SeriesConfig, dest: Path) -> None:
                     "tokens": tokens,
                     "flops": 6 * params * tokens,
                     "loss": round(loss.item(), 4),
+                    "files": file_digests(tmp / name),
                 }
             )
             log.info("tiny series: %s at step %d, loss %.3f", name, step, loss.item())
     info["build_seconds"] = round(time.time() - started, 1)
     (tmp / "series.json").write_text(json.dumps(info, indent=2) + "\n")
+    _readable_by_all(tmp)
     if dest.exists():
         shutil.rmtree(dest)
     os.replace(tmp, dest)
+
+
+def _readable_by_all(root: Path) -> None:
+    """The series is read by other users (the image bakes it as root, pods read it as 65532), but
+    mkdtemp makes directories 0700 and safetensors writes its files 0600: apply the umask instead."""
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(root, 0o777 & ~umask)
+    for path in root.rglob("*"):
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~umask)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m benchcal_eval.tiny_series --bake``: build the default series into this installation."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--bake", action="store_true", help=f"build into {baked_root()}/<key>")
+    args = parser.parse_args(argv)
+    if not args.bake:
+        parser.error("nothing to do: pass --bake")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    dest = baked_root() / DEFAULT.key()
+    build_series(DEFAULT, dest)
+    for short in checkpoint_names():
+        verify_checkpoint(dest, short)
+    info = json.loads((dest / "series.json").read_text())
+    for c in info["checkpoints"]:
+        print(f"{SERIES_NAME}/{c['name']}: model.safetensors sha256 {c['files']['model.safetensors']}")
+    print(f"baked {dest} in {info['build_seconds']} s (torch {info['torch']}, {info['threads']} thread)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -7,6 +7,11 @@ ServiceAccounts, RBAC; tests/e2e/chart.py) are applied as on ``helm install``; t
 the rendered Deployment's command (``benchcal operator --standalone``, cluster-wide) and env,
 authenticated with its ServiceAccount's token; evaluator and reducer pods get the token of the
 chart's Job ServiceAccount. kubectl (``e2e.kubectl``) is the admin.
+
+Pods run as podman containers of the images ``make images`` builds (``runtime="podman"``: the
+evaluator and reducer as uid 65532 on a read-only root, in-cluster credentials) or as local
+processes (``runtime="process"``, fast). ``E2E_RUNTIME=podman|process`` overrides every test's
+choice. The results claim exists as a PVC object (a pod naming a missing claim stays Pending).
 """
 
 from __future__ import annotations
@@ -35,6 +40,17 @@ RESULTS_CLAIM = "benchcal-results"
 # port (tests run side by side), a short resync so waits stay short
 LOCAL_OPERATOR_ENV = {"BENCHCAL_METRICS_PORT": "0", "BENCHCAL_RESYNC_SECONDS": "5"}
 TERMINAL = ("Succeeded", "Failed", "Invalid")
+IMAGES = {"evaluator": "localhost/benchcal-evaluator:dev", "reducer": "localhost/benchcal-reducer:dev"}
+RESULTS_PVC = {
+    "apiVersion": "v1",
+    "kind": "PersistentVolumeClaim",
+    "metadata": {"name": RESULTS_CLAIM},
+    "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": "1Gi"}}},
+}
+
+
+def runtime_for(default: str) -> str:
+    return os.environ.get("E2E_RUNTIME") or default
 
 
 TEST_NAMESPACE = "benchcal-e2e"
@@ -125,17 +141,27 @@ class E2E:
         max_parallel_pods: int = 2,
         operator_env: dict[str, str] | None = None,
         chart_mode: str = "cluster",
+        runtime: str = "process",
     ):
         self.work_dir = work_dir
+        self.runtime = runtime_for(runtime)
+        operator_env = dict(operator_env or {})
         self.results_dir = work_dir / "results-pvc"
         self.external = external_kubeconfig()
         self.cluster: LocalCluster | None = None
+        if self.external is None and self.runtime == "podman":
+            from tests.images.require import require
+
+            require(*IMAGES)  # fails (skips only without podman, off CI) before anything starts
+            operator_env.setdefault("BENCHCAL_EVALUATOR_IMAGE", IMAGES["evaluator"])
+            operator_env.setdefault("BENCHCAL_REDUCER_IMAGE", IMAGES["reducer"])
         if self.external is None:
             self.cluster = LocalCluster(
                 work_dir,
                 max_parallel_pods=max_parallel_pods,
                 command_override=command_override,
                 pvc_dirs={RESULTS_CLAIM: self.results_dir},
+                runtime=self.runtime,
             ).start()
             self.cluster.runner.failure_backoff = 0.5
             kubeconfig = self.cluster.kubeconfig
@@ -163,6 +189,7 @@ class E2E:
         self._wait_crd()
         for ns, text in chart.manifests_by_namespace(self.install).items():
             Kubectl(kubeconfig, ns or self.namespace)("apply", "-f", "-", input=text)
+        self.apply(RESULTS_PVC)  # on a real cluster the claim is the user's to create
         assert self.cluster is not None
         operator_kubeconfig = self.cluster.kubeconfig_for(*self.install.operator_account)
         command = [str(Path(sys.executable).parent / self.install.operator_args[0])]

@@ -1,8 +1,11 @@
-"""A CalibrationRun from kubectl apply to Succeeded: real operator process, real CLI in the Jobs."""
+"""A CalibrationRun from kubectl apply to Succeeded: real operator process, the real evaluator and
+reducer images in the Jobs (podman containers as uid 65532 on a read-only root; their baked tiny
+series, no host cache)."""
 
 from __future__ import annotations
 
 import hashlib
+import os
 from pathlib import Path
 
 import pytest
@@ -16,12 +19,28 @@ from benchcal.classification import (
     SHOT_DEPENDENT,
     StatusClassification,
 )
-from tests.e2e.harness import E2E, EXAMPLE, MANIFESTS
+from tests.e2e.harness import E2E, EXAMPLE, IMAGES, MANIFESTS
+from tests.images import build
+from tests.kube.fixtures import kubectl_available
 
-pytestmark = [pytest.mark.e2e, pytest.mark.slow]
+pytestmark = [pytest.mark.e2e, pytest.mark.slow, pytest.mark.podman]
 
 
-def test_minimal_run_succeeds(e2e: E2E, tiny_series_built: None) -> None:
+@pytest.fixture
+def e2e(tmp_path: Path, request: pytest.FixtureRequest):
+    if not kubectl_available():
+        # the README's test command on CI runs this in containers: a missing tool is a failure there
+        (pytest.fail if os.environ.get("CI") else pytest.skip)("kubectl is not on PATH")
+    world = E2E(tmp_path, runtime="podman")
+    if world.runtime == "process":
+        request.getfixturevalue("tiny_series_built")  # process pods share the host's cache
+    try:
+        yield world
+    finally:
+        world.close()
+
+
+def test_minimal_run_succeeds(e2e: E2E) -> None:
     manifest = EXAMPLE if EXAMPLE.exists() else MANIFESTS / "tiny-run.yaml"
     doc = yaml.safe_load(manifest.read_text())
     name = doc["metadata"]["name"]
@@ -81,3 +100,20 @@ def test_minimal_run_succeeds(e2e: E2E, tiny_series_built: None) -> None:
         pods = e2e.kubectl.json("get", "pods", "-l", f"benchcal.dev/run={name}")["items"]
         assert pods and {p["spec"]["serviceAccountName"] for p in pods} == {"benchcal-job"}
         assert e2e.forbidden() == [], e2e.forbidden()
+        if e2e.runtime == "podman":
+            _ran_in_the_images_as_65532_on_a_read_only_root(pods, report)
+
+
+def _ran_in_the_images_as_65532_on_a_read_only_root(pods: list[dict], report: Path) -> None:
+    """Every pod was a podman container of the image it names, under the Jobs' security context,
+    and what it wrote onto the root-owned claim belongs to uid 65532 (no user namespace)."""
+    ids = {image: (build.inspect(image) or {}).get("Id") for image in IMAGES.values()}
+    for pod in pods:
+        for container in pod["spec"]["containers"]:
+            security = {**pod["spec"].get("securityContext", {}), **container.get("securityContext", {})}
+            assert security.get("runAsUser") == 65532 and security.get("runAsNonRoot") is True, security
+            assert security.get("readOnlyRootFilesystem") is True, security
+        for status in pod["status"]["containerStatuses"]:
+            assert status["containerID"].startswith("podman://"), status
+            assert ids[status["image"]] and status["imageID"] == ids[status["image"]], (status, ids)
+    assert report.stat().st_uid == 65532

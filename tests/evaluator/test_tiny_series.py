@@ -85,3 +85,57 @@ def test_micro_build_writes_loadable_checkpoints_with_flops(tmp_path, monkeypatc
     mtime = (ts.series_dir(MICRO) / "series.json").stat().st_mtime
     assert ts.ensure_model("s1", MICRO) == ts.series_dir(MICRO) / "s1"
     assert (ts.series_dir(MICRO) / "series.json").stat().st_mtime == mtime
+
+
+def test_build_pins_torch_threads_and_records_checksums(tmp_path, monkeypatch) -> None:
+    """Weights must not depend on the building machine's core count (evaluator pods on different
+    nodes, and the image build, all get the same series): the build runs on BUILD_THREADS threads
+    whatever the caller set, restores the caller's setting, and records every file's SHA-256."""
+    import torch
+
+    before = torch.get_num_threads()
+    digests = []
+    try:
+        for threads in (2, 1):
+            torch.set_num_threads(threads)
+            monkeypatch.setenv("BENCHCAL_CACHE", str(tmp_path / f"cache-{threads}"))
+            ts.ensure_model("s1", MICRO)
+            info = json.loads((ts.series_dir(MICRO) / "series.json").read_text())
+            assert info["threads"] == ts.BUILD_THREADS == 1
+            assert torch.get_num_threads() == threads  # the caller's setting is back
+            digests.append([c["files"] for c in info["checkpoints"]])
+    finally:
+        torch.set_num_threads(before)
+    assert digests[0] == digests[1]
+    assert set(digests[0][0]) >= {"model.safetensors", "config.json", "tokenizer.json"}
+
+
+def test_a_corrupt_checkpoint_is_refused_naming_the_file(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("BENCHCAL_CACHE", str(tmp_path))
+    monkeypatch.setattr(ts, "_verified", set())
+    path = ts.ensure_model("s2", MICRO)
+    weights = path / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    monkeypatch.setattr(ts, "_verified", set())
+    with pytest.raises(RuntimeError, match=r"s2 is corrupt: model\.safetensors has sha256"):
+        ts.ensure_model("s2", MICRO)
+    assert ts.ensure_model("s1", MICRO) == path.parent / "s1"  # the intact checkpoint still loads
+
+
+def test_a_baked_series_is_used_without_any_environment_variable(tmp_path, monkeypatch) -> None:
+    """The evaluator image bakes the series under sys.prefix; pods set no BENCHCAL_* variable."""
+    monkeypatch.setattr(ts.sys, "prefix", str(tmp_path / "venv"))
+    monkeypatch.delenv("BENCHCAL_CACHE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    baked = ts.baked_root() / MICRO.key()
+    ts.build_series(MICRO, baked)
+    assert ts.ensure_model("tiny-series/s1", MICRO) == baked / "s1"
+    assert ts.series_dir(MICRO) == baked
+    # the image bakes it as root and pods read it as 65532: world-readable, like every other file
+    # (mkdtemp makes 0700 directories, safetensors writes 0600 files)
+    for path in [baked, *baked.rglob("*")]:
+        want = 0o005 if path.is_dir() else 0o004
+        assert path.stat().st_mode & want == want, f"{path}: {oct(path.stat().st_mode)}"
+    assert not (tmp_path / "home").exists(), "nothing is built or cached outside the baked copy"

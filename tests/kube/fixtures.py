@@ -36,6 +36,7 @@ class LocalCluster:
         extra_env: dict[str, str] | None = None,
         bookmark_interval: float = 5.0,
         pvc_dirs: dict[str, Path] | None = None,
+        runtime: str = "process",
     ):
         self.work_dir = Path(work_dir)
         self.server = LocalApiServer(log_dir=self.work_dir / "logs", bookmark_interval=bookmark_interval)
@@ -51,6 +52,7 @@ class LocalCluster:
                 command_override=command_override,
                 extra_env=extra_env,
                 pvc_dirs=pvc_dirs,
+                runtime=runtime,
             )
 
     def kubeconfig_for(self, namespace: str, service_account: str) -> Path:

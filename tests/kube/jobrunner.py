@@ -57,6 +57,7 @@ class JobRunner(NodeAgent):
         interval: float = 0.1,
         failure_backoff: float = 1.0,
         create_backoff: float = 1.0,
+        runtime: str = "process",
     ):
         self.api = api
         self.node = node_name
@@ -78,6 +79,7 @@ class JobRunner(NodeAgent):
             credentials=credentials,
             pvc_dirs=pvc_dirs,
             extra_env=extra_env,
+            runtime=runtime,
         )
         self.running: dict[str, RunningPod] = {}  # pod uid -> processes
         self.history: dict[str, RunningPod] = {}  # every pod ever started, for host_path()
@@ -105,7 +107,9 @@ class JobRunner(NodeAgent):
             for running in self.running.values():
                 for c in running.containers:
                     with contextlib.suppress(Exception):
-                        c.proc.wait(timeout=5)
+                        c.handle.wait(timeout=30)
+                self.kubelet.release(running)
+            self.kubelet.shutdown()
 
     def _loop(self) -> None:
         while not self._stop.is_set():

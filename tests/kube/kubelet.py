@@ -1,24 +1,31 @@
-"""The kubelet stand-in: runs a Pod's containers as local processes.
+"""The kubelet stand-in: runs a Pod's containers, as local processes or as podman containers.
 
-Mapping rules (documented in docs/testing.md):
-- volumes: emptyDir -> a fresh directory under the pod's work dir; persistentVolumeClaim -> the
-  directory configured for that claim name (``pvc_dirs``; else ``<work>/pvcs/<claim>``);
-  configMap/secret -> a directory holding one file per key; hostPath -> the path itself.
-- paths: every argv element, env value and workingDir has each volumeMount's mountPath (and the
-  container's terminationMessagePath) rewritten to the local directory, longest prefix first,
-  wherever the mountPath occurs as a whole path component (so ``/tmp/hf`` -> ``<tmpdir>/hf``).
-- env: ``$(VAR)`` expansion as Kubernetes does; fieldRef (metadata.name/namespace/uid/labels/
-  annotations, spec.nodeName, status.podIP), secretKeyRef, configMapKeyRef, envFrom.
-  A container that mounts a ServiceAccount token volume (``projected``, added by the server's
-  ServiceAccount admission unless ``automountServiceAccountToken: false``) gets ``KUBECONFIG``
-  pointing at a kubeconfig with that token (see satoken.py); others get no API credentials.
-- the image is ignored: the command runs on this machine with the test's PATH.
+Two runtimes (docs/testing.md, "The local job runner"):
+
+- ``podman``: each container runs in its image with real mounts, the effective security context
+  (user and groups, runAsNonRoot check, read-only root, no_new_privs, capabilities, seccomp), memory
+  limits in a pod cgroup (OOMKilled), the termination-message file, SIGTERM then SIGKILL after the
+  grace period; the kubelet's image-pull, volume and config errors keep the pod Pending with the
+  real waiting reasons. The pod network is the host's (the pod reaches the API on 127.0.0.1).
+- ``process`` (fast tests): the command runs on this machine with the test's PATH, the image is
+  ignored, and there is no mount namespace: every argv element, env value and workingDir has each
+  volumeMount's mountPath (and the terminationMessagePath) rewritten to the local directory,
+  longest prefix first, wherever the mountPath occurs as a whole path component.
+
+Both: volumes as ``volumes.py`` prepares them; env with ``$(VAR)`` expansion as Kubernetes does,
+fieldRef (metadata.name/namespace/uid/labels/annotations, spec.nodeName, status.podIP),
+secretKeyRef, configMapKeyRef, envFrom; termination messages and FallbackToLogsOnError.
+API credentials come only from a projected ServiceAccount token volume the container mounts
+(ServiceAccount admission adds it): in containers, in-cluster config (``KUBERNETES_SERVICE_HOST``
+and the token directory); for processes, ``KUBECONFIG`` pointing at a kubeconfig made from that
+pod's token (satoken.py).
 """
 
 from __future__ import annotations
 
 import base64
 import contextlib
+import hashlib
 import os
 import re
 import signal
@@ -27,24 +34,80 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+from tests.kube import podman, podrules, volumes
 from tests.kube.apiserver.api import Api
 from tests.kube.apiserver.errors import ApiError
-from tests.kube.satoken import PodCredentials, fill_projected, token_mount
+from tests.kube.podrules import ConfigError
+from tests.kube.satoken import PodCredentials, token_mount
 
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
+MAX_MESSAGE = 4096  # kubelet: bytes of the termination-message file
+FALLBACK_LINES, FALLBACK_BYTES = 80, 2048  # kubelet: log tail used by FallbackToLogsOnError
+RUNTIMES = ("process", "podman")
+HOST_ENV = (
+    "PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR",
+    "BENCHCAL_SHARED", "BENCHCAL_CACHE", "XDG_CACHE_HOME",
+)  # fmt: skip
+
+
+class Handle(Protocol):
+    def poll(self) -> int | None: ...  # exit code (128+N when killed by signal N) once exited
+    def signal(self, sig: int) -> None: ...
+    def wait(self, timeout: float | None = None) -> None: ...
+    @property
+    def reason(self) -> str: ...
+    @property
+    def container_id(self) -> str: ...
+    @property
+    def image_id(self) -> str: ...
+
+
+class ProcessHandle:
+    def __init__(self, proc: subprocess.Popen, start_error: str = ""):
+        self.proc = proc
+        self.start_error = start_error
+
+    def poll(self) -> int | None:
+        code = self.proc.poll()
+        return None if code is None else (128 - code if code < 0 else code)
+
+    def signal(self, sig: int) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, sig)
+
+    def wait(self, timeout: float | None = None) -> None:
+        self.proc.wait(timeout)
+
+    @property
+    def reason(self) -> str:
+        if self.start_error:
+            return "StartError"
+        return "Completed" if self.poll() == 0 else "Error"
+
+    @property
+    def container_id(self) -> str:
+        return f"local://{self.proc.pid}"
+
+    @property
+    def image_id(self) -> str:
+        return ""
 
 
 @dataclass
 class RunningContainer:
     name: str
-    proc: subprocess.Popen
+    handle: Handle
     log_path: Path
     termination_path: Path
     policy: str
     started: str
-    path_map: list[tuple[str, str]] = field(default_factory=list)
+    path_map: list[tuple[str, str]] = field(default_factory=list)  # mountPath -> host path
+
+    def poll(self) -> int | None:
+        return self.handle.poll()
 
 
 @dataclass
@@ -53,7 +116,12 @@ class RunningPod:
     name: str
     uid: str
     containers: list[RunningContainer] = field(default_factory=list)
-    disrupted: str = ""  # reason, when a fault killed it
+    disrupted: str = ""  # DisruptionTarget reason, when a fault or an eviction killed it
+    disruption_message: str = ""
+    status_reason: str = ""  # pod status.reason (Evicted)
+    stop_deadline: float | None = None  # SIGTERM sent; SIGKILL at this time.monotonic()
+    volumes: dict[str, volumes.Volume] = field(default_factory=dict)
+    cgroup: podman.PodCgroup | None = None
 
 
 def expand_vars(text: str, env: dict[str, str]) -> str:
@@ -77,7 +145,7 @@ def rewrite_paths(text: str, path_map: list[tuple[str, str]]) -> str:
     return re.sub(rf"(?<![\w.-])({pattern})(?=/|$|[\s'\":;,=])", lambda m: targets[m.group(1)], text)
 
 
-def _field_ref(pod: dict[str, Any], path: str) -> str:
+def field_ref(pod: dict[str, Any], path: str) -> str:
     meta = pod["metadata"]
     m = re.match(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
     if m:
@@ -104,22 +172,40 @@ class Kubelet:
         credentials: PodCredentials | None = None,
         pvc_dirs: dict[str, Path] | None = None,
         extra_env: dict[str, str] | None = None,
+        runtime: str = "process",
     ):
+        if runtime not in RUNTIMES:
+            raise ValueError(f"runtime {runtime!r}: choose one of {RUNTIMES}")
         self.api = api
         self.work_dir = work_dir
         self.log_dir = log_dir
         self.credentials = credentials
         self.pvc_dirs = dict(pvc_dirs or {})
         self.extra_env = dict(extra_env or {})
+        self.runtime = runtime
+        owner = hashlib.sha256(str(work_dir.resolve()).encode()).hexdigest()[:10]
+        self.podman = podman.Podman(owner) if runtime == "podman" else None
+        self._pull_attempts: dict[tuple[str, str], int] = {}  # (pod uid, container) -> failed pulls
+        self.seccomp_profile: Path | None = None
+        if self.podman is not None:
+            if reason := podman.missing():
+                raise RuntimeError(f"the podman runtime needs podman and runc: {reason}")
+            work_dir.mkdir(parents=True, exist_ok=True)
+            self.seccomp_profile = podman.write_runtime_default_profile(
+                work_dir / "seccomp-runtime-default.json"
+            )
 
-    # ------------------------------------------------------------ lookups through the API
+    # ------------------------------------------------------------ lookups (volumes.Sources)
     def _read(self, plural: str, namespace: str, name: str) -> dict[str, Any] | None:
         try:
             return self.api.get(self.api.type("", "v1", plural), namespace, name)
         except ApiError:
             return None
 
-    def _data(self, plural: str, namespace: str, name: str) -> dict[str, str] | None:
+    def exists(self, plural: str, namespace: str, name: str) -> bool:
+        return self._read(plural, namespace, name) is not None
+
+    def data(self, plural: str, namespace: str, name: str) -> dict[str, str] | None:
         obj = self._read(plural, namespace, name)
         if obj is None:
             return None
@@ -129,196 +215,293 @@ class Kubelet:
             data.update(obj.get("stringData") or {})
         return data
 
-    # ------------------------------------------------------------ volumes and env
-    def _volumes(self, pod: dict[str, Any], pod_dir: Path) -> dict[str, Path]:
-        ns = pod["metadata"]["namespace"]
-        out: dict[str, Path] = {}
-        for vol in pod["spec"].get("volumes") or []:
-            name = vol["name"]
-            if "persistentVolumeClaim" in vol:
-                claim = vol["persistentVolumeClaim"]["claimName"]
-                path = self.pvc_dirs.get(claim) or self.work_dir / "pvcs" / ns / claim
-            elif "hostPath" in vol:
-                path = Path(vol["hostPath"]["path"])
-            elif "projected" in vol:
-                path = pod_dir / "volumes" / name
-                fill_projected(self.credentials, pod, vol, path, self._data)
-            else:
-                path = pod_dir / "volumes" / name
-                for key, plural, ref in (
-                    ("configMap", "configmaps", "name"),
-                    ("secret", "secrets", "secretName"),
-                ):
-                    if key in vol:
-                        data = self._data(plural, ns, vol[key].get(ref, "")) or {}
-                        path.mkdir(parents=True, exist_ok=True)
-                        items = vol[key].get("items") or [{"key": k, "path": k} for k in data]
-                        for item in items:
-                            if item["key"] in data:
-                                (path / item["path"]).parent.mkdir(parents=True, exist_ok=True)
-                                (path / item["path"]).write_text(data[item["key"]])
-            path.mkdir(parents=True, exist_ok=True)
-            out[name] = path
-        return out
+    def claim_dir(self, namespace: str, claim: str) -> Path:
+        return volumes.new_claim_dir(self.pvc_dirs.get(claim) or self.work_dir / "pvcs" / namespace / claim)
 
-    def _env(
-        self,
-        pod: dict[str, Any],
-        container: dict[str, Any],
-        path_map: list[tuple[str, str]],
-        kubeconfig: Path | None = None,
-    ) -> dict[str, str]:
-        ns = pod["metadata"]["namespace"]
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if k
-            in (
-                "PATH",
-                "HOME",
-                "LANG",
-                "LC_ALL",
-                "PYTHONPATH",
-                "VIRTUAL_ENV",
-                "TMPDIR",
-                "BENCHCAL_SHARED",
-                "BENCHCAL_CACHE",
-                "XDG_CACHE_HOME",
+    def service_account_token(self, pod: dict[str, Any], source: dict[str, Any]) -> str:
+        """A token bound to ``pod`` for a projected ``serviceAccountToken`` source."""
+        if self.credentials is None:
+            raise ConfigError(
+                "ContainerCreating",
+                "the local node has no credentials source for serviceAccountToken volumes",
             )
-        }
-        # the "image" is this checkout: its interpreter's bin dir (benchcal, kopf) comes first on PATH
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
-        env.update(self.extra_env)
-        if kubeconfig is not None:
-            env["KUBECONFIG"] = str(kubeconfig)
-        env["HOSTNAME"] = pod["spec"].get("hostname") or pod["metadata"]["name"]
-        base = dict(env)
+        audiences = (source["audience"],) if source.get("audience") else ()
+        return self.credentials.token_for(
+            pod["metadata"]["namespace"],
+            pod["spec"].get("serviceAccountName") or "default",
+            pod=pod,
+            expiration_seconds=int(source.get("expirationSeconds") or 3607),
+            **({"audiences": audiences} if audiences else {}),
+        )
+
+    def field(self, pod: dict[str, Any], path: str) -> str:
+        return field_ref(pod, path)
+
+    @property
+    def api_endpoint(self) -> tuple[str, str] | None:
+        """(host, port) of the local API server, as the kubelet puts it in every container."""
+        if self.credentials is None:
+            return None
+        host, _, port = self.credentials.server_url.split("://", 1)[-1].rstrip("/").rpartition(":")
+        return host, port
+
+    # ------------------------------------------------------------ env
+    def _env(self, pod: dict[str, Any], container: dict[str, Any], base: dict[str, str]) -> dict[str, str]:
+        """base (runtime variables), then envFrom, then env, with ``$(VAR)`` expansion."""
+        ns = pod["metadata"]["namespace"]
+        env = dict(base)
         for src in container.get("envFrom") or []:
             ref = src.get("configMapRef") or src.get("secretRef") or {}
-            data = (
-                self._data("configmaps" if "configMapRef" in src else "secrets", ns, ref.get("name", ""))
-                or {}
-            )
-            env.update({src.get("prefix", "") + k: v for k, v in data.items()})
+            plural = "configmaps" if "configMapRef" in src else "secrets"
+            data = self.data(plural, ns, ref.get("name", ""))
+            if data is None and not ref.get("optional"):
+                raise ConfigError(
+                    "CreateContainerConfigError", f'{plural[:-1]} "{ref.get("name")}" not found'
+                )
+            env.update({src.get("prefix", "") + k: v for k, v in (data or {}).items()})
         for item in container.get("env") or []:
             if "value" in item:
                 env[item["name"]] = expand_vars(str(item["value"]), env)
                 continue
             vf = item.get("valueFrom") or {}
             if "fieldRef" in vf:
-                env[item["name"]] = _field_ref(pod, vf["fieldRef"]["fieldPath"])
+                env[item["name"]] = field_ref(pod, vf["fieldRef"]["fieldPath"])
             elif "secretKeyRef" in vf or "configMapKeyRef" in vf:
                 ref = vf.get("secretKeyRef") or vf["configMapKeyRef"]
-                data = self._data("secrets" if "secretKeyRef" in vf else "configmaps", ns, ref["name"]) or {}
-                if ref["key"] in data:
+                plural = "secrets" if "secretKeyRef" in vf else "configmaps"
+                data = self.data(plural, ns, ref["name"])
+                if data is not None and ref["key"] in data:
                     env[item["name"]] = data[ref["key"]]
                 elif not ref.get("optional"):
-                    raise RuntimeError(
-                        f"CreateContainerConfigError: couldn't find key {ref['key']} in {ref['name']}"
+                    what = (
+                        f'{plural[:-1]} "{ref["name"]}" not found'
+                        if data is None
+                        else f"couldn't find key {ref['key']} in {plural[:-1]} {ns}/{ref['name']}"
                     )
+                    raise ConfigError("CreateContainerConfigError", what)
             else:
                 env[item["name"]] = ""
-        # only what the pod spec says is rewritten; the runner's own values are host paths already
-        return {k: v if base.get(k) == v else rewrite_paths(v, path_map) for k, v in env.items()}
+        return env
 
-    # ------------------------------------------------------------ start / stop
+    def _process_base_env(self, pod: dict[str, Any], kubeconfig: Path | None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if k in HOST_ENV}
+        # the "image" is this checkout: its interpreter's bin dir (benchcal, kopf) comes first on PATH
+        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
+        env.update(self.extra_env)
+        if kubeconfig is not None:
+            env["KUBECONFIG"] = str(kubeconfig)
+        env["HOSTNAME"] = _hostname(pod)
+        return env
+
+    def _container_base_env(self) -> dict[str, str]:
+        """What the kubelet adds to every container: the API service's variables."""
+        endpoint = self.api_endpoint
+        if endpoint is None:
+            return dict(self.extra_env)
+        host, port = endpoint
+        return {
+            **self.extra_env,
+            "KUBERNETES_SERVICE_HOST": host,
+            "KUBERNETES_SERVICE_PORT": port,
+            "KUBERNETES_SERVICE_PORT_HTTPS": port,
+            "KUBERNETES_PORT": f"tcp://{host}:{port}",
+        }
+
+    # ------------------------------------------------------------ start
     def start(self, pod: dict[str, Any], command_override: list[str] | None = None) -> RunningPod:
+        """Start every container of ``pod``; raises ConfigError while the pod must stay Pending."""
         meta = pod["metadata"]
+        if pod["spec"].get("initContainers"):
+            # never silently skipped: a pod that depends on them (a native-sidecar publisher) must not pass here
+            raise ConfigError(
+                "CreateContainerConfigError", "initContainers are not supported by the local node"
+            )
         pod_dir = self.work_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
         pod_dir.mkdir(parents=True, exist_ok=True)
-        volumes = self._volumes(pod, pod_dir)
-        running = RunningPod(meta["namespace"], meta["name"], meta["uid"])
-        for container in pod["spec"]["containers"]:
-            cname = container["name"]
-            term_path = pod_dir / f"termination-{cname}"
-            term_path.write_text("")
-            path_map = [
-                (
-                    m["mountPath"].rstrip("/") or "/",
-                    str(volumes[m["name"]] / m.get("subPath", "")).rstrip("/"),
+        vols = volumes.prepare(pod, pod_dir, self)
+        running = RunningPod(meta["namespace"], meta["name"], meta["uid"], volumes=vols)
+        try:
+            if self.podman is not None:
+                running.cgroup = podman.PodCgroup(meta["uid"], pod["spec"]["containers"])
+            for container in pod["spec"]["containers"]:
+                start = self._start_container if self.podman is not None else self._start_process
+                running.containers.append(start(pod, container, pod_dir, running, command_override))
+        except BaseException:
+            self.kill(running)
+            if running.cgroup is not None:
+                running.cgroup.remove()
+            raise
+        return running
+
+    def _paths(self, container: dict[str, Any], vols: dict[str, volumes.Volume]) -> list[tuple[str, str]]:
+        out = []
+        for m in container.get("volumeMounts") or []:
+            if m["name"] not in vols:
+                raise ConfigError(
+                    "CreateContainerConfigError",
+                    f'cannot find volume "{m["name"]}" to mount into container "{container["name"]}"',
                 )
-                for m in container.get("volumeMounts") or []
-                if m["name"] in volumes
-            ]
-            path_map.append((container.get("terminationMessagePath", "/dev/termination-log"), str(term_path)))
-            path_map.sort(key=lambda p: -len(p[0]))
-            log_path = self.log_dir / meta["namespace"] / meta["name"] / f"{cname}.log"
-            log_path.parent.mkdir(parents=True, exist_ok=True)
-            log = log_path.open("ab")
+            host = vols[m["name"]].path
+            if m.get("subPath"):
+                host = volumes.sub_path(host, m["subPath"])
+            out.append((m["mountPath"].rstrip("/") or "/", str(host).rstrip("/")))
+        return sorted(out, key=lambda p: -len(p[0]))
+
+    def _files(self, pod: dict[str, Any], container: dict[str, Any], pod_dir: Path) -> tuple[Path, Path]:
+        meta = pod["metadata"]
+        term_path = pod_dir / f"termination-{container['name']}"
+        term_path.write_text("")
+        os.chmod(term_path, 0o666)  # the kubelet creates it world-writable: any uid may write it
+        log_path = self.log_dir / meta["namespace"] / meta["name"] / f"{container['name']}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        log_path.touch()  # a container that prints nothing has an empty log, not none
+        return term_path, log_path
+
+    def _start_process(self, pod, container, pod_dir, running, command_override) -> RunningContainer:
+        term_path, log_path = self._files(pod, container, pod_dir)
+        path_map = self._paths(container, running.volumes)
+        path_map.append((container.get("terminationMessagePath", "/dev/termination-log"), str(term_path)))
+        path_map.sort(key=lambda p: -len(p[0]))
+        kubeconfig = None
+        token_volume = token_mount(container)
+        if token_volume is not None and self.credentials is not None:
+            kubeconfig = self.credentials.kubeconfig_for(
+                running.volumes[token_volume].path,
+                pod["metadata"]["namespace"],
+                pod_dir / f"kubeconfig-{container['name']}",
+            )
+        base = self._process_base_env(pod, kubeconfig)
+        env = self._env(pod, container, base)
+        # only what the pod spec says is rewritten; the runner's own values are host paths already
+        env = {k: v if base.get(k) == v else rewrite_paths(v, path_map) for k, v in env.items()}
+        argv = [
+            rewrite_paths(expand_vars(a, env), path_map)
+            for a in (container.get("command") or []) + (container.get("args") or [])
+        ]
+        if command_override is not None:
+            argv = command_override
+        with log_path.open("ab") as log:
             try:
-                token_volume = token_mount(container)
-                kubeconfig = None
-                if token_volume is not None and self.credentials is not None:
-                    kubeconfig = self.credentials.kubeconfig_for(
-                        volumes[token_volume], meta["namespace"], pod_dir / f"kubeconfig-{cname}"
-                    )
-                env = self._env(pod, container, path_map, kubeconfig)
-                argv = [
-                    rewrite_paths(expand_vars(a, env), path_map)
-                    for a in (container.get("command") or []) + (container.get("args") or [])
-                ]
-                if command_override is not None:
-                    argv = command_override
                 if not argv:
-                    raise RuntimeError("the local runner cannot run image entrypoints: set command")
+                    raise OSError("the process runtime cannot run image entrypoints: set command")
                 cwd = rewrite_paths(container.get("workingDir") or str(pod_dir), path_map)
                 Path(cwd).mkdir(parents=True, exist_ok=True)
                 proc = subprocess.Popen(
-                    argv,
-                    env=env,
-                    cwd=cwd,
-                    stdout=log,
-                    stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL,
-                    start_new_session=True,
-                )
-            except (OSError, RuntimeError) as exc:
+                    argv, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, start_new_session=True,
+                )  # fmt: skip
+                handle = ProcessHandle(proc)
+            except OSError as exc:
                 log.write(f"{exc}\n".encode())
-                proc = subprocess.Popen(["sh", "-c", "exit 128"], stdout=log, stderr=subprocess.STDOUT)
-            finally:
-                log.close()
-            running.containers.append(
-                RunningContainer(
-                    cname,
-                    proc,
-                    log_path,
-                    term_path,
-                    container.get("terminationMessagePolicy", "File"),
-                    _now(),
-                    path_map,
+                handle = ProcessHandle(subprocess.Popen(["sh", "-c", "exit 128"]), str(exc))
+        policy = container.get("terminationMessagePolicy", "File")
+        return RunningContainer(container["name"], handle, log_path, term_path, policy, _now(), path_map)
+
+    def _start_container(self, pod, container, pod_dir, running, command_override) -> RunningContainer:
+        assert self.podman is not None and running.cgroup is not None
+        vols = running.volumes
+        meta, image = pod["metadata"], container.get("image", "")
+        info = self.podman.image(image)
+        attempts = self._pull_attempts.get((meta["uid"], container["name"]), 0)
+        refused = podrules.pull_decision(
+            image, container.get("imagePullPolicy", "IfNotPresent"), info is not None, attempts
+        )
+        if refused is not None:
+            self._pull_attempts[(meta["uid"], container["name"])] = attempts + 1
+            raise refused
+        assert info is not None
+        sec = podrules.effective_security(pod, container)
+        podrules.verify_run_as_non_root(pod, container, sec, info.user)
+        env = self._env(pod, container, self._container_base_env())
+        argv = [expand_vars(a, env) for a in podrules.argv(container, info.entrypoint, info.cmd)]
+        if command_override is not None:
+            argv = command_override
+        term_path, log_path = self._files(pod, container, pod_dir)
+        path_map = self._paths(container, vols)
+        mounts = []
+        for m in container.get("volumeMounts") or []:
+            vol = vols[m["name"]]
+            host = dict(path_map)[m["mountPath"].rstrip("/") or "/"]
+            mounts.append(
+                podman.Mount(
+                    Path(host),
+                    m["mountPath"],
+                    bool(m.get("readOnly")) or vol.read_only,
+                    vol.tmpfs,
+                    vol.size_limit,
                 )
             )
-        return running
+        mounts.append(
+            podman.Mount(term_path, container.get("terminationMessagePath", "/dev/termination-log"))
+        )
+        name = f"k8s_{container['name']}_{meta['name']}_{meta['namespace']}_{meta['uid'][:8]}"
+        args = podman.run_args(
+            name=name,
+            image=image,
+            argv=argv,
+            env=env,
+            mounts=mounts,
+            sec=sec,
+            image_user=info.user,
+            hostname=_hostname(pod),
+            log_path=pod_dir / f"{container['name']}.cri",
+            owner=self.podman.owner,
+            seccomp_profile=self.seccomp_profile,
+            cgroup_parent=running.cgroup.parent,
+            memory=running.cgroup.container_memory(container),
+            cpus=podrules.cpu_limit(container),
+            cpu_shares=podrules.cpu_shares(container),
+            working_dir=container.get("workingDir"),
+        )
+        log = podman.CriLog(pod_dir / f"{container['name']}.cri", log_path)
+        policy = container.get("terminationMessagePolicy", "File")
+        try:
+            cid = self.podman.run(args)
+        except podman.StartError as exc:
+            log_path.open("a").write(f"{exc}\n")
+            handle: Handle = ProcessHandle(subprocess.Popen(["sh", "-c", "exit 128"]), str(exc))
+            return RunningContainer(container["name"], handle, log_path, term_path, policy, _now(), path_map)
+        handle = podman.PodmanContainer(self.podman, cid, log, running.cgroup.oom_killed)
+        return RunningContainer(container["name"], handle, log_path, term_path, policy, _now(), path_map)
 
+    # ------------------------------------------------------------ stop and status
     @staticmethod
     def kill(running: RunningPod, sig: int = signal.SIGKILL) -> None:
         for c in running.containers:
-            if c.proc.poll() is None:
-                with contextlib.suppress(ProcessLookupError):
-                    os.killpg(c.proc.pid, sig)
+            c.handle.signal(sig)
+
+    def release(self, running: RunningPod) -> None:
+        """After the last container exited: the pod's cgroup goes (containers are already removed)."""
+        self._pull_attempts = {k: v for k, v in self._pull_attempts.items() if k[0] != running.uid}
+        if running.cgroup is not None:
+            running.cgroup.remove()
+
+    def shutdown(self) -> None:
+        if self.podman is not None:
+            self.podman.remove_all()
 
     @staticmethod
     def container_status(c: RunningContainer, image: str) -> dict[str, Any]:
-        code = c.proc.poll()
+        code = c.poll()
         base = {
             "name": c.name,
             "image": image,
-            "imageID": "",
+            "imageID": c.handle.image_id,
             "restartCount": 0,
             "started": code is None,
             "ready": code is None,
-            "containerID": f"local://{c.proc.pid}",
+            "containerID": c.handle.container_id,
         }
         if code is None:
             return {**base, "state": {"running": {"startedAt": c.started}}}
-        exit_code = 128 - code if code < 0 else code  # killed by signal N -> exit code 128+N
-        message = c.termination_path.read_text(errors="replace")[:4096] if c.termination_path.exists() else ""
-        if not message and exit_code != 0 and c.policy == "FallbackToLogsOnError" and c.log_path.exists():
-            lines = c.log_path.read_text(errors="replace").splitlines()[-80:]
-            message = "\n".join(lines)[-2048:]
+        message = _tail(c.termination_path, MAX_MESSAGE) if c.termination_path.exists() else ""
+        if not message and code != 0 and c.policy == "FallbackToLogsOnError" and c.log_path.exists():
+            lines = c.log_path.read_text(errors="replace").splitlines()[-FALLBACK_LINES:]
+            message = "\n".join(lines)[-FALLBACK_BYTES:]
+        reason = c.handle.reason
         term = {
-            "exitCode": exit_code,
-            "reason": "Completed" if exit_code == 0 else "Error",
+            "exitCode": 128 if reason == "StartError" else code,
+            "reason": reason,
             "startedAt": c.started,
             "finishedAt": _now(),
             "containerID": base["containerID"],
@@ -326,6 +509,30 @@ class Kubelet:
         if message:
             term["message"] = message
         return {**base, "state": {"terminated": term}}
+
+    @staticmethod
+    def waiting_status(container: dict[str, Any], error: ConfigError) -> dict[str, Any]:
+        return {
+            "name": container["name"],
+            "image": container.get("image", ""),
+            "imageID": "",
+            "restartCount": 0,
+            "started": False,
+            "ready": False,
+            "state": {"waiting": {"reason": error.reason, "message": error.message}},
+        }
+
+
+def _hostname(pod: dict[str, Any]) -> str:
+    return (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63]
+
+
+def _tail(path: Path, limit: int) -> str:
+    with path.open("rb") as f:
+        f.seek(0, os.SEEK_END)
+        size = f.tell()
+        f.seek(max(0, size - limit))
+        return f.read().decode(errors="replace")
 
 
 def _now() -> str:

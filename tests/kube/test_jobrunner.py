@@ -16,6 +16,12 @@ from tests.kube.kubelet import rewrite_paths
 def cluster(tmp_path: Path):
     with LocalCluster(tmp_path, pvc_dirs={"results": tmp_path / "pvc-results"}) as c:
         c.runner.failure_backoff = 0.1
+        api = c.server.api
+        claim = {
+            "metadata": {"name": "results"},
+            "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}},
+        }
+        api.create(api.type("", "v1", "persistentvolumeclaims"), "default", claim)
         yield c
 
 
@@ -140,7 +146,8 @@ def test_indexed_job_sets_completion_index(cluster: LocalCluster) -> None:
     )
     assert job["status"]["completedIndexes"] == "0-2" and job["status"]["succeeded"] == 3
     out = Path(cluster.work_dir) / "pvc-results"
-    assert sorted(p.read_text().strip() for p in out.iterdir()) == ["0", "1", "2"]
+    # a fresh claim is a formatted volume: lost+found is there too
+    assert sorted(p.read_text().strip() for p in out.iterdir() if p.name != "lost+found") == ["0", "1", "2"]
     hosts = sorted(p["spec"]["hostname"] for p in _pods(cluster, "shards"))
     assert hosts == ["shards-0", "shards-1", "shards-2"]
 

@@ -137,6 +137,10 @@ def test_pod_is_hardened_and_takes_only_allow_listed_overrides(make_run):
     assert pod["tolerations"] == ev["tolerations"] and pod["nodeSelector"] == {"gpu": "h100"}
     assert pod["serviceAccountName"] == "benchcal-job"
     assert pod["securityContext"]["runAsNonRoot"] is True
+    # uid 65532 writes a root-owned results volume only through fsGroup (tests/kube/test_containers.py)
+    assert {k: pod["securityContext"][k] for k in ("runAsUser", "runAsGroup", "fsGroup", "fsGroupChangePolicy")} == {
+        "runAsUser": 65532, "runAsGroup": 65532, "fsGroup": 65532, "fsGroupChangePolicy": "OnRootMismatch",
+    }  # fmt: skip
     assert c["securityContext"]["readOnlyRootFilesystem"] is True
     assert c["securityContext"]["capabilities"] == {"drop": ["ALL"]}
     assert c["terminationMessagePolicy"] == "FallbackToLogsOnError"
