@@ -38,7 +38,7 @@ from benchcal.results import (
 )
 from benchcal.tasks.registry import TaskSpec, load_examples
 from benchcal_eval import metrics
-from benchcal_eval.prompts import build_instances
+from benchcal_eval.prompts import DEFAULT_SAMPLING, SAMPLING, build_instances
 from benchcal_eval.requests import Instance
 from benchcal_eval.sandbox import Limits, check_completion
 from benchcal_eval.tokenize import encode_task
@@ -82,6 +82,7 @@ class RunPlan:
     sandbox: Limits = field(default_factory=Limits)
     extra_tasks: tuple[TaskSpec, ...] = ()  # user benchmarks (--task-file), for name lookups
     shard: tuple[int, int] = (0, 1)  # (index, count): an Indexed Job's pod evaluates every count-th pair
+    fewshot_sampling: str = DEFAULT_SAMPLING  # nested | independent | fixed (benchcal_eval.prompts)
 
     @property
     def pairs(self) -> list[tuple[TaskSpec, int]]:
@@ -115,6 +116,7 @@ def prepare(
     sandbox: Limits | None = None,
     extra_tasks: Sequence[TaskSpec] = (),
     shard: tuple[int, int] = (0, 1),
+    fewshot_sampling: str = DEFAULT_SAMPLING,
 ) -> RunPlan:
     """Validate the whole run and load every benchmark's data (malformed JSONL fails here)."""
     if not tasks:
@@ -129,6 +131,8 @@ def prepare(
         raise BadInput(
             f"shard index must be in [0, {shard[1]}) with a count >= 1, got {shard[0]} of {shard[1]}"
         )
+    if fewshot_sampling not in SAMPLING:
+        raise BadInput(f"--fewshot-sampling must be one of {', '.join(SAMPLING)}, got {fewshot_sampling!r}")
     for task in tasks:
         if not task.available:
             raise BadInput(f"benchmark {task.name!r} is unavailable: {task.unavailable_reason}")
@@ -148,6 +152,7 @@ def prepare(
         sandbox or Limits(),
         tuple(extra_tasks),
         shard,
+        fewshot_sampling,
     )
 
 
@@ -181,6 +186,7 @@ def config_key(
     seed: int | None,
     limit: int | None,
     max_length: int,
+    sampling: str = "independent",
 ) -> str:
     payload = {
         "model": {k: v for k, v in identity.items() if k not in _IDENTITY_IGNORED},
@@ -191,6 +197,8 @@ def config_key(
         "max_length": max_length,
         "schema": SCHEMA_VERSION,
     }
+    if num_fewshot > 0 and sampling != "independent":  # keys of independent (older) results stay valid
+        payload["fewshot_sampling"] = sampling
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
 
@@ -312,7 +320,9 @@ def evaluate_pair(
     start = time.perf_counter()
     tokens_before = engine.stats.computed_tokens
     examples = plan.examples[task.name]
-    instances: list[Instance] = build_instances(task, examples, num_fewshot, seed=plan.seed, limit=plan.limit)
+    instances: list[Instance] = build_instances(
+        task, examples, num_fewshot, seed=plan.seed, limit=plan.limit, sampling=plan.fewshot_sampling
+    )
     encoded = encode_task(task, examples, instances, lm.tokenizer, lm.max_length)
     if task.task_type in SCORED_TYPES:
         agg, extra, rows = _score_pair(task, instances, encoded, engine, progress, label)
@@ -368,7 +378,10 @@ def run_checkpoint(
     )
     pairs = plan.pairs
     for i, (task, k) in enumerate(pairs, 1):
-        key = config_key(lm.identity, task, k, seed=plan.seed, limit=plan.limit, max_length=lm.max_length)
+        key = config_key(
+            lm.identity, task, k, seed=plan.seed, limit=plan.limit, max_length=lm.max_length,
+            sampling=plan.fewshot_sampling,
+        )  # fmt: skip
         done = finished_result(out_dir, task, k, key)
         if done is not None:
             log.info(
@@ -425,8 +438,9 @@ def other_finished_results(
                 continue
             task = get_task(result.benchmark, (*plan.extra_tasks, *plan.tasks))
             key = config_key(
-                identity, task, result.num_fewshot, seed=plan.seed, limit=plan.limit, max_length=max_length
-            )
+                identity, task, result.num_fewshot, seed=plan.seed, limit=plan.limit, max_length=max_length,
+                sampling=plan.fewshot_sampling,
+            )  # fmt: skip
         except (BadInput, OSError) as exc:
             log.debug("not summarising %s: %s", path, exc)
             continue

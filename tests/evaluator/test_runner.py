@@ -244,6 +244,19 @@ def test_config_key_covers_what_changes_scores(tasks, tmp_path):
     )
 
 
+def test_config_key_covers_fewshot_sampling_where_it_changes_prompts(tasks):
+    task = tasks["tiny_lm"]
+    ident = {"source": "/m", "config_sha256": "abc", "dtype": "float32"}
+
+    def key(k, sampling):
+        return config_key(ident, task, k, seed=None, limit=None, max_length=256, sampling=sampling)
+
+    # results from before sampling modes existed were independent draws: their keys stay valid
+    assert key(3, "independent") == config_key(ident, task, 3, seed=None, limit=None, max_length=256)
+    assert len({key(3, "independent"), key(3, "nested"), key(3, "fixed")}) == 3
+    assert key(0, "independent") == key(0, "nested") == key(0, "fixed")  # 0-shot prompts are the same
+
+
 def test_summary_covers_earlier_invocations_into_the_same_directory(lm, tasks, tmp_path):
     # benchcal.commands runs one invocation per distinct shot list into one checkpoint directory.
     _run(lm, tasks, ["tiny_mc"], (0,), tmp_path)
