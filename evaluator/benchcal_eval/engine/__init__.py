@@ -1,6 +1,8 @@
-"""Scoring engine: packed shared-context log-likelihood scoring and batched generation.
+"""Scoring engine: prefix-trie log-likelihood scoring and batched generation.
 
-``packing`` (pure row packing), ``attention`` (tree mask tensors), ``scoring`` (ScoringEngine),
+``trie`` (one token trie over all requests, cut into pieces), ``packing`` (pieces into rows and
+batches), ``attention`` (the tree mask rule, dense mask, builder choice), ``tree_attention`` (CPU:
+chunked ancestor attention), ``flex_attention`` (CUDA: BlockMask), ``scoring`` (ScoringEngine),
 ``naive`` (one-request-at-a-time reference), ``generation`` (greedy / sampled decoding).
 """
 
