@@ -1,8 +1,8 @@
 """Pure packing of score requests into rows and batches: trie pieces laid out with a tree mask.
 
 ``engine.trie`` builds one token trie over all requests of a call and cuts it into pieces (runs of
-sorted paths): up to ``row_tokens`` tokens, or up to ``max(token_budget, row_tokens)`` when their
-paths share a prefix worth keeping (``trie.MIN_SHARED``). Here pieces are laid into rows
+sorted paths): up to ``row_tokens`` tokens, or up to the token budget (at most
+``MAX_PIECE_TOKENS``) when their paths share a prefix worth keeping (``trie.MIN_SHARED``). Here pieces are laid into rows
 (first-fit decreasing up to ``row_tokens``; a larger piece gets a row of its own) and rows into
 batches (up to ``token_budget`` padded tokens). A piece is laid out in preorder: each path adds
 only the tokens it does not share with the previous one, so a shared prefix appears once.
@@ -27,6 +27,10 @@ from dataclasses import dataclass
 from benchcal.errors import BadInput
 from benchcal_eval.engine.trie import Scorer, Trie, build_trie, cut_trie
 from benchcal_eval.requests import ScoreRequest
+
+# Longest piece (and so row) a shared tree may grow to: FlexAttention's create_block_mask evaluates
+# the mask densely once per batch ([T, T] booleans), so rows stay well below the GPU budget.
+MAX_PIECE_TOKENS = 8192
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,7 @@ def pack_requests(
         if was_cut:
             truncated.append(i)
     trie, _ = build_trie(requests, contexts)
-    pieces = cut_trie(trie, max(token_budget, row_tokens), row_tokens)
+    pieces = cut_trie(trie, max(row_tokens, min(token_budget, MAX_PIECE_TOKENS)), row_tokens)
     rank = [0] * len(pieces)
     if groups is not None:
         scorer_rank = [min(groups[i] for i in s.requests) for s in trie.scorers]

@@ -27,8 +27,8 @@ from benchcal_eval.requests import EngineStats, GenerationRequest, ScoreRequest,
 Progress = Callable[[int], None]  # called with the number of requests just finished (tqdm.update)
 OnDone = Callable[[int, list[ScoreResult]], None]  # (group index, its results in request order)
 
-# Tokens per forward when the caller gives no budget. CPU: attention over a dense mask grows with
-# the row length, so rows stay short; GPU: large enough to fill the device for a ~3B model.
+# Tokens per forward when the caller gives no budget; GPU: large enough to fill the device for a
+# ~3B model. Unrelated pieces share rows up to DEFAULT_ROW_TOKENS; a shared tree may fill a budget.
 DEFAULT_TOKEN_BUDGET = {"cpu": 2048, "cuda": 32768}
 DEFAULT_ROW_TOKENS = {"cpu": 256, "cuda": 4096}
 
@@ -80,7 +80,8 @@ class ScoringEngine:
     """Scores ScoreRequests (and runs generation) for one loaded model.
 
     ``token_budget``: padded tokens per forward; ``row_tokens``: tokens per packed row (several
-    question trees share a row up to this). ``kernel``: LM-head implementation passed to
+    trie pieces share a row up to this; a piece whose paths share a real prefix may be as long as
+    the budget and gets a row of its own). ``kernel``: LM-head implementation passed to
     ``lm_head_logprobs`` (None = auto). ``attention``: mask builder, see ``engine.attention``.
     """
 
