@@ -4,7 +4,7 @@ VENV    ?= .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: setup run test test-fast test-kernels-cpu test-gpu test-e2e lint format bench crds-check clean
+.PHONY: setup run test test-fast test-kernels-cpu test-gpu test-e2e lint format bench crds crds-check clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -24,8 +24,9 @@ run: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+## Unit tests only: no slow tests, no end-to-end runs, no local-cluster (tests/kube) suite.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not e2e"
+	$(BIN)/python -m pytest -q -m "not slow and not e2e and not kube"
 
 test-kernels-cpu: $(STAMP)
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q tests/evaluator/kernels
@@ -36,9 +37,11 @@ test-gpu: $(STAMP)
 test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
+## ruff, and the import contracts of docs/architecture.md ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -48,9 +51,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/compare_harness.py
 	$(BIN)/python benchmarks/bench_reduce.py
 
+## crds/ holds the one hand-edited CRD; the chart and the package carry generated copies.
+CRD := calibrationruns.benchcal.dev.yaml
+crds:
+	cp crds/$(CRD) charts/benchcal/crds/$(CRD)
+	cp crds/$(CRD) benchcal/crd/$(CRD)
+
 crds-check:
-	cmp crds/calibrationruns.benchcal.dev.yaml charts/benchcal/crds/calibrationruns.benchcal.dev.yaml
-	cmp crds/calibrationruns.benchcal.dev.yaml benchcal/crd/calibrationruns.benchcal.dev.yaml
+	cmp crds/$(CRD) charts/benchcal/crds/$(CRD)
+	cmp crds/$(CRD) benchcal/crd/$(CRD)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -14,7 +14,8 @@ import argparse
 import time
 from pathlib import Path
 
-from benchcal.tasks.registry import load_examples, preset_shots, resolve_tasks
+from benchcal.tasks.loading import load_examples
+from benchcal.tasks.registry import preset_shots, resolve_tasks
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.tokenize import encode_task
 

@@ -60,7 +60,8 @@ class Pair:
 
 
 def build_pairs(tokenizer, tasks, shots, questions: int, sampling: str) -> list[Pair]:
-    from benchcal.tasks.registry import get_task, load_examples
+    from benchcal.tasks.loading import load_examples
+    from benchcal.tasks.registry import get_task
     from benchcal_eval.prompts import build_instances
     from benchcal_eval.tokenize import needs_prefix_space
 

@@ -1,8 +1,9 @@
 """Scoring engine: prefix-trie log-likelihood scoring and batched generation.
 
 ``trie`` (one token trie over all requests, cut into pieces), ``packing`` (pieces into rows and
-batches), ``attention`` (the tree mask rule, dense mask, builder choice), ``tree_attention`` (CPU:
-chunked ancestor attention), ``flex_attention`` (CUDA: BlockMask), ``scoring`` (ScoringEngine),
+batches), ``inputs`` (the padded tensors of a batch), ``attention`` (the tree mask rule, dense mask,
+path choice), ``tree_attention`` (CPU: chunked ancestor attention), ``flex_attention`` (CUDA:
+BlockMask), ``scoring`` (ScoringEngine),
 ``naive`` (one-request-at-a-time reference), ``generation`` (greedy / sampled decoding).
 """
 

@@ -9,10 +9,11 @@ kernel. (Without ``torch.compile``, ``create_block_mask`` itself evaluates the m
 per batch to find those blocks; the attention does not.) HF decoders loaded with
 ``attn_implementation="flex_attention"`` take a 4-D BlockMask as ``attention_mask`` unchanged.
 
-Importing this module registers the builder as ``ATTENTION_BUILDERS["flex"]``; the builder
+``attention.resolve_attention`` imports this module for "flex" (and "auto" on CUDA); the builder
 carries ``attn_implementation`` so the engine can switch the model's attention to match.
-Rows are right-padded to a multiple of the block size (fewer distinct shapes to compile for);
-padding attends only to itself, exactly as in the dense mask, and is never scored.
+Rows are right-padded to a multiple of the block size (fewer distinct shapes to compile for) by
+the shared ``inputs.assemble_inputs``; padding attends only to itself, exactly as in the dense
+mask, and is never scored.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask
 
-from benchcal_eval.engine.attention import ATTENTION_BUILDERS, AttentionInputs, padded_inputs
+from benchcal_eval.engine.inputs import AttentionInputs, assemble_inputs
 from benchcal_eval.engine.packing import Row
 
 __all__ = ["BLOCK_SIZE", "build_flex_attention_inputs", "tree_block_mask", "tree_mask_mod"]
@@ -62,12 +63,10 @@ def build_flex_attention_inputs(
 ) -> AttentionInputs:
     """Like ``attention.build_attention_inputs`` but with a BlockMask (``dtype`` is unused)."""
     del dtype  # a BlockMask has no value dtype; kept for the builder signature
-    inputs, ends = padded_inputs(rows, padded_length(rows), device)
+    inputs, ends = assemble_inputs(rows, padded_length(rows), device)
     inputs.attention_mask = tree_block_mask(torch.tensor(ends, dtype=torch.long, device=device))  # type: ignore[assignment]
     return inputs
 
 
 # The HF attention implementation this builder's mask is meant for (read by the engine).
 build_flex_attention_inputs.attn_implementation = "flex_attention"  # type: ignore[attr-defined]
-
-ATTENTION_BUILDERS.setdefault("flex", build_flex_attention_inputs)

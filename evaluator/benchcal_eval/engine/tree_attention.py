@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from benchcal_eval.engine.attention import ATTENTION_BUILDERS, AttentionInputs, padded_inputs
+from benchcal_eval.engine.inputs import AttentionInputs, assemble_inputs
 from benchcal_eval.engine.packing import Row
 
 __all__ = ["CHUNK", "TreePlan", "build_tree_attention_inputs", "supports", "tree_attention_forward"]
@@ -162,8 +162,7 @@ def build_tree_attention_inputs(
 ) -> AttentionInputs:
     """Rows padded to a multiple of CHUNK; no HF mask, the TreePlan as a model keyword."""
     longest = max(len(r) for r in rows)
-    inputs, ends = padded_inputs(rows, -(-longest // CHUNK) * CHUNK, device)
-    inputs.attention_mask = None  # type: ignore[assignment]
+    inputs, ends = assemble_inputs(rows, -(-longest // CHUNK) * CHUNK, device)
     inputs.model_kwargs = {"benchcal_tree": tree_plan(ends, device, dtype)}
     return inputs
 
@@ -176,4 +175,3 @@ def _register() -> None:
 
 _register()
 build_tree_attention_inputs.attn_implementation = IMPLEMENTATION  # type: ignore[attr-defined]
-ATTENTION_BUILDERS.setdefault("tree", build_tree_attention_inputs)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchcal.tasks.registry import get_task, load_examples
+from benchcal.tasks.loading import load_examples
+from benchcal.tasks.registry import get_task
 from benchcal_eval.engine import ScoringEngine, naive_score
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.tokenize import encode_task
