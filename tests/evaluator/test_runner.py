@@ -38,15 +38,17 @@ class CountingEngine:
         from benchcal_eval.engine import ScoringEngine
 
         self.inner = ScoringEngine(lm, token_budget=512)
-        self.calls: list[int] = []
+        self.calls: list[int] = []  # requests per engine call (a scoring pass or one generation pair)
+        self.passes: list[list[int]] = []  # per scoring pass: requests per pair
 
     @property
     def stats(self) -> EngineStats:
         return self.inner.stats
 
-    def score(self, requests, progress=None):
-        self.calls.append(len(requests))
-        return self.inner.score(requests, progress)
+    def score_groups(self, groups, *, progress=None, on_done=None):
+        self.calls.append(sum(len(g) for g in groups))
+        self.passes.append([len(g) for g in groups])
+        return self.inner.score_groups(groups, progress=progress, on_done=on_done)
 
     def generate(self, requests, progress=None):
         self.calls.append(len(requests))
@@ -117,7 +119,7 @@ def test_resume_skips_finished_pairs_and_keeps_their_results(lm, tasks, tmp_path
     before = done_file.read_bytes()
     summary, second = _run(lm, tasks, SCORED, (0, 1), tmp_path)
     assert done_file.read_bytes() == before  # not rewritten
-    assert len(second.calls) == 5  # six pairs, one skipped
+    assert len(second.passes) == 1 and len(second.passes[0]) == 5  # six pairs, one skipped, five in one pass
     assert len(summary.results) == 6 and not summary.failures
     # Same numbers as an uninterrupted run.
     fresh, _ = _run(lm, tasks, SCORED, (0, 1), tmp_path / "fresh")
@@ -213,4 +215,74 @@ def test_pairs_with_different_shot_lists_run_in_one_call_with_one_model(lm, task
     assert [(r.benchmark, r.num_fewshot) for r in summary.results] == [
         ("tiny_mc", 0), ("tiny_schema", 0), ("tiny_schema", 1)
     ]  # fmt: skip
-    assert len(engine.calls) == 3 and not summary.failures
+    assert len(engine.passes) == 1 and len(engine.passes[0]) == 3 and not summary.failures
+
+
+class InterruptingEngine(CountingEngine):
+    """Reports each finished pair to the runner, then stops the process-like pass after ``after``."""
+
+    def __init__(self, lm, after, exc):
+        super().__init__(lm)
+        self.after, self.exc, self.seen = after, exc, []
+
+    def score_groups(self, groups, *, progress=None, on_done=None):
+        def wrapped(g, results):
+            on_done(g, results)
+            self.seen.append(g)
+            if len(self.seen) == self.after:
+                raise self.exc
+
+        return super().score_groups(groups, progress=progress, on_done=wrapped)
+
+
+def test_one_pass_computes_shared_prefixes_once_and_writes_each_pair_when_done(lm, tasks, tmp_path):
+    # nested sampling: the 3-shot prompt of a question starts with its 1-shot prompt's example
+    pairs = grid([tasks["tiny_mc"], tasks["tiny_schema"]], (1, 3))
+    written = []
+
+    class Watching(CountingEngine):
+        def score_groups(self, groups, *, progress=None, on_done=None):
+            def wrapped(g, results):
+                on_done(g, results)
+                written.append(sorted(p.parent.name + p.name for p in (tmp_path / "one").rglob("*shot.json")))
+
+            return super().score_groups(groups, progress=progress, on_done=wrapped)
+
+    engine = Watching(lm)
+    summary = run_checkpoint(lm, engine, prepare(pairs), tmp_path / "one", checkpoint="ck")
+    assert not summary.failures and len(engine.passes) == 1 and len(engine.passes[0]) == 4
+    assert [len(w) for w in written] == [1, 2, 3, 4]  # each file appears as its pair completes
+    separate = 0
+    for task, k in pairs:
+        e = CountingEngine(lm)
+        alone = run_checkpoint(lm, e, prepare([(task, k)]), tmp_path / f"{task.name}{k}", checkpoint="ck")
+        separate += e.stats.computed_tokens
+        mine = next(r for r in summary.results if (r.benchmark, r.num_fewshot) == (task.name, k))
+        assert mine.accuracy == alone.results[0].accuracy and mine.config_key == alone.results[0].config_key
+    assert engine.stats.computed_tokens < separate  # prefixes shared across pairs computed once
+    # costs are attributed in completion order and add up to the pass
+    assert sum(r.tokens_scored for r in summary.results) == engine.stats.computed_tokens
+
+
+def test_a_run_killed_mid_pass_keeps_the_finished_pairs_and_resumes_the_rest(lm, tasks, tmp_path):
+    pairs = grid([tasks["tiny_mc"], tasks["tiny_lm"], tasks["tiny_schema"]], (0, 1))
+    killed = InterruptingEngine(lm, after=2, exc=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        run_checkpoint(lm, killed, prepare(pairs), tmp_path, checkpoint="ck")
+    kept = {(t.name, k): result_path(tmp_path, t.name, k).read_bytes() for t, k in pairs[:2]}
+    assert not any(result_path(tmp_path, t.name, k).exists() for t, k in pairs[2:])
+    engine = CountingEngine(lm)
+    summary = run_checkpoint(lm, engine, prepare(pairs), tmp_path, checkpoint="ck")
+    assert len(engine.passes) == 1 and len(engine.passes[0]) == 4  # only the four unfinished pairs
+    assert all(result_path(tmp_path, *key).read_bytes() == data for key, data in kept.items())
+    assert [(r.benchmark, r.num_fewshot) for r in summary.results] == [(t.name, k) for t, k in pairs]
+
+
+def test_a_failed_pass_fails_exactly_the_pairs_it_had_not_finished(lm, tasks, tmp_path):
+    pairs = grid([tasks["tiny_mc"], tasks["tiny_schema"]], (0, 1))
+    engine = InterruptingEngine(lm, after=1, exc=RuntimeError("device lost"))
+    summary = run_checkpoint(lm, engine, prepare(pairs), tmp_path, checkpoint="ck")
+    assert [(r.benchmark, r.num_fewshot) for r in summary.results] == [("tiny_mc", 0)]
+    assert [(f.benchmark, f.num_fewshot) for f in summary.failures] == [(t.name, k) for t, k in pairs[1:]]
+    assert all("device lost" in f.error for f in summary.failures)
+    assert not result_path(tmp_path, "tiny_schema", 0).exists()

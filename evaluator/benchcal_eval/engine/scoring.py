@@ -203,6 +203,8 @@ class ScoringEngine:
             )
             if progress is not None:
                 progress(done)
+            # how many groups this batch completes (a caller splitting the batch's cost among them)
+            self.stats.extra["groups_completed_by_batch"] = len(completed)
             for g in sorted(completed):
                 finish(g)
         if any(r is None for r in results):  # a packing bug, never a silent zero
