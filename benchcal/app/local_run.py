@@ -25,8 +25,10 @@ from pathlib import Path
 
 from benchcal import layout
 from benchcal.app.cli import main as benchcal_main
+from benchcal.app.run_display import RunDisplay
 from benchcal.commands import evaluate_command, reduce_command
 from benchcal.errors import EXIT_CRASH, EXIT_OK, BadInput
+from benchcal.progress import PROGRESS_FILE_ENV
 from benchcal.spec import CalibrationRun, Checkpoint, load_run
 
 log = logging.getLogger("benchcal.run")
@@ -43,6 +45,7 @@ class LocalStep:
     command: list[str]
     out_dir: Path
     log_path: Path
+    progress_path: Path  # the evaluator's live state, for the display (benchcal.progress)
 
 
 @dataclass
@@ -94,13 +97,25 @@ def plan_local(run: CalibrationRun, out_root: Path) -> list[LocalStep]:
         command = evaluate_command(
             run, ckpt, model=local_model_argument(ckpt, i), out_dir=str(out_dir), executable=EXECUTABLE
         )
-        steps.append(LocalStep(ckpt.name, command, out_dir, out_root / "logs" / f"{ckpt.name}.log"))
+        logs = out_root / "logs"
+        steps.append(
+            LocalStep(
+                ckpt.name, command, out_dir, logs / f"{ckpt.name}.log", logs / f"{ckpt.name}.progress.json"
+            )
+        )
     return steps
 
 
 def _run_step(step: LocalStep, threads: int) -> StepOutcome:
     step.log_path.parent.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "BENCHCAL_NUM_THREADS": str(threads)}
+    # the last run's snapshot is no result, only a stale display: start from none
+    step.progress_path.unlink(missing_ok=True)
+    env = {
+        **os.environ,
+        "OMP_NUM_THREADS": str(threads),
+        "BENCHCAL_NUM_THREADS": str(threads),
+        PROGRESS_FILE_ENV: str(step.progress_path),
+    }
     started = time.monotonic()
     with open(step.log_path, "a", encoding="utf-8") as logf:
         logf.write(f"$ {' '.join(step.command)}\n")
@@ -115,18 +130,25 @@ def _run_step(step: LocalStep, threads: int) -> StepOutcome:
     return StepOutcome(step.checkpoint, rc, time.monotonic() - started, step.log_path, message)
 
 
-def evaluate_all(steps: list[LocalStep], parallel: int = 1) -> list[StepOutcome]:
+def evaluate_all(
+    steps: list[LocalStep], parallel: int = 1, display: RunDisplay | None = None
+) -> list[StepOutcome]:
     """Run every checkpoint's evaluator; a failure never stops the others."""
     parallel = max(1, min(parallel, len(steps)))
     threads = max(1, (os.cpu_count() or 1) // parallel)
+    say = display.event if display is not None else log.info
 
     def one(step: LocalStep) -> StepOutcome:
-        log.info("evaluating %s (log: %s)", step.checkpoint, step.log_path)
+        say(f"evaluating {step.checkpoint} (log: {step.log_path})")
+        if display is not None:
+            display.started(step.checkpoint, step.progress_path)
         outcome = _run_step(step, threads)
+        if display is not None:
+            display.ended(step.checkpoint, outcome.seconds, outcome.returncode == 0)
         status = (
             "done" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode}): {outcome.message}"
         )
-        log.info("checkpoint %s %s in %.1f s", step.checkpoint, status, outcome.seconds)
+        say(f"checkpoint {step.checkpoint} {status} in {outcome.seconds:.1f} s")
         return outcome
 
     with ThreadPoolExecutor(max_workers=parallel) as pool:
@@ -167,7 +189,8 @@ def run(args: argparse.Namespace) -> int:
     )
 
     started = time.monotonic()
-    outcomes = evaluate_all(steps, parallel=args.parallel)
+    with RunDisplay(total=len(steps)) as display:
+        outcomes = evaluate_all(steps, parallel=args.parallel, display=display)
     failed = [o for o in outcomes if o.returncode != 0]
     for o in failed:
         print(f"checkpoint {o.checkpoint} failed (exit {o.returncode}); log: {o.log_path}\n  {o.message}")

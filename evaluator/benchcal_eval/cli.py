@@ -13,18 +13,13 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import sys
-import time
 from pathlib import Path
-from typing import Any
 
 from benchcal import naming
 from benchcal.errors import EXIT_CRASH, EXIT_OK, BadInput
 from benchcal.tasks.selection import DEFAULT_SHOTS, format_shots
 
 log = logging.getLogger("benchcal.evaluate")
-
-LOG_EVERY_S = 30.0  # progress line interval when stderr is not a terminal (Job logs)
 
 
 def _positive_int(name: str):
@@ -111,45 +106,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class ProgressReporter:
-    """tqdm bar (requests/s, ETA) on a terminal; a log line every LOG_EVERY_S otherwise."""
-
-    def __init__(self, tty: bool | None = None) -> None:
-        self.tty = sys.stderr.isatty() if tty is None else tty
-        self.bar: Any = None
-        self.label, self.total, self.done = "", 0, 0
-        self.t0 = self.last = 0.0
-
-    def start(self, label: str, total: int) -> None:
-        self.label, self.total, self.done = label, total, 0
-        self.t0 = self.last = time.monotonic()
-        if self.tty:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, desc=label, unit="req", dynamic_ncols=True, leave=False)
-
-    def advance(self, n: int) -> None:
-        self.done += n
-        if self.bar is not None:
-            self.bar.update(n)
-            return
-        now = time.monotonic()
-        if now - self.last >= LOG_EVERY_S:
-            self.last = now
-            log.info("%s", self.line(now))
-
-    def line(self, now: float) -> str:
-        rate = self.done / max(now - self.t0, 1e-9)
-        eta = (self.total - self.done) / rate if rate > 0 else float("inf")
-        eta_s = f"{eta:.0f}s" if eta != float("inf") else "?"
-        return f"{self.label}: {self.done}/{self.total} requests ({rate:.1f} req/s, ETA {eta_s})"
-
-    def finish(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def _check_target(target: str | None) -> None:
     if target is None:
         return
@@ -186,8 +142,13 @@ def run(args: argparse.Namespace) -> int:
 
     from benchcal_eval.engine import ScoringEngine
     from benchcal_eval.models import load_model
+    from benchcal_eval.progress import new_reporter
     from benchcal_eval.runner import run_checkpoint
 
+    checkpoint = args.checkpoint or Path(args.model.rstrip("/")).name or args.model
+    progress = new_reporter()
+    progress.begin(checkpoint, len(plan.pairs))
+    progress.loading(args.model)
     lm = load_model(
         args.model, dtype=args.dtype, device=args.device, revision=args.revision,
         trust_remote_code=args.trust_remote_code,
@@ -199,10 +160,10 @@ def run(args: argparse.Namespace) -> int:
             )
         lm.max_length = args.max_length
     engine = ScoringEngine(lm, token_budget=args.token_budget)
-    checkpoint = args.checkpoint or Path(args.model.rstrip("/")).name or args.model
     summary = run_checkpoint(
-        lm, engine, plan, args.out, checkpoint=checkpoint, flops=args.flops, progress=ProgressReporter()
+        lm, engine, plan, args.out, checkpoint=checkpoint, flops=args.flops, progress=progress
     )
+    progress.finished()
     stats = engine.stats
     log.info(
         "done: %d results, %d failures; engine: %d scoring + %d generation requests, %d scored tokens, %.1fs",

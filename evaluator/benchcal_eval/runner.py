@@ -49,15 +49,25 @@ SCORED_TYPES = ("language_modeling", "multiple_choice", "schema")
 
 
 class Progress(Protocol):
-    """Where the runner reports work: one ``start`` per pair, ``advance`` per finished request."""
+    """Where the runner reports work: ``skip`` per pair resumed from disk; one ``start`` per unit
+    of work (the scored pass, covering ``pairs`` pairs, or one generation pair), ``advance`` per
+    finished request, ``pair_done`` per pair of the unit finished (written or failed), ``finish``."""
 
-    def start(self, label: str, total: int) -> None: ...
+    def skip(self, label: str) -> None: ...
+    def start(self, label: str, total: int, pairs: int = 1) -> None: ...
     def advance(self, n: int) -> None: ...
+    def pair_done(self, label: str) -> None: ...
     def finish(self) -> None: ...
 
 
 class _NoProgress:
-    def start(self, label: str, total: int) -> None:
+    def skip(self, label: str) -> None:
+        pass
+
+    def start(self, label: str, total: int, pairs: int = 1) -> None:
+        pass
+
+    def pair_done(self, label: str) -> None:
         pass
 
     def advance(self, n: int) -> None:
@@ -303,8 +313,9 @@ def _score_in_one_pass(engine: Any, pairs: list[PreparedPair], book: _Checkpoint
             book.write(output)
         except Exception as exc:  # one pair's metric or write failure must not stop the pass
             book.fail(pair.task.name, pair.num_fewshot, exc)
+        progress.pair_done(pair.label)
 
-    progress.start(f"{len(pairs)} scored pairs", total)
+    progress.start(f"{len(pairs)} scored pairs", total, pairs=len(pairs))
     try:
         engine.score_groups([p.requests for p in pairs], progress=progress.advance, on_done=on_done)
     except Exception as exc:  # the pass itself failed: every pair it had not finished fails with it
@@ -351,6 +362,7 @@ def run_checkpoint(
         if done is not None:
             log.info("%s: already done (acc %.4f), skipping", book.tag(task.name, k), done.accuracy)
             book.results[(task.name, k)] = done
+            progress.skip(f"{task.name} {k}-shot")
             continue
         try:
             pair = prepare_pair(lm, task, k, plan, key)

@@ -169,7 +169,13 @@ def ensure_model(name: str, cfg: SeriesConfig = DEFAULT) -> Path:
     if not (root / "series.json").exists():
         root.parent.mkdir(parents=True, exist_ok=True)
         with open(root.parent / f".{cfg.key()}.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # concurrent local evaluators build it once
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:  # another local evaluator is building it: wait, and say so
+                from benchcal_eval.progress import reporter
+
+                reporter().waiting("another process is building the tiny series")
+                fcntl.flock(lock, fcntl.LOCK_EX)
             if not (root / "series.json").exists():
                 build_series(cfg, root)
     return root / short
@@ -186,6 +192,11 @@ def build_series(cfg: SeriesConfig, dest: Path) -> None:
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+    from benchcal_eval.progress import reporter
+
+    progress = reporter()  # `benchcal run` shows the build in its display; it is most of a first run
+    total_steps = max(steps for _, steps in cfg.steps)
+    progress.building(0, total_steps, 0.0)  # tokenizer training and data come first
     started = time.time()
     docs = training_documents(cfg, excluded_contexts())
     log.info("tiny series: building %s (%d documents) into %s", cfg.key(), len(docs), dest)
@@ -246,8 +257,9 @@ def build_series(cfg: SeriesConfig, dest: Path) -> None:
         "params": params,
         "checkpoints": [],
     }
+    train_started = time.monotonic()
     model.train()
-    for step in range(1, max(snapshots) + 1):
+    for step in range(1, total_steps + 1):
         starts = torch.randint(0, len(data) - cfg.seq_len - 1, (cfg.batch_size,), generator=gen)
         batch = torch.stack([data[s : s + cfg.seq_len] for s in starts.tolist()])
         for group in opt.param_groups:
@@ -257,6 +269,7 @@ def build_series(cfg: SeriesConfig, dest: Path) -> None:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
+        progress.building(step, total_steps, time.monotonic() - train_started)
         if step in snapshots:
             name = snapshots[step]
             model.save_pretrained(tmp / name)

@@ -10,7 +10,6 @@ import pytest
 
 from benchcal.app.cli import main
 from benchcal.results import read_summary, result_path
-from benchcal_eval.cli import ProgressReporter
 from tests.evaluator.real_models import smollm2_gguf
 from tests.evaluator.tiny_checkpoint import tiny_checkpoint_dir, write_tiny_tasks
 
@@ -150,16 +149,6 @@ def test_publish_configmap_gets_the_summary(task_file, tmp_path, monkeypatch):
     )
     [(summary, target)] = calls
     assert target == "ns/run-s1" and len(summary.results) == 2
-
-
-def test_progress_lines_show_rate_and_eta(monkeypatch):
-    clock = iter([0.0, 10.0, 10.0])
-    monkeypatch.setattr("benchcal_eval.cli.time.monotonic", lambda: next(clock))
-    reporter = ProgressReporter(tty=False)
-    reporter.start("arc_easy 3-shot", 100)
-    reporter.done = 50
-    line = reporter.line(10.0)
-    assert line == "arc_easy 3-shot: 50/100 requests (5.0 req/s, ETA 10s)"
 
 
 @pytest.mark.slow

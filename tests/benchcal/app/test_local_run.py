@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import yaml
 from benchcal.app.cli import main
 from benchcal.app.local_run import default_run_path, local_model_argument, plan_local, results_dir
 from benchcal.errors import BadInput
+from benchcal.progress import PHASE_FINISHED, read_snapshot
 from benchcal.spec import load_run, parse_run
 
 
@@ -96,8 +98,16 @@ def test_run_evaluates_reduces_and_resumes(tmp_path: Path, tiny_models: list[Pat
     out = tmp_path / "out"
     run_file = _write_run(tmp_path, tiny_models, out)
     assert main(["run", str(run_file), "--no-figures"]) == 0
-    printed = capsys.readouterr().out
+    captured = capsys.readouterr()
+    printed = captured.out
     assert "copa" in printed and "report:" in printed
+    # the live display (plain lines: stderr is no terminal here), fed by each evaluator's snapshot
+    # (an evaluator takes seconds to start, the display polls twice a second: it sees each one)
+    assert "evaluating m0 (log:" in captured.err
+    assert all(re.search(rf"^{m.name}: ", captured.err, re.M) for m in tiny_models), captured.err
+    for m in tiny_models:
+        snap = read_snapshot(out / "logs" / f"{m.name}.progress.json")
+        assert (snap.phase, snap.pairs_finished, snap.pairs_total) == (PHASE_FINISHED, 2, 2)
     for m in tiny_models:
         assert (out / "checkpoints" / m.name / "summary.json").exists()
         assert (out / "checkpoints" / m.name / "results" / "copa" / "1shot.json").exists()
