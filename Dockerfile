@@ -55,7 +55,7 @@ ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv \
  && /opt/venv/bin/pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 COPY --from=wheel /dist/ /dist/
-RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[evaluator,triton,reducer,publish]" \
+RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[evaluator,triton,reducer,publish,s3,gcs]" \
  && /opt/venv/bin/python -c "import benchcal_eval, benchcal_reduce, torch, triton; assert torch.version.cuda, 'CPU-only torch'"
 
 # ---------------------------------------------------------------------------------------------
@@ -64,7 +64,7 @@ FROM ${PYTHON_BASE} AS reducer-venv
 ENV PIP_NO_CACHE_DIR=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 RUN python -m venv /opt/venv
 COPY --from=wheel /dist/ /dist/
-RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[reducer,publish]" \
+RUN /opt/venv/bin/pip install "$(ls /dist/benchcal-*.whl)[reducer,publish,s3,gcs]" \
  && /opt/venv/bin/python -c "import benchcal_reduce"
 
 # ---------------------------------------------------------------------------------------------
@@ -97,13 +97,17 @@ FROM runtime AS evaluator
 # Triton compiles its small CUDA driver shim with the system C compiler the first time a
 # kernel launches, on the GPU node, so gcc and the libc headers are run-time dependencies
 # here, not build tools. The compiled shim lands in TRITON_CACHE_DIR (under /tmp).
+# The code benchmarks (human_eval_cpp, human_eval_js) compile and run samples with g++ and
+# node (benchcal_eval.sandbox.TOOLCHAINS); without them such a pair fails, it is never scored.
 RUN apt-get update \
- && apt-get install -y --no-install-recommends gcc libc6-dev \
+ && apt-get install -y --no-install-recommends gcc libc6-dev g++ nodejs \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=evaluator-venv /opt/venv /opt/venv
-# No weights in the image: downloads (hub sources only) and compiled kernels go to /tmp.
+# No weights in the image: downloads (hub sources only) and compiled kernels go to /tmp, as do
+# the model-file hash cache and models copied from object storage (XDG_CACHE_HOME/benchcal/).
 ENV HF_HOME=/tmp/hf \
     TRITON_CACHE_DIR=/tmp/triton \
+    XDG_CACHE_HOME=/tmp/cache \
     HF_HUB_DISABLE_TELEMETRY=1 \
     NVIDIA_VISIBLE_DEVICES=all \
     NVIDIA_DRIVER_CAPABILITIES=compute,utility

@@ -56,19 +56,23 @@ def reduce_command(
     run: CalibrationRun,
     *,
     out_dir: str,
-    inputs: str | None = None,
+    inputs: str | Sequence[str] | None = None,
     figures: bool = True,
     executable: Sequence[str] = EXECUTABLE,
 ) -> list[str]:
     """The run's ``benchcal reduce`` argv.
 
-    ``inputs``: a directory of checkpoint outputs (``benchcal run``); None reads the summaries the
+    ``inputs``: a directory of checkpoint outputs, or the checkpoint directories to reduce, exactly
+    (``benchcal run``: the checkpoints it evaluated); None reads the summaries the
     evaluator Jobs published to ConfigMaps and writes the classification into the run's status
     (the reducer Job). ``out_dir`` is the report directory.
     """
     target = f"{run.namespace}/{run.name}"
     cmd = [*executable, "reduce"]
-    cmd += ["--from-configmaps", target, "--write-status", target] if inputs is None else [inputs]
+    if inputs is None:
+        cmd += ["--from-configmaps", target, "--write-status", target]
+    else:
+        cmd += [inputs] if isinstance(inputs, str) else list(inputs)
     cmd += ["--out", out_dir, "--alpha", repr(run.classification.alpha)]
     if run.classification.strict:
         cmd.append("--strict")

@@ -1,13 +1,19 @@
 """The one results schema (``benchcal.results/v1``), shared by evaluator, reducer and operator.
 
-Layout of an evaluator output directory (one per checkpoint)::
+Layout of an evaluator output directory (one per checkpoint; a local directory or an fsspec URL,
+``benchcal.storage``)::
 
-    DIR/results/<benchmark>/<num_fewshot>shot.json   one TaskResult, written when that pair finishes
-    DIR/examples/<benchmark>/<num_fewshot>shot.jsonl optional per-example outputs
-    DIR/summary.json                                 CheckpointSummary: every TaskResult + failures
+    DIR/results/<benchmark>/<k>shot.<config_key>.json    one TaskResult, written when that pair finishes
+    DIR/examples/<benchmark>/<k>shot.<config_key>.jsonl  optional per-example outputs
+    DIR/summary.json                                     CheckpointSummary of the latest invocation
 
-Files are written atomically (temp file + rename), so a killed process never leaves a torn
-result, and a re-run skips every pair whose file exists with the same ``config_key``.
+A result's file name carries its ``config_key`` (the resume key: model content, task, shots,
+seed, limit, ...), so results of different configurations live side by side and a re-run reuses
+exactly the pairs whose key it asks for; nothing is deleted to make room. Files are written
+atomically (``benchcal.storage``), so a killed process never leaves a torn result.
+
+Files of the layout before keys (``<k>shot.json``) are left where they are and never reused: their
+keys identified the model by file names and sizes only (docs/evaluator.md, "Resume").
 
 The reducer's input table (long format) has one row per (checkpoint, benchmark, num_fewshot):
 ``TABLE_COLUMNS`` below; ``summary_rows`` turns a summary into those rows.
@@ -17,13 +23,14 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import tempfile
+import re
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from benchcal import storage
 from benchcal.errors import BadInput
+from benchcal.storage import Location
 
 SCHEMA_VERSION = "benchcal.results/v1"
 
@@ -86,8 +93,10 @@ class TaskResult:
     truncated: int = 0  # examples whose prompt was left-truncated to the model's max length
     seconds: float = 0.0
     tokens_scored: int = 0  # tokens the model actually computed for this pair
-    config_key: str = ""  # hash of (model identity, task config, shots, seed, limit): the resume key
+    config_key: str = ""  # the resume key (benchcal_eval.resume): also in the file's name
     metrics: dict[str, float] = field(default_factory=dict)  # secondary metrics (acc_sum, acc_char_norm, ...)
+    # code benchmarks: how samples ran (network_isolated, pid_namespace, process_bound, namespaces)
+    sandbox: dict[str, Any] = field(default_factory=dict)
     schema_version: str = SCHEMA_VERSION
 
     @classmethod
@@ -171,71 +180,96 @@ def _check_version(data: dict[str, Any], where: str) -> None:
 
 # ---- paths ---------------------------------------------------------------------------------------
 
-
-def result_path(out_dir: str | Path, benchmark: str, num_fewshot: int) -> Path:
-    return Path(out_dir) / "results" / benchmark / f"{int(num_fewshot)}shot.json"
-
-
-def examples_path(out_dir: str | Path, benchmark: str, num_fewshot: int) -> Path:
-    return Path(out_dir) / "examples" / benchmark / f"{int(num_fewshot)}shot.jsonl"
+_KEY = re.compile(r"^[0-9a-f]{8,64}$")
+_RESULT_NAME = re.compile(r"^(\d+)shot\.([0-9a-f]{8,64})\.json$")
 
 
-def summary_path(out_dir: str | Path) -> Path:
-    return Path(out_dir) / "summary.json"
+def _keyed(name: str, key: str) -> str:
+    if not _KEY.match(key or ""):
+        raise ValueError(f"a result needs its config_key (hex), got {key!r}")
+    return f"{name}.{key}"
+
+
+def result_path(out_dir: Location, benchmark: str, num_fewshot: int, config_key: str) -> Location:
+    return storage.join(
+        out_dir, "results", benchmark, _keyed(f"{int(num_fewshot)}shot", config_key) + ".json"
+    )
+
+
+def examples_path(out_dir: Location, benchmark: str, num_fewshot: int, config_key: str) -> Location:
+    return storage.join(
+        out_dir, "examples", benchmark, _keyed(f"{int(num_fewshot)}shot", config_key) + ".jsonl"
+    )
+
+
+def summary_path(out_dir: Location) -> Location:
+    return storage.join(out_dir, "summary.json")
+
+
+def stored_keys(out_dir: Location, benchmark: str, num_fewshot: int) -> list[str]:
+    """The config keys of every stored result of one pair (every configuration it was run with)."""
+    keys = []
+    for name in storage.list_dir(storage.join(out_dir, "results", benchmark)):
+        m = _RESULT_NAME.match(name)
+        if m and int(m.group(1)) == int(num_fewshot):
+            keys.append(m.group(2))
+    return keys
 
 
 # ---- I/O -----------------------------------------------------------------------------------------
 
 
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write via a temp file in the same directory and rename: readers never see a partial file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+def atomic_write_text(path: Location, text: str) -> None:
+    """Write a whole file so that readers never see a partial one (``benchcal.storage``)."""
+    storage.write_text(path, text)
 
 
-def write_task_result(out_dir: str | Path, result: TaskResult) -> Path:
+def write_task_result(out_dir: Location, result: TaskResult) -> Location:
     result.validate()
-    path = result_path(out_dir, result.benchmark, result.num_fewshot)
+    path = result_path(out_dir, result.benchmark, result.num_fewshot, result.config_key)
     atomic_write_text(path, json.dumps(asdict(result), indent=2, sort_keys=True) + "\n")
     return path
 
 
-def read_json(path: str | Path) -> Any:
+def read_json(path: Location) -> Any:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(storage.read_text(path))
     except FileNotFoundError:
         raise BadInput(f"{path}: file not found") from None
+    except UnicodeDecodeError as exc:
+        raise BadInput(f"{path}: not UTF-8 text ({exc.reason})") from None
     except json.JSONDecodeError as exc:
         raise BadInput(f"{path}: invalid JSON at line {exc.lineno}: {exc.msg}") from None
 
 
-def read_task_result(path: str | Path) -> TaskResult:
+def read_task_result(path: Location) -> TaskResult:
     return TaskResult.from_dict(read_json(path), str(path))
 
 
-def load_task_results(out_dir: str | Path) -> list[TaskResult]:
-    """Every finished (benchmark, shots) result under ``out_dir``, sorted."""
-    files = sorted((Path(out_dir) / "results").glob("*/*shot.json"))
-    return [read_task_result(p) for p in files]
+def find_task_result(
+    out_dir: Location, benchmark: str, num_fewshot: int, config_key: str
+) -> TaskResult | None:
+    """The stored result of exactly this configuration of a pair, or None; unreadable: BadInput."""
+    path = result_path(out_dir, benchmark, num_fewshot, config_key)
+    if not storage.exists(path):
+        return None
+    result = read_task_result(path)
+    if result.config_key != config_key or (result.benchmark, result.num_fewshot) != (benchmark, num_fewshot):
+        raise BadInput(
+            f"{path}: holds {result.benchmark} {result.num_fewshot}-shot with key {result.config_key}"
+        )
+    return result
 
 
-def write_summary(out_dir: str | Path, summary: CheckpointSummary) -> Path:
+def write_summary(out_dir: Location, summary: CheckpointSummary) -> Location:
     path = summary_path(out_dir)
     atomic_write_text(path, json.dumps(summary.to_dict(), indent=2, sort_keys=True) + "\n")
     return path
 
 
-def read_summary(path: str | Path) -> CheckpointSummary:
-    path = Path(path)
-    if path.is_dir():
+def read_summary(path: Location) -> CheckpointSummary:
+    """A summary file, or the ``summary.json`` of a checkpoint directory."""
+    if (isinstance(path, Path) and path.is_dir()) or not str(path).endswith(".json"):
         path = summary_path(path)
     return CheckpointSummary.from_dict(read_json(path), str(path))
 

@@ -30,7 +30,10 @@ BUILD_TOOLS = {
 }  # fmt: skip
 # Triton compiles its CUDA driver shim with the system C compiler on the GPU node the first time
 # a kernel launches (triton/runtime/build.py), so the evaluator needs exactly these at run time.
-TRITON_RUNTIME = {"evaluator": {"gcc", "libc6-dev"}}
+# The code benchmarks compile C++ samples with g++ (benchcal_eval.sandbox.TOOLCHAINS).
+RUN_TIME_TOOLS = {"evaluator": {"gcc", "libc6-dev", "g++"}}
+# Debian package of each executable the sandbox runs samples with (python: the venv's own).
+TOOLCHAIN_PACKAGES = {"g++": "g++", "node": "nodejs"}
 
 
 @dataclass
@@ -152,7 +155,7 @@ def test_final_stages_run_as_a_numeric_non_root_user(parsed) -> None:
 def test_no_build_tools_where_the_images_run(parsed) -> None:
     _, stages = parsed
     for target in FINAL_TARGETS:
-        allowed = TRITON_RUNTIME.get(target, set())
+        allowed = RUN_TIME_TOOLS.get(target, set())
         for stage in chain(stages, target):
             for instruction, rest in stage.instructions:
                 if instruction == "RUN":
@@ -170,8 +173,9 @@ def test_images_install_the_right_extras(parsed, pyproject) -> None:
     by_name = {s.name: s for s in stages}
     wanted = {
         "operator-venv": {"operator"},
-        "evaluator-venv": {"evaluator", "triton", "reducer"},
-        "reducer-venv": {"reducer"},
+        # s3/gcs: spec.results.uri and model.uri on object storage (benchcal.storage)
+        "evaluator-venv": {"evaluator", "triton", "reducer", "s3", "gcs"},
+        "reducer-venv": {"reducer", "s3", "gcs"},
     }
     for stage_name, must in wanted.items():
         runs = " ".join(rest for ins, rest in by_name[stage_name].instructions if ins == "RUN")
@@ -220,3 +224,27 @@ def test_copied_sources_exist_and_are_not_dockerignored(parsed) -> None:
             for source in rest.split()[:-1]:
                 assert (REPO_ROOT / source).exists(), f"COPY {source}: missing from the repository"
                 assert source.rstrip("/") not in ignored, f"COPY {source}: excluded by .dockerignore"
+
+
+def test_the_evaluator_image_has_every_toolchain_the_registry_s_code_tasks_need(parsed) -> None:
+    """human_eval_cpp / human_eval_js must be checkable in the image, not scored 0 (issue 12)."""
+    from benchcal.tasks.loading import load_examples
+    from benchcal.tasks.registry import list_tasks
+    from benchcal_eval.sandbox import TOOLCHAINS
+
+    _, stages = parsed
+    installed = set()
+    for stage in chain(stages, "evaluator"):
+        for instruction, rest in stage.instructions:
+            if instruction == "RUN":
+                installed |= apt_packages(rest)
+    code_tasks = [t for t in list_tasks(include_unavailable=False) if t.task_type == "code_evaluation"]
+    assert code_tasks
+    for task in code_tasks:
+        languages = {str(row["language"]).lower() for row in load_examples(task)[:5]}
+        for language in languages:
+            tool = TOOLCHAINS[language]
+            if tool != "python":
+                assert TOOLCHAIN_PACKAGES[tool] in installed, (
+                    f"{task.name}: {tool} not in the evaluator image"
+                )

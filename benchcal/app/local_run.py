@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
-from benchcal import layout
+from benchcal import layout, storage
 from benchcal.app.cli import main as benchcal_main
 from benchcal.app.run_display import RunDisplay
 from benchcal.commands import evaluate_command, reduce_command
@@ -73,9 +73,30 @@ def local_model_argument(ckpt: Checkpoint, index: int) -> str:
         return m.hub_id
     if m.kind == "uri" and m.uri.startswith("file://"):
         return m.uri[len("file://") :]
+    if m.kind == "uri" and storage.is_url(m.uri):
+        storage.check_driver(m.uri, f"{where}.uri")  # copied to local disk once (benchcal_eval.fetch)
+        return m.uri
     if m.kind == "pvc":
         raise BadInput(f"{where}.pvc: a PersistentVolumeClaim exists only in a cluster; locally use `path:`")
     raise BadInput(f"{where}.uri: {m.uri!r} cannot be read locally; use `path:` or a file:// URI")
+
+
+def check_before_evaluating(run: CalibrationRun, out_root: Path) -> None:
+    """What would fail after hours of evaluation, checked before the first checkpoint starts:
+    every local model path exists, the reducer will get enough checkpoints, the root is a directory."""
+    if len(run.checkpoints) < MIN_CHECKPOINTS:
+        raise BadInput(
+            f"spec.checkpoints: {len(run.checkpoints)} checkpoint(s); the reducer needs at least {MIN_CHECKPOINTS}"
+        )
+    for i, ckpt in enumerate(run.checkpoints):
+        m = ckpt.model
+        if m.kind == "path" or (m.kind == "uri" and m.uri.startswith("file://")):
+            local = Path(local_model_argument(ckpt, i)).expanduser()
+            if not local.exists():
+                field = "path" if m.kind == "path" else "uri"
+                raise BadInput(f"spec.checkpoints[{i}].model.{field}: {str(local)!r} does not exist")
+    if out_root.exists() and not out_root.is_dir():
+        raise BadInput(f"results directory {str(out_root)!r} exists and is not a directory")
 
 
 def results_dir(run: CalibrationRun, override: str | Path | None = None) -> Path:
@@ -183,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--parallel must be >= 1, got {args.parallel}")
     out_root = results_dir(run_spec, args.out).resolve()
     steps = plan_local(run_spec, out_root)
+    check_before_evaluating(run_spec, out_root)
     benchmarks = ", ".join(sorted({b.name for b in run_spec.suite.benchmarks}))
     print(
         f"CalibrationRun {run_spec.name}: {len(steps)} checkpoints x [{benchmarks}] -> {out_root}", flush=True
@@ -195,7 +217,8 @@ def run(args: argparse.Namespace) -> int:
     for o in failed:
         print(f"checkpoint {o.checkpoint} failed (exit {o.returncode}); log: {o.log_path}\n  {o.message}")
 
-    # Reduce whatever finished: results of failed checkpoints are simply absent, never discarded.
+    # Reduce exactly the checkpoints of this run that finished: a failed one is simply absent (its
+    # results kept on disk), and other directories under the root (earlier runs) are not read.
     done = [o for o in outcomes if o.returncode == 0]
     if len(done) < MIN_CHECKPOINTS:
         print(
@@ -207,7 +230,7 @@ def run(args: argparse.Namespace) -> int:
     argv = reduce_command(
         run_spec,
         out_dir=str(report),
-        inputs=str(layout.checkpoints_dir(out_root)),
+        inputs=[str(step.out_dir) for step, o in zip(steps, outcomes, strict=True) if o.returncode == 0],
         figures=not args.no_figures,
     )
     print(flush=True)

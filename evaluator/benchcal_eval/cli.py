@@ -4,8 +4,12 @@
 pairs, ``'arc_easy:0,3;piqa:0'`` (``benchcal.tasks.selection``); the operator and ``benchcal run``
 pass the pairs form (``benchcal.commands``), so a checkpoint is always one call.
 
+``--out`` and ``--model`` may be fsspec URLs (``s3://``, ``gs://``; ``benchcal.storage``). The model's
+identity is resolved (hashed, fetched, or its hub commit found) before its weights are loaded, and
+they are loaded only if some pair has no result under its key yet.
+
 Exit codes: 0 every pair finished; 2 bad input (nothing was evaluated); 1 crash or some pairs
-failed (finished pairs are kept on disk, and a re-run resumes). See docs/evaluator.md.
+failed (finished pairs are kept, and a re-run resumes). See docs/evaluator.md.
 """
 
 from __future__ import annotations
@@ -14,8 +18,9 @@ import argparse
 import logging
 import os
 from pathlib import Path
+from typing import Any
 
-from benchcal import naming
+from benchcal import naming, storage
 from benchcal.errors import EXIT_CRASH, EXIT_OK, BadInput
 from benchcal.tasks.selection import DEFAULT_SHOTS, format_shots
 
@@ -73,7 +78,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"comma-separated shot counts for a selector (default {format_shots(DEFAULT_SHOTS)}); "
         "not with pairs",
     )
-    p.add_argument("--out", required=True, type=Path, help="output directory for this checkpoint")
+    p.add_argument(
+        "--out", required=True, help="output directory for this checkpoint (a path, or a URL: s3://, gs://)"
+    )
     p.add_argument("--limit", type=_positive_int("--limit"), help="first N examples per benchmark")
     p.add_argument("--checkpoint", help="checkpoint name in the summary (default: the model's basename)")
     p.add_argument("--flops", type=_flops, help="training FLOPs of this checkpoint, written to the summary")
@@ -95,7 +102,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--trust-remote-code", action="store_true", help="allow model code from the checkpoint")
     p.add_argument("--revision", help="hub revision (branch, tag or commit)")
-    p.add_argument("--per-example", action="store_true", help="also write examples/<task>/<k>shot.jsonl")
+    p.add_argument(
+        "--per-example", action="store_true", help="also write examples/<task>/<k>shot.<key>.jsonl"
+    )
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="recompute pairs that already have a result under their key, and replace those results "
+        "(results of other configurations are never touched)",
+    )
     p.add_argument("--publish-configmap", metavar="NAMESPACE/NAME", help="publish the summary as a ConfigMap")
     p.add_argument(
         "--shard",
@@ -124,14 +139,25 @@ def _resolve_plan(args: argparse.Namespace):
     return prepare(
         pairs, limit=args.limit, seed=args.seed, per_example=args.per_example, shard=_parse_shard(args.shard),
         fewshot_sampling=args.fewshot_sampling,
+        max_length=args.max_length, overwrite=args.overwrite,
     )  # fmt: skip
 
 
+def _check_out(out: str) -> None:
+    if storage.is_url(out):
+        storage.check_driver(out, "--out")
+        return
+    path = storage.local_path(out)
+    if path.exists() and not path.is_dir():
+        raise BadInput(f"--out {out!r} exists and is not a directory")
+
+
 def run(args: argparse.Namespace) -> int:
-    # Everything a user can get wrong is checked before the (slow) model load.
+    # Everything a user can get wrong is checked before the (slow) model work.
     _check_target(args.publish_configmap)
-    if args.out.exists() and not args.out.is_dir():
-        raise BadInput(f"--out {str(args.out)!r} exists and is not a directory")
+    _check_out(args.out)
+    if storage.is_url(args.model):
+        storage.check_driver(args.model, "--model")
     plan = _resolve_plan(args)
     log.info(
         "%d benchmark(s), %d (benchmark, shots) pairs%s",
@@ -140,36 +166,54 @@ def run(args: argparse.Namespace) -> int:
         f" (shard {plan.shard[0]} of {plan.shard[1]})" if plan.shard[1] > 1 else "",
     )
 
-    from benchcal_eval.engine import ScoringEngine
-    from benchcal_eval.models import load_model
+    from benchcal_eval.models import load_model, resolve_device, resolve_dtype, resolve_model
     from benchcal_eval.progress import new_reporter
-    from benchcal_eval.runner import run_checkpoint
+    from benchcal_eval.runner import CheckpointModel, evaluate_checkpoint
 
     checkpoint = args.checkpoint or Path(args.model.rstrip("/")).name or args.model
     progress = new_reporter()
     progress.begin(checkpoint, len(plan.pairs))
-    progress.loading(args.model)
-    lm = load_model(
-        args.model, dtype=args.dtype, device=args.device, revision=args.revision,
-        trust_remote_code=args.trust_remote_code,
-    )  # fmt: skip
-    if args.max_length is not None:
-        if args.max_length > lm.max_length:
-            raise BadInput(
-                f"--max-length {args.max_length} exceeds the model's context of {lm.max_length} tokens"
-            )
-        lm.max_length = args.max_length
-    engine = ScoringEngine(lm, token_budget=args.token_budget)
-    summary = run_checkpoint(
-        lm, engine, plan, args.out, checkpoint=checkpoint, flops=args.flops, progress=progress
+
+    device = resolve_device(args.device)
+    dtype = str(resolve_dtype(args.dtype, device)).removeprefix("torch.")
+    identity = resolve_model(args.model, args.revision)
+    engines: list[Any] = []
+
+    def load() -> tuple[Any, Any]:
+        from benchcal_eval.engine import ScoringEngine
+
+        progress.loading(args.model)
+        lm = load_model(
+            args.model, dtype=args.dtype, device=args.device, revision=args.revision,
+            trust_remote_code=args.trust_remote_code, identity=identity,
+        )  # fmt: skip
+        if args.max_length is not None:
+            if args.max_length > lm.max_length:
+                raise BadInput(
+                    f"--max-length {args.max_length} exceeds the model's context of {lm.max_length} tokens"
+                )
+            lm.max_length = args.max_length
+        engines.append(ScoringEngine(lm, token_budget=args.token_budget))
+        return lm, engines[0]
+
+    record = {**identity.record(), "dtype": dtype, "device": str(device)}
+    model = CheckpointModel(identity.key(dtype), record, load)
+    summary = evaluate_checkpoint(
+        model, plan, args.out, checkpoint=checkpoint, flops=args.flops, progress=progress
     )
     progress.finished()
-    stats = engine.stats
-    log.info(
-        "done: %d results, %d failures; engine: %d scoring + %d generation requests, %d scored tokens, %.1fs",
-        len(summary.results), len(summary.failures), stats.requests, stats.extra.get("generation_requests", 0),
-        stats.computed_tokens, stats.seconds,
-    )  # fmt: skip
+    if engines:
+        stats = engines[0].stats
+        log.info(
+            "done: %d results, %d failures; engine: %d scoring + %d generation requests, %d scored tokens, %.1fs",
+            len(summary.results), len(summary.failures), stats.requests, stats.extra.get("generation_requests", 0),
+            stats.computed_tokens, stats.seconds,
+        )  # fmt: skip
+    else:
+        log.info(
+            "done: every pair was finished already (%d results); the model was not loaded",
+            len(summary.results),
+        )
     if args.publish_configmap:
         from benchcal.publish import publish_summary
 

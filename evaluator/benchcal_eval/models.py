@@ -1,17 +1,20 @@
 """Loading a causal LM + tokenizer from wherever a checkpoint lives, with an identity for resume keys.
 
-Sources, tried in this order:
+Sources (``resolve_model``), tried in this order:
 - ``builtin:tiny-series/<name>``: the series ``benchcal_eval.tiny_series`` builds and caches;
-- an existing local path: a HF model directory, or a ``.gguf`` file (transformers dequantizes it);
+- an fsspec URL (``s3://``, ``gs://``, ...): copied to local disk once (``benchcal_eval.fetch``);
+- an existing local path (or ``file://``): a HF model directory, or a ``.gguf`` file
+  (transformers dequantizes it);
 - anything that looks like a path but does not exist: ``BadInput`` (never a hub lookup);
-- otherwise a hub id (``org/name``) at ``revision``; ``HF_HUB_OFFLINE=1`` is honoured, and a
-  model missing from the cache becomes ``BadInput`` saying how to get it there.
+- otherwise a hub id (``org/name``) at ``revision``, resolved to a commit and loaded at it;
+  ``HF_HUB_OFFLINE=1`` is honoured, and a model missing from the cache becomes ``BadInput``
+  saying how to get it there.
+
+The identity (``benchcal_eval.identity``) is resolved before any weights are loaded.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,9 +22,10 @@ from typing import Any
 
 import torch
 
+from benchcal import storage
 from benchcal.errors import BadInput
+from benchcal_eval.identity import BUILTIN_PREFIX, ModelIdentity, hub_identity, local_identity
 
-BUILTIN_PREFIX = "builtin:"
 DTYPES = {
     "float32": torch.float32, "fp32": torch.float32,
     "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -37,7 +41,10 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     max_length: int
-    identity: dict[str, Any] = field(default_factory=dict)
+    identity: dict[str, Any] = field(
+        default_factory=dict
+    )  # for the summary (identity.record + dtype, device)
+    key: dict[str, Any] = field(default_factory=dict)  # the model part of every resume key
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -70,26 +77,6 @@ def _looks_like_path(source: str) -> bool:
     )
 
 
-def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def directory_fingerprint(path: Path) -> str:
-    """sha256 over config.json and the names and sizes of the weight files (cheap, no weight reads)."""
-    digest = hashlib.sha256()
-    config = path / "config.json"
-    if config.exists():
-        digest.update(config.read_bytes())
-    for f in sorted(path.iterdir()):
-        if f.suffix in (".safetensors", ".bin", ".pt", ".gguf"):
-            digest.update(f"{f.name}:{f.stat().st_size}".encode())
-    return digest.hexdigest()
-
-
 def config_max_length(config: Any, tokenizer: Any) -> int:
     """Longest input the model was trained for: config first, then a sane tokenizer limit."""
     for name in ("max_position_embeddings", "n_positions", "n_ctx", "seq_length"):
@@ -114,6 +101,24 @@ def _from_pretrained(location: str, *, gguf_file: str | None, dtype: torch.dtype
     return model, tokenizer
 
 
+def resolve_model(source: str, revision: str | None = None) -> ModelIdentity:
+    """Find the model and say what it is (hashing, fetching or resolving; never loading weights)."""
+    if source.startswith(BUILTIN_PREFIX):
+        from benchcal_eval.tiny_series import ensure_model
+
+        return local_identity(source, Path(ensure_model(source[len(BUILTIN_PREFIX) :])), "builtin")
+    if storage.is_url(source):
+        from benchcal_eval.fetch import fetch_model
+
+        return local_identity(source, fetch_model(source), "dir")
+    path = storage.local_path(source).expanduser()
+    if path.exists():
+        return local_identity(source, path, "dir")
+    if _looks_like_path(source) or source.lower().startswith("file://"):
+        raise BadInput(f"model path {source!r} does not exist; check the path (or the volume mounting it)")
+    return hub_identity(source, revision)
+
+
 def load_model(
     source: str,
     *,
@@ -121,32 +126,20 @@ def load_model(
     device: str = "auto",
     revision: str | None = None,
     trust_remote_code: bool = False,
+    identity: ModelIdentity | None = None,
 ) -> LoadedModel:
     """Load ``source`` (see module docstring) for inference, in eval mode on the chosen device."""
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    identity: dict[str, Any] = {"source": source, "revision": revision}
-    if source.startswith(BUILTIN_PREFIX):
-        from benchcal_eval.tiny_series import ensure_model
-
-        path = Path(ensure_model(source[len(BUILTIN_PREFIX) :]))
+    ident = identity or resolve_model(source, revision)
+    if ident.kind == "hub":
+        # at the resolved commit: the weights are the ones the identity names, even if a branch moves
+        model, tokenizer = _load_from_hub(ident.location, torch_dtype, ident.revision, trust_remote_code)
     else:
-        path = Path(source).expanduser()
-    if path.exists():
-        if path.is_file():
-            if path.suffix != ".gguf":
-                raise BadInput(
-                    f"model file {source!r} is not a .gguf file; pass a HF model directory or a GGUF file"
-                )
-            identity["sha256"] = file_sha256(path)
-            location, gguf_file = str(path.parent), path.name
-        else:
-            if not (path / "config.json").exists():
-                raise BadInput(
-                    f"model directory {source!r} has no config.json; is it a HF checkpoint directory?"
-                )
-            identity["config_sha256"] = directory_fingerprint(path)
-            location, gguf_file = str(path), None
+        path = Path(ident.location)
+        location, gguf_file = (
+            (str(path.parent), path.name) if ident.kind == "gguf" or path.is_file() else (str(path), None)
+        )
         model, tokenizer = _from_pretrained(
             location,
             gguf_file=gguf_file,
@@ -154,19 +147,18 @@ def load_model(
             revision=None,
             trust_remote_code=trust_remote_code,
         )
-    elif source.startswith(BUILTIN_PREFIX) or _looks_like_path(source):
-        raise BadInput(f"model path {source!r} does not exist; check the path (or the volume mounting it)")
-    else:
-        model, tokenizer = _load_from_hub(source, torch_dtype, revision, trust_remote_code)
-        identity["revision"] = getattr(model.config, "_commit_hash", None) or revision
-        identity["config_sha256"] = hashlib.sha256(
-            json.dumps(model.config.to_dict(), sort_keys=True, default=str).encode()
-        ).hexdigest()
     model.to(dev)
     model.eval()
-    identity.update(dtype=str(torch_dtype).removeprefix("torch."), device=str(dev))
+    dtype_name = str(torch_dtype).removeprefix("torch.")
+    record = {**ident.record(), "dtype": dtype_name, "device": str(dev)}
     return LoadedModel(
-        model, tokenizer, dev, torch_dtype, config_max_length(model.config, tokenizer), identity
+        model,
+        tokenizer,
+        dev,
+        torch_dtype,
+        config_max_length(model.config, tokenizer),
+        record,
+        ident.key(dtype_name),
     )
 
 

@@ -30,6 +30,8 @@ class RunPlan:
     sandbox: Limits = field(default_factory=Limits)
     shard: tuple[int, int] = (0, 1)  # (index, count): an Indexed Job's pod evaluates every count-th pair
     fewshot_sampling: str = DEFAULT_SAMPLING  # nested | independent | fixed (benchcal_eval.prompts)
+    max_length: int | None = None  # as requested (--max-length); None: the model's own context
+    overwrite: bool = False  # recompute pairs that have a result under their key, and replace it
 
     @property
     def pairs(self) -> list[tuple[TaskSpec, int]]:
@@ -52,6 +54,8 @@ def prepare(
     sandbox: Limits | None = None,
     shard: tuple[int, int] = (0, 1),
     fewshot_sampling: str = DEFAULT_SAMPLING,
+    max_length: int | None = None,
+    overwrite: bool = False,
 ) -> RunPlan:
     """Validate the whole run and load every benchmark's data (malformed JSONL fails here)."""
     if not pairs:
@@ -82,5 +86,6 @@ def prepare(
         if not rows:
             raise BadInput(f"benchmark {name!r} has no examples")
     return RunPlan(
-        list(pairs), examples, limit, seed, per_example, sandbox or Limits(), shard, fewshot_sampling
-    )
+        list(pairs), examples, limit, seed, per_example, sandbox or Limits(), shard, fewshot_sampling,
+        max_length, overwrite,
+    )  # fmt: skip

@@ -1,9 +1,13 @@
 """Resume: the ``config_key`` of a (benchmark, shots) pair and the finished result it finds.
 
-A re-run skips every pair whose result file carries the same ``config_key``: a hash of the model
-identity, the task definition and its data's content, shots, seed, limit, max length, the
-few-shot sampling mode where it changes prompts (k > 0; ``independent`` adds nothing, so results
-from before the modes existed stay valid) and the results schema version. Where a model ran (``device``) does not change scores and is left out.
+A re-run skips every pair that has a result stored under the same ``config_key``: a hash of the
+model's content (``benchcal_eval.identity``: weights, tokenizer and config bytes, the GGUF file,
+or the hub commit) and dtype, the task definition and its data's content, shots, seed, limit,
+the requested max length, the few-shot sampling mode where it changes prompts (k > 0;
+``independent`` adds nothing, so results from before the modes existed keep their keys), the
+sandbox limits of code benchmarks and the results schema version.
+Where a model ran (path, device) does not change scores and is left out. Results of other keys
+are never touched: they stay on disk beside the new ones (``benchcal.results``).
 """
 
 from __future__ import annotations
@@ -14,17 +18,14 @@ import logging
 import os
 from dataclasses import asdict
 from functools import lru_cache
-from pathlib import Path
 from typing import Any
 
 from benchcal.errors import BadInput
-from benchcal.results import SCHEMA_VERSION, TaskResult, read_task_result, result_path
+from benchcal.results import SCHEMA_VERSION, TaskResult, find_task_result
+from benchcal.storage import Location
 from benchcal.tasks.registry import TaskSpec
 
 log = logging.getLogger("benchcal.evaluate")
-
-# Identity fields that do not change scores (where a model ran, not what it is).
-_IDENTITY_IGNORED = ("device",)
 
 
 @lru_cache(maxsize=256)
@@ -47,17 +48,21 @@ def task_fingerprint(task: TaskSpec) -> dict[str, Any]:
 
 
 def config_key(
-    identity: dict[str, Any],
+    model_key: dict[str, Any],
     task: TaskSpec,
     num_fewshot: int,
     *,
     seed: int | None,
     limit: int | None,
-    max_length: int,
+    max_length: int | None,
+    sandbox: dict[str, Any] | None = None,
     sampling: str = "independent",
 ) -> str:
-    payload = {
-        "model": {k: v for k, v in identity.items() if k not in _IDENTITY_IGNORED},
+    """The resume key of one pair (32 hex digits). ``model_key``: ``ModelIdentity.key(dtype)``;
+    ``max_length``: as requested (None: the model's own context, which its content fixes);
+    ``sandbox``: ``Limits.key()``, for code benchmarks only."""
+    payload: dict[str, Any] = {
+        "model": model_key,
         "task": task_fingerprint(task),
         "num_fewshot": num_fewshot,
         "seed": task.fewshot_random_seed if seed is None else seed,
@@ -67,22 +72,17 @@ def config_key(
     }
     if num_fewshot > 0 and sampling != "independent":  # keys of independent (older) results stay valid
         payload["fewshot_sampling"] = sampling
+    if task.task_type == "code_evaluation" and sandbox is not None:
+        payload["sandbox"] = sandbox
     blob = json.dumps(payload, sort_keys=True, default=str).encode()
     return hashlib.sha256(blob).hexdigest()[:32]
 
 
-def finished_result(out_dir: Path, task: TaskSpec, num_fewshot: int, key: str) -> TaskResult | None:
-    """The stored result of a pair if it was computed with the same config; stale files are removed."""
-    path = result_path(out_dir, task.name, num_fewshot)
-    if not path.exists():
-        return None
+def finished_result(out_dir: Location, task: TaskSpec, num_fewshot: int, key: str) -> TaskResult | None:
+    """The stored result of a pair computed with exactly this key, or None. Never deletes anything:
+    an unreadable file is reported and recomputed (the new result replaces it)."""
     try:
-        result = read_task_result(path)
+        return find_task_result(out_dir, task.name, num_fewshot, key)
     except BadInput as exc:
-        log.warning("ignoring unreadable result %s: %s", path, exc)
-        result = None
-    if result is not None and result.config_key == key:
-        return result
-    log.info("%s %d-shot: stored result has a different config; recomputing", task.name, num_fewshot)
-    path.unlink(missing_ok=True)
-    return None
+        log.warning("ignoring unreadable result (it will be recomputed): %s", exc)
+        return None

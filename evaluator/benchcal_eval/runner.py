@@ -5,8 +5,9 @@ Flow: every pending pair's examples -> instances -> token requests first; then a
 each token prefix shared anywhere in the checkpoint (few-shot blocks across shot counts, questions
 asked at several shot counts, schema contexts) is computed once; each pair's ``TaskResult`` is
 written atomically from ``on_done`` as soon as its last request is scored. Generation pairs run
-one at a time after that. A re-run skips every pair whose result file carries the same
-``config_key`` (``benchcal_eval.resume``). One failing pair is recorded in the summary's
+one at a time after that. A re-run skips every pair that has a result under the key it asks for
+(``benchcal_eval.resume``), and the model is loaded only when some pair is left to compute. One
+failing pair (a code benchmark whose toolchain is missing included) is recorded in the summary's
 ``failures`` and the others continue. Whole-run problems (unknown task, bad shots, malformed data)
 are ``BadInput`` raised by ``plan.prepare`` before the model does any work. The summary covers
 exactly the plan's pairs, in plan order: one call evaluates a whole checkpoint.
@@ -18,10 +19,10 @@ import json
 import logging
 import os
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Any, Protocol
 
 from benchcal.results import (
@@ -33,14 +34,15 @@ from benchcal.results import (
     write_summary,
     write_task_result,
 )
+from benchcal.storage import Location
 from benchcal.tasks.registry import TaskSpec
-from benchcal_eval import metrics
+from benchcal_eval import metrics, sandbox
 from benchcal_eval.engine.packing import effective_context
 from benchcal_eval.plan import RunPlan
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.requests import Instance, ScoreRequest, ScoreResult
 from benchcal_eval.resume import config_key, finished_result
-from benchcal_eval.sandbox import Limits, check_completion
+from benchcal_eval.sandbox import Limits, check_completion, require_toolchain
 from benchcal_eval.tokenize import encode_task
 
 log = logging.getLogger("benchcal.evaluate")
@@ -158,7 +160,12 @@ def _scored_metrics(task: TaskSpec, instances: list[Instance], encoded: list[Any
     return agg, extra, rows
 
 
-def _generate_pair(task, instances, encoded, engine, progress: Progress, label: str, sandbox: Limits):
+def _generate_pair(task, instances, encoded, engine, progress: Progress, label: str, limits: Limits):
+    if task.task_type == "code_evaluation":
+        # before any generation: a missing g++/node/python fails the pair, it never scores 0
+        for language in sorted({inst.code.language for inst in instances if inst.code}):
+            require_toolchain(language)
+        sandbox.warn_once_if_not_isolated()
     gens = [e.generation for e in encoded]
     progress.start(label, len(gens))
     outputs = engine.generate(gens, progress=progress.advance)
@@ -180,7 +187,7 @@ def _generate_pair(task, instances, encoded, engine, progress: Progress, label: 
     # code_evaluation: every sampled completion through the sandbox (subprocesses, so threads suffice)
     jobs = [(inst.code, s) for inst, out in zip(instances, outputs, strict=True) for s in out]
     with ThreadPoolExecutor(max_workers=max(1, min(os.cpu_count() or 1, 8))) as pool:
-        checks = list(pool.map(lambda job: check_completion(job[0], job[1], sandbox), jobs))
+        checks = list(pool.map(lambda job: check_completion(job[0], job[1], limits), jobs))
     values, rows, pos = [], [], 0
     for inst, out in zip(instances, outputs, strict=True):
         mine = checks[pos : pos + len(out)]
@@ -201,6 +208,7 @@ def _pair_output(
     for inst_row, enc in zip(rows, pair.encoded, strict=True):
         inst_row["truncated"] = enc.truncated
     task = pair.task
+    record = sandbox.isolation().record() if task.task_type == "code_evaluation" else {}
     result = TaskResult(
         benchmark=task.name,
         category=task.category,
@@ -216,6 +224,7 @@ def _pair_output(
         tokens_scored=int(tokens),
         config_key=pair.key,
         metrics={**agg.metrics, **extra},
+        sandbox=record,
     )
     return PairOutput(result, rows)
 
@@ -251,7 +260,7 @@ def _now() -> str:
 class _Checkpoint:
     """The bookkeeping of one ``run_checkpoint`` call: results by pair, failures, files."""
 
-    def __init__(self, plan: RunPlan, out_dir: Path, summary: CheckpointSummary) -> None:
+    def __init__(self, plan: RunPlan, out_dir: Location, summary: CheckpointSummary) -> None:
         self.plan, self.out_dir, self.summary = plan, out_dir, summary
         self.order = {(t.name, k): i for i, (t, k) in enumerate(plan.pairs, 1)}
         self.results: dict[tuple[str, int], TaskResult] = {}
@@ -267,7 +276,7 @@ class _Checkpoint:
         r = output.result
         if self.plan.per_example:
             lines = "".join(json.dumps(row, sort_keys=True) + "\n" for row in output.rows)
-            atomic_write_text(examples_path(self.out_dir, r.benchmark, r.num_fewshot), lines)
+            atomic_write_text(examples_path(self.out_dir, r.benchmark, r.num_fewshot, r.config_key), lines)
         write_task_result(self.out_dir, r)
         self.results[(r.benchmark, r.num_fewshot)] = r
         log.info(
@@ -334,49 +343,101 @@ def _score_in_one_pass(engine: Any, pairs: list[PreparedPair], book: _Checkpoint
     )  # fmt: skip
 
 
+@dataclass
+class CheckpointModel:
+    """A checkpoint's model as the runner needs it: its resume key and record at once, its weights
+    (``load() -> (lm, engine)``) only when a pair is left to compute, at most once."""
+
+    key: dict[str, Any]  # ModelIdentity.key(dtype): the model part of every config_key
+    record: dict[str, Any]  # the summary's ``model``
+    load: Callable[[], tuple[Any, Any]]
+    _loaded: tuple[Any, Any] | None = field(default=None, repr=False)
+
+    @classmethod
+    def loaded(cls, lm: Any, engine: Any) -> CheckpointModel:
+        return cls(dict(lm.key), dict(lm.identity), lambda: (lm, engine))
+
+    def get(self) -> tuple[Any, Any]:
+        if self._loaded is None:
+            self._loaded = self.load()
+        return self._loaded
+
+
+def pair_key(model_key: dict[str, Any], task: TaskSpec, k: int, plan: RunPlan) -> str:
+    return config_key(
+        model_key, task, k, seed=plan.seed, limit=plan.limit, max_length=plan.max_length,
+        sandbox=plan.sandbox.key(), sampling=plan.fewshot_sampling,
+    )  # fmt: skip
+
+
 def run_checkpoint(
     lm: Any,
     engine: Any,
     plan: RunPlan,
-    out_dir: str | Path,
+    out_dir: Location,
     *,
     checkpoint: str,
     flops: float | None = None,
     progress: Progress | None = None,
 ) -> CheckpointSummary:
-    """Evaluate every pair of ``plan`` (skipping finished ones), then write ``summary.json``."""
-    out_dir = Path(out_dir)
+    """``evaluate_checkpoint`` with a model already loaded."""
+    return evaluate_checkpoint(
+        CheckpointModel.loaded(lm, engine),
+        plan,
+        out_dir,
+        checkpoint=checkpoint,
+        flops=flops,
+        progress=progress,
+    )
+
+
+def evaluate_checkpoint(
+    model: CheckpointModel,
+    plan: RunPlan,
+    out_dir: Location,
+    *,
+    checkpoint: str,
+    flops: float | None = None,
+    progress: Progress | None = None,
+) -> CheckpointSummary:
+    """Evaluate every pair of ``plan`` (skipping finished ones unless ``plan.overwrite``), then
+    write ``summary.json``. A finished result is replaced only with ``plan.overwrite``."""
     progress = progress or _NoProgress()
     summary = CheckpointSummary(
-        checkpoint=checkpoint, model=dict(lm.identity), flops=flops, started_at=_now()
+        checkpoint=checkpoint, model=dict(model.record), flops=flops, started_at=_now()
     )
     book = _Checkpoint(plan, out_dir, summary)
-    scored: list[PreparedPair] = []
-    generated: list[PreparedPair] = []
+    pending: list[tuple[TaskSpec, int, str]] = []
     for task, k in plan.pairs:
-        key = config_key(
-            lm.identity, task, k, seed=plan.seed, limit=plan.limit, max_length=lm.max_length,
-            sampling=plan.fewshot_sampling,
-        )  # fmt: skip
-        done = finished_result(out_dir, task, k, key)
+        key = pair_key(model.key, task, k, plan)
+        done = None if plan.overwrite else finished_result(out_dir, task, k, key)
         if done is not None:
-            log.info("%s: already done (acc %.4f), skipping", book.tag(task.name, k), done.accuracy)
+            log.info(
+                "%s: already done (%s %.4f, key %s), skipping", book.tag(task.name, k), done.metric, done.accuracy, key
+            )  # fmt: skip
             book.results[(task.name, k)] = done
             progress.skip(f"{task.name} {k}-shot")
             continue
-        try:
-            pair = prepare_pair(lm, task, k, plan, key)
-        except Exception as exc:  # one pair's failure must not lose the others
-            book.fail(task.name, k, exc)
-            continue
-        (scored if task.task_type in SCORED_TYPES else generated).append(pair)
-    _score_in_one_pass(engine, scored, book, progress)
-    for pair in generated:
-        log.info("%s: evaluating", book.tag(pair.task.name, pair.num_fewshot))
-        try:
-            book.write(generated_output(pair, engine, plan, progress))
-        except Exception as exc:
-            book.fail(pair.task.name, pair.num_fewshot, exc)
+        pending.append((task, k, key))
+    scored: list[PreparedPair] = []
+    generated: list[PreparedPair] = []
+    if pending:
+        lm, engine = model.get()  # a model that cannot load fails the whole call (BadInput: exit 2)
+        summary.model = dict(lm.identity)
+        for task, k, key in pending:
+            try:
+                pair = prepare_pair(lm, task, k, plan, key)
+            except Exception as exc:  # one pair's failure must not lose the others
+                book.fail(task.name, k, exc)
+                continue
+            (scored if task.task_type in SCORED_TYPES else generated).append(pair)
+        _score_in_one_pass(engine, scored, book, progress)
+        for pair in generated:
+            log.info("%s: evaluating (key %s)", book.tag(pair.task.name, pair.num_fewshot), pair.key)
+            try:
+                book.write(generated_output(pair, engine, plan, progress))
+            except Exception as exc:
+                book.fail(pair.task.name, pair.num_fewshot, exc)
     summary.results = [book.results[(t.name, k)] for t, k in plan.pairs if (t.name, k) in book.results]
     summary.finished_at = _now()
     write_summary(out_dir, summary)

@@ -3,20 +3,26 @@
 Guarantees (see docs/evaluator.md): every program runs in a fresh temporary directory that is
 deleted afterwards, with an empty environment, in its own process group (killed as a whole on
 timeout and after exit), under setrlimit limits on CPU time, address space, file size, open files
-and core dumps; stdout/stderr go to size-capped files, never to pipes, so garbage output cannot
-exhaust the parent. Where the OS allows, it also runs in new network and PID namespaces
-(``unshare``), so it has no network and its children die with it. Any crash, hang or limit hit
-is a failed sample with a recorded reason; nothing here raises for bad generated code.
+and core dumps, and under a seccomp filter that forbids creating processes (``nofork``): a
+sample is one process whatever the uid and the evaluator's thread count. stdout/stderr go to
+size-capped files, never to pipes. Where the OS allows, it also runs in new network and PID
+namespaces (``unshare``), so it has no network; ``isolation()`` says what this machine gives, and
+every code result records it. The pass token comes from the parent on a pipe the harness closes
+before the sample runs (``benchcal_eval.harnesses``).
+
+Any crash, hang or limit hit of the *sample* is a failed sample with a recorded reason. What is
+wrong with the *harness* (a missing compiler or interpreter, a filter that cannot be installed)
+raises ``SandboxUnavailable``: the pair fails, no score is made up.
 
 This is defence against accidents of generated code, not a security boundary against an adversary:
-run the evaluator itself in a container without credentials.
+run the evaluator itself in a container without credentials, under a NetworkPolicy.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
-import json
+import logging
 import os
 import re
 import resource
@@ -30,12 +36,15 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from benchcal_eval import harnesses, nofork
 from benchcal_eval.requests import CodeSpec
+
+log = logging.getLogger("benchcal.evaluate")
 
 # End of a generated function body: a newline followed by a top-level letter, digit, '#' or '`'.
 _FUNCTION_END = re.compile(r"\n[A-Za-z0-9#`]")
-_BARE_WORDS = re.compile(r"[A-Za-z_][A-Za-z0-9_ ]*")
 
 # Namespace prefixes tried in order; the first that runs `true` is used.
 _ISOLATION_PREFIXES: tuple[tuple[str, ...], ...] = (
@@ -43,6 +52,14 @@ _ISOLATION_PREFIXES: tuple[tuple[str, ...], ...] = (
     ("unshare", "--user", "--map-root-user", "--net", "--pid", "--fork", "--kill-child"),
     ("unshare", "--net"),
 )
+_NOFORK = Path(nofork.__file__)
+_EXEC_FAILED = 127  # nofork.py could not exec the program
+# language -> the tool it needs (python: the evaluator's own interpreter)
+TOOLCHAINS = {"python": "python", "c++": "g++", "cpp": "g++", "javascript": "node", "js": "node"}
+
+
+class SandboxUnavailable(RuntimeError):
+    """The harness cannot run samples here (missing toolchain, no filter): the pair fails."""
 
 
 @dataclass(frozen=True)
@@ -51,14 +68,44 @@ class Limits:
     memory_mb: int = 1024  # address space; node needs ~1 GiB just to start
     output_bytes: int = 1 << 20  # per stream; writing more kills the program (SIGXFSZ)
     open_files: int = 64
-    processes: int = 64  # RLIMIT_NPROC; not enforced for root, the PID namespace covers that case
+
+    def key(self) -> dict[str, Any]:
+        """What changes code verdicts (part of a code pair's resume key)."""
+        return {"timeout_s": self.timeout_s, "memory_mb": self.memory_mb, "output_bytes": self.output_bytes}
+
+
+@dataclass(frozen=True)
+class Isolation:
+    """What this machine lets the sandbox use (probed once per process)."""
+
+    prefix: tuple[str, ...]  # the unshare prefix, () when no namespace is available
+    no_fork: bool  # the seccomp filter can be installed
+
+    @property
+    def network_isolated(self) -> bool:
+        return "--net" in self.prefix
+
+    @property
+    def process_bound(self) -> str:
+        if self.no_fork:
+            return "seccomp: one process per sample (threads bounded by the address-space limit)"
+        return "none: only the container's pids limit (Kubernetes podPidsLimit) bounds a sample's processes"
+
+    def record(self) -> dict[str, Any]:
+        """Stored in every code result (``TaskResult.sandbox``)."""
+        return {
+            "network_isolated": self.network_isolated,
+            "pid_namespace": "--pid" in self.prefix,
+            "process_bound": self.process_bound.split(":")[0],
+            "namespaces": " ".join(self.prefix) or "none",
+        }
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What happened to one sandboxed program."""
 
-    status: str  # ok | error | timeout | memory | output_limit | unavailable
+    status: str  # ok | error | timeout | memory | output_limit
     returncode: int | None
     stdout: str
     stderr: str
@@ -81,6 +128,7 @@ class CodeCheck:
     passed: bool
     reason: str  # "passed", or why it failed
     seconds: float
+    network_isolated: bool = False
 
 
 @functools.lru_cache(maxsize=1)
@@ -98,11 +146,65 @@ def isolation_prefix() -> tuple[str, ...]:
     return ()
 
 
+@functools.lru_cache(maxsize=1)
+def _no_fork_works() -> bool:
+    probe = "import os\ntry:\n    os.fork()\nexcept OSError:\n    raise SystemExit(0)\nos._exit(1)"
+    argv = [sys.executable, "-I", "-S", str(_NOFORK), sys.executable, "-I", "-S", "-c", probe]
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=30, env={}).returncode == 0
+    except (OSError, subprocess.SubprocessError):
+        return False
+
+
+def isolation() -> Isolation:
+    return Isolation(isolation_prefix(), nofork.supported() and _no_fork_works())
+
+
+_warned = False
+
+
+def warn_once_if_not_isolated() -> Isolation:
+    """Log loudly, once per process, what the samples of this machine are not protected from."""
+    global _warned
+    iso = isolation()
+    if not _warned and not (iso.network_isolated and iso.no_fork):
+        _warned = True
+        missing = []
+        if not iso.network_isolated:
+            missing.append(
+                "NO NETWORK ISOLATION: no network namespace is available (unshare failed: no CAP_SYS_ADMIN "
+                "and no user namespaces), so code samples can reach every network the evaluator can"
+            )
+        if not iso.no_fork:
+            missing.append(f"no process bound of its own ({iso.process_bound})")
+        log.warning(
+            "!!! code sandbox: %s. In Kubernetes, run evaluator pods under the chart's NetworkPolicy "
+            "(docs/operations.md); each code result records this in its 'sandbox' field.",
+            "; ".join(missing),
+        )
+    return iso
+
+
+def require_toolchain(language: str) -> str:
+    """The executable a language's samples need; ``SandboxUnavailable`` naming it when it is missing."""
+    tool = TOOLCHAINS.get(language.lower())
+    if tool is None:
+        raise SandboxUnavailable(f"unsupported language {language!r} (supported: python, c++, javascript)")
+    path = sys.executable if tool == "python" else shutil.which(tool)
+    if not path or not os.access(path, os.X_OK):
+        where = "the evaluator image ships it" if tool != "python" else "sys.executable is not runnable"
+        raise SandboxUnavailable(
+            f"{tool} not found (PATH={os.environ.get('PATH', '')}): {language} samples cannot be checked; "
+            f"install {tool} ({where})"
+        )
+    return path
+
+
 def _limit_args(limits: Limits, cpu_s: int) -> tuple[str, ...]:
     mem = limits.memory_mb << 20
     return (
         f"--as={mem}", f"--cpu={cpu_s}:{cpu_s + 1}", f"--fsize={limits.output_bytes}",
-        f"--nofile={limits.open_files}", "--core=0", f"--nproc={limits.processes}",
+        f"--nofile={limits.open_files}", "--core=0",
     )  # fmt: skip
 
 
@@ -114,7 +216,6 @@ def _set_limits(limits: Limits, cpu_s: int) -> None:
     resource.setrlimit(resource.RLIMIT_FSIZE, (limits.output_bytes, limits.output_bytes))
     resource.setrlimit(resource.RLIMIT_NOFILE, (limits.open_files, limits.open_files))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-    resource.setrlimit(resource.RLIMIT_NPROC, (limits.processes, limits.processes))
 
 
 def _kill_group(pgid: int) -> None:
@@ -128,30 +229,42 @@ def run_program(
     limits: Limits = Limits(),
     env: dict[str, str] | None = None,
     isolate: bool = True,
+    no_fork: bool = False,
+    pass_fds: Sequence[int] = (),
 ) -> Outcome:
-    """Run ``argv`` in ``workdir`` under ``limits``; never raises for misbehaving programs."""
+    """Run ``argv`` in ``workdir`` under ``limits``; never raises for misbehaving programs.
+
+    ``no_fork`` runs it behind the seccomp filter (``SandboxUnavailable`` where it cannot be
+    installed); ``pass_fds`` stay open in the program (the pass token's pipe).
+    """
     prefix = isolation_prefix() if isolate else ()
+    wrapper: tuple[str, ...] = ()
+    if no_fork:
+        if not isolation().no_fork:
+            raise SandboxUnavailable("the no-fork seccomp filter cannot be installed on this machine")
+        wrapper = (sys.executable, "-I", "-S", str(_NOFORK))
     out_path, err_path = workdir / ".stdout", workdir / ".stderr"
     cpu_s = max(1, int(limits.timeout_s) + 1)
     start = time.monotonic()
     with open(out_path, "wb") as out, open(err_path, "wb") as err:
+        # prlimit(1) sets the limits and execs: no Python code between fork and exec, so this
+        # is safe to call from several threads at once (the runner checks samples in parallel).
+        prlimit = shutil.which("prlimit")
+        limit_prefix = (prlimit, *_limit_args(limits, cpu_s), "--") if prlimit else ()
         try:
-            # prlimit(1) sets the limits and execs: no Python code between fork and exec, so this
-            # is safe to call from several threads at once (the runner checks samples in parallel).
-            prlimit = shutil.which("prlimit")
-            limit_prefix = (prlimit, *_limit_args(limits, cpu_s), "--") if prlimit else ()
             proc = subprocess.Popen(
-                [*limit_prefix, *prefix, *argv],
+                [*limit_prefix, *prefix, *wrapper, *argv],
                 cwd=workdir,
                 env=env or {},
                 stdin=subprocess.DEVNULL,
                 stdout=out,
                 stderr=err,
                 start_new_session=True,
+                pass_fds=tuple(pass_fds),
                 preexec_fn=None if prlimit else functools.partial(_set_limits, limits, cpu_s),
             )
         except OSError as exc:
-            return Outcome("unavailable", None, "", str(exc), 0.0, bool(prefix))
+            raise SandboxUnavailable(f"cannot start {argv[0]}: {exc}") from exc
         timed_out = False
         try:
             proc.wait(timeout=limits.timeout_s)
@@ -163,6 +276,8 @@ def run_program(
     stdout = _read_capped(out_path, limits.output_bytes)
     stderr = _read_capped(err_path, limits.output_bytes)
     rc = proc.returncode
+    if wrapper and rc in (nofork.INSTALL_FAILED, _EXEC_FAILED) and "benchcal sandbox:" in stderr:
+        raise SandboxUnavailable(stderr.strip().splitlines()[-1])
     if timed_out or rc in (-signal.SIGXCPU, 128 + signal.SIGXCPU):
         status = "timeout"
     elif rc in (-signal.SIGXFSZ, 128 + signal.SIGXFSZ) or (rc != 0 and "File too large" in stderr):
@@ -172,7 +287,7 @@ def run_program(
         status = "memory"
     else:
         status = "ok" if rc == 0 else "error"
-    return Outcome(status, rc, stdout, stderr, seconds, bool(prefix))
+    return Outcome(status, rc, stdout, stderr, seconds, "--net" in prefix)
 
 
 def _read_capped(path: Path, cap: int) -> str:
@@ -189,148 +304,63 @@ def truncate_completion(completion: str) -> str:
     return completion[: m.start()] if m else completion
 
 
-def _python_program(spec: CodeSpec, code: str, nonce: str) -> dict[str, str]:
-    tests = json.dumps(list(zip(spec.test_inputs, spec.test_outputs, strict=True)))
-    harness = (
-        "import json, sys\n"
-        "ns = {'__name__': 'solution'}\n"
-        "exec(compile(open('solution.py').read(), 'solution.py', 'exec'), ns)\n"
-        f"fn = ns[{spec.entry_point!r}]\n"
-        f"for i, (inp, out) in enumerate(json.loads({tests!r})):\n"
-        "    got = fn(*eval(inp))\n"
-        "    try:\n"
-        "        want = eval(out)\n"
-        "    except Exception:\n"
-        "        want = out\n"
-        "    if got != want and str(got) != out:  # some files store str(result), not repr\n"
-        "        print(f'test {i} failed: got {got!r:.200}, want {want!r:.200}', file=sys.stderr)\n"
-        "        sys.exit(3)\n"
-        f"print({nonce!r})\n"
-    )
-    return {"solution.py": code, "harness.py": harness}
-
-
-_CPP_CHECK = """
-#include <cmath>
-#include <iostream>
-#include <string>
-#include <type_traits>
-#include <vector>
-namespace benchcal_check {
-template <class T> struct ident { using type = T; };
-template <class T> struct is_vec : std::false_type {};
-template <class T, class A> struct is_vec<std::vector<T, A>> : std::true_type {};
-template <class T> bool same(const T& a, const typename ident<T>::type& b) {
-  if constexpr (std::is_floating_point_v<T>) {
-    const double tol = std::is_same_v<T, float> ? 1e-4 : 1e-6;  // float keeps ~7 digits
-    return std::fabs((double)a - (double)b) <= tol * std::fmax(1.0, std::fabs((double)b));
-  } else if constexpr (is_vec<T>::value) {
-    if (a.size() != b.size()) return false;
-    for (size_t i = 0; i < a.size(); ++i) if (!same(a[i], b[i])) return false;
-    return true;
-  } else {
-    return a == b;
-  }
-}
-}
-"""
-
-
-def _cpp_literal(out: str) -> str:
-    """Some files store string outputs unquoted (str(result)); a bare word cannot be C++ code here."""
-    if _BARE_WORDS.fullmatch(out) and out not in ("true", "false"):
-        return json.dumps(out)
-    return out
-
-
-def _cpp_program(spec: CodeSpec, code: str, nonce: str) -> dict[str, str]:
-    lines = [code, _CPP_CHECK, "int main() {"]
-    for i, (inp, out) in enumerate(zip(spec.test_inputs, spec.test_outputs, strict=True)):
-        lines.append(
-            f"  if (!benchcal_check::same({spec.entry_point}({inp}), {_cpp_literal(out)})) {{"
-            f' std::cerr << "test {i} failed" << std::endl; return 3; }}'
-        )
-    lines += [f'  std::cout << "{nonce}" << std::endl;', "  return 0;", "}"]
-    return {"solution.cpp": "\n".join(lines) + "\n"}
-
-
-_JS_CHECK = """
-function __benchcalSame(a, b) {
-  if (typeof a === 'number' && typeof b === 'number')
-    return Math.abs(a - b) <= 1e-6 * Math.max(1, Math.abs(b)) || (Number.isNaN(a) && Number.isNaN(b));
-  if (Array.isArray(a) && Array.isArray(b))
-    return a.length === b.length && a.every((x, i) => __benchcalSame(x, b[i]));
-  if (a && b && typeof a === 'object' && typeof b === 'object') {
-    const ka = Object.keys(a), kb = Object.keys(b);
-    return ka.length === kb.length && ka.every((k) => __benchcalSame(a[k], b[k]));
-  }
-  return a === b;
-}
-"""
-
-
-def _js_program(spec: CodeSpec, code: str, nonce: str) -> dict[str, str]:
-    lines = [code, _JS_CHECK]
-    for i, (inp, out) in enumerate(zip(spec.test_inputs, spec.test_outputs, strict=True)):
-        # Some files store the expected value unquoted (str(result)): fall back to string equality.
-        lines.append(
-            f"{{ const got = {spec.entry_point}({inp}); const out = {json.dumps(out)}; let want;"
-            " try { want = eval('(' + out + ')'); } catch (e) { want = out; }"
-            " if (!__benchcalSame(got, want) && String(got) !== out)"
-            f" {{ console.error('test {i} failed'); process.exit(3); }} }}"
-        )
-    lines.append(f"console.log({json.dumps(nonce)});")
-    return {"solution.js": "\n".join(lines) + "\n"}
-
-
-def _toolchain(language: str) -> tuple[str | None, str]:
-    """(executable, reason-if-missing) for a language."""
-    if language == "python":
-        return sys.executable, ""
-    tool = {"c++": "g++", "cpp": "g++", "javascript": "node", "js": "node"}.get(language)
-    if tool is None:
-        return None, f"unsupported language {language!r}"
-    path = shutil.which(tool)
-    return path, "" if path else f"{tool} not installed: {language} samples cannot be checked"
+def _token_pipe(token: str) -> int:
+    """A pipe holding ``token``; the read end is returned (the write end is closed)."""
+    read_fd, write_fd = os.pipe()
+    try:
+        os.write(write_fd, token.encode())
+    finally:
+        os.close(write_fd)
+    return read_fd
 
 
 def check_completion(spec: CodeSpec, completion: str, limits: Limits = Limits()) -> CodeCheck:
-    """Run prompt + (truncated) completion against every (input, output) test of ``spec``."""
+    """Run prompt + (truncated) completion against every (input, output) test of ``spec``.
+
+    Raises ``SandboxUnavailable`` when the harness cannot run here (the sample is not to blame).
+    """
     start = time.monotonic()
     language = spec.language.lower()
-    exe, missing = _toolchain(language)
-    if exe is None:
-        return CodeCheck(False, f"unavailable: {missing}", 0.0)
+    exe = require_toolchain(language)
     code = spec.prompt + truncate_completion(completion)
-    nonce = f"BENCHCAL-PASS-{secrets.token_hex(8)}"
-    with tempfile.TemporaryDirectory(prefix="benchcal-sandbox-") as tmp:
-        workdir = Path(tmp)
-        if language == "python":
-            files, argv = _python_program(spec, code, nonce), [exe, "-I", "-B", "harness.py"]
-        elif language in ("c++", "cpp"):
-            files, argv = _cpp_program(spec, code, nonce), ["./solution"]
-        else:
-            files, argv = _js_program(spec, code, nonce), [exe, "solution.js"]
-        for name, text in files.items():
-            (workdir / name).write_text(text, encoding="utf-8")
-        if language in ("c++", "cpp"):
-            compile_limits = Limits(
-                timeout_s=60.0, memory_mb=max(limits.memory_mb, 2048), output_bytes=1 << 20
-            )
-            built = run_program(
-                [exe, "-std=c++17", "-O0", "-o", "solution", "solution.cpp"],
-                workdir,
-                compile_limits,
-                env={"PATH": "/usr/local/bin:/usr/bin:/bin"},  # g++ finds as/ld on PATH
-            )
-            if built.status != "ok":
-                return CodeCheck(False, f"compile {built.reason}", time.monotonic() - start)
-        outcome = run_program(argv, workdir, limits)
+    token = f"BENCHCAL-PASS-{secrets.token_hex(16)}"
+    no_fork = isolation().no_fork  # without it: recorded and warned about (process_bound "none")
+    token_fd = _token_pipe(token)
+    try:
+        with tempfile.TemporaryDirectory(prefix="benchcal-sandbox-") as tmp:
+            workdir = Path(tmp)
+            tool = TOOLCHAINS[language]
+            if tool == "python":
+                files = harnesses.python_program(spec, code, token_fd, no_fork)
+                argv, wrap = [exe, "-I", "-B", "harness.py"], False  # the harness installs the filter
+            elif tool == "g++":
+                files, argv, wrap = harnesses.cpp_program(spec, code, token_fd), ["./solution"], no_fork
+            else:
+                files, argv, wrap = harnesses.js_program(spec, code, token_fd), [exe, "solution.js"], no_fork
+            for name, text in files.items():
+                (workdir / name).write_text(text, encoding="utf-8")
+            if tool == "g++":
+                compile_limits = Limits(timeout_s=60.0, memory_mb=max(limits.memory_mb, 2048))
+                built = run_program(
+                    [exe, "-std=c++17", "-O0", "-o", "solution", "solution.cpp"],
+                    workdir,
+                    compile_limits,
+                    env={"PATH": "/usr/local/bin:/usr/bin:/bin"},  # g++ finds as/ld on PATH
+                )
+                if built.status != "ok":
+                    return CodeCheck(False, f"compile {built.reason}", time.monotonic() - start)
+                (workdir / "solution.cpp").unlink()  # the source names the token's holder
+            outcome = run_program(argv, workdir, limits, no_fork=wrap, pass_fds=(token_fd,))
+    finally:
+        os.close(token_fd)
+    if outcome.returncode == nofork.INSTALL_FAILED and "benchcal sandbox:" in outcome.stderr:
+        raise SandboxUnavailable(outcome.stderr.strip().splitlines()[-1])
     seconds = time.monotonic() - start
-    if outcome.status == "ok" and nonce in outcome.stdout.splitlines():
-        return CodeCheck(True, "passed", seconds)
+    iso = outcome.network_isolated
+    if outcome.status == "ok" and token in outcome.stdout.splitlines():
+        return CodeCheck(True, "passed", seconds, iso)
     if outcome.status == "ok":
-        return CodeCheck(False, "exited 0 before finishing the tests", seconds)
+        return CodeCheck(False, "exited 0 before finishing the tests", seconds, iso)
     if outcome.returncode == 3 and outcome.status == "error":
-        return CodeCheck(False, f"wrong answer: {outcome.reason}", seconds)
-    return CodeCheck(False, outcome.reason, seconds)
+        return CodeCheck(False, f"wrong answer: {outcome.reason}", seconds, iso)
+    return CodeCheck(False, outcome.reason, seconds, iso)

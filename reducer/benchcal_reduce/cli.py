@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import tempfile
+from pathlib import Path
 
 import pandas as pd
 
+from benchcal import storage
 from benchcal.errors import BadInput
 from benchcal_reduce.bootstrap import DEFAULT_DRAWS
 from benchcal_reduce.labels import confidence_label, group_label
@@ -19,7 +22,7 @@ from benchcal_reduce.reduce import (
     reduce_table,
 )
 from benchcal_reduce.report import results_ref, status_summary, write_outputs
-from benchcal_reduce.table import load_table, table_from_summaries
+from benchcal_reduce.table import load_inputs, table_from_summaries
 
 log = logging.getLogger("benchcal.reduce")
 
@@ -27,9 +30,10 @@ log = logging.getLogger("benchcal.reduce")
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "input",
-        nargs="?",
+        nargs="*",
         metavar="INPUT",
-        help="long-format CSV/Parquet table, or a directory of `benchcal evaluate` outputs",
+        help="long-format CSV/Parquet table, or a directory of `benchcal evaluate` outputs, "
+        "or several checkpoint output directories (reduced together, nothing else)",
     )
     parser.add_argument("--out", required=True, metavar="DIR", help="output directory")
     parser.add_argument(
@@ -92,6 +96,7 @@ def print_classification(reduction: Reduction) -> None:
 def run(args: argparse.Namespace) -> int:
     if bool(args.input) == bool(args.from_configmaps):
         raise BadInput("give exactly one of INPUT or --from-configmaps NAMESPACE/RUN")
+    storage.check_driver(args.out, "--out")  # an object-store URL: its driver, before any work
     if args.from_configmaps:
         from benchcal.publish import collect_summaries  # kubernetes client only when used
 
@@ -99,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
             collect_summaries(args.from_configmaps), f"configmaps {args.from_configmaps}"
         )
     else:
-        table = load_table(args.input)
+        table = load_inputs(args.input)
     options = ReduceOptions(
         alpha=args.alpha,
         strict=args.strict,
@@ -110,12 +115,20 @@ def run(args: argparse.Namespace) -> int:
         seed=args.seed,
     )
     reduction = reduce_table(table, options)
-    paths = write_outputs(reduction, args.out, figures=not args.no_figures)
+    if storage.is_url(args.out):
+        # written locally, then each file uploaded whole (benchcal.storage): no torn report
+        with tempfile.TemporaryDirectory(prefix="benchcal-report-") as tmp:
+            paths = write_outputs(reduction, tmp, figures=not args.no_figures)
+            ref = {**results_ref(paths["report.md"]), "uri": str(storage.join(args.out, "report.md"))}
+            storage.upload_tree(Path(tmp), args.out)
+    else:
+        paths = write_outputs(reduction, args.out, figures=not args.no_figures)
+        ref = results_ref(paths["report.md"])
     print_classification(reduction)
     print(f"wrote {len(paths)} files to {args.out}", file=sys.stderr)
     if args.write_status:
         from benchcal.publish import write_run_status
 
-        write_run_status(args.write_status, status_summary(reduction), results_ref(paths["report.md"]))
+        write_run_status(args.write_status, status_summary(reduction), ref)
         log.info("status written to CalibrationRun %s", args.write_status)
     return 0

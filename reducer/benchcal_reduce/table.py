@@ -71,6 +71,22 @@ def load_table(path_or_dir: str | Path) -> pd.DataFrame:
     return validate_table(raw, str(path))
 
 
+def load_inputs(paths: Sequence[str | Path]) -> pd.DataFrame:
+    """One INPUT (``load_table``), or several checkpoint output directories, reduced together and
+    nothing else (``benchcal run`` passes exactly the checkpoints it evaluated)."""
+    if len(paths) == 1:
+        return load_table(paths[0])
+    summaries: list[CheckpointSummary] = []
+    for raw in paths:
+        path = Path(raw)
+        if not path.is_dir():
+            raise BadInput(
+                f"{path}: not a directory; several INPUTs must each be a `benchcal evaluate` --out"
+            )
+        summaries += _summaries_in(path)
+    return table_from_summaries(summaries, ", ".join(str(p) for p in paths))
+
+
 def _summaries_in(directory: Path) -> list[CheckpointSummary]:
     if summary_path(directory).is_file():
         return [read_summary(directory)]

@@ -123,3 +123,5 @@ def test_reduce_command_for_the_reducer_job_and_for_benchcal_run(strict):
         "benchcal", "reduce", "/r/checkpoints", "--out", "/r/report", "--alpha", "0.01",
         *(["--strict"] if strict else []), "--no-figures",
     ]  # fmt: skip
+    exact = reduce_command(run, out_dir="/r/report", inputs=["/r/checkpoints/a", "/r/checkpoints/c"])
+    assert exact[2:5] == ["/r/checkpoints/a", "/r/checkpoints/c", "--out"]  # exactly these checkpoints

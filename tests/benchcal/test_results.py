@@ -16,37 +16,57 @@ from benchcal.results import (
     TaskResult,
     atomic_write_text,
     examples_path,
-    load_task_results,
+    find_task_result,
     read_summary,
     read_task_result,
     result_path,
+    stored_keys,
     summary_path,
     summary_rows,
     write_summary,
     write_task_result,
 )
 
+KEY, OTHER = "ab" * 16, "cd" * 16
 
-def result(bench="arc_easy", shots=0, acc=0.5) -> TaskResult:
+
+def result(bench="arc_easy", shots=0, acc=0.5, key=KEY) -> TaskResult:
     return TaskResult(
-        bench, "world_knowledge", "multiple_choice", shots, "acc", acc, 100, 0.05, 0.25, config_key="k"
+        bench, "world_knowledge", "multiple_choice", shots, "acc", acc, 100, 0.05, 0.25, config_key=key
     )
 
 
 def test_paths_inside_a_checkpoint_directory(tmp_path):
-    assert result_path(tmp_path, "arc_easy", 3) == tmp_path / "results" / "arc_easy" / "3shot.json"
-    assert examples_path(tmp_path, "arc_easy", 3) == tmp_path / "examples" / "arc_easy" / "3shot.jsonl"
+    assert (
+        result_path(tmp_path, "arc_easy", 3, KEY) == tmp_path / "results" / "arc_easy" / f"3shot.{KEY}.json"
+    )
+    assert (
+        examples_path(tmp_path, "arc_easy", 3, KEY)
+        == tmp_path / "examples" / "arc_easy" / f"3shot.{KEY}.jsonl"
+    )
     assert summary_path(tmp_path) == tmp_path / "summary.json"
+    assert (
+        result_path("s3://b/run/checkpoints/c1", "piqa", 0, KEY)
+        == f"s3://b/run/checkpoints/c1/results/piqa/0shot.{KEY}.json"
+    )
+    with pytest.raises(ValueError, match="config_key"):
+        result_path(tmp_path, "arc_easy", 3, "")
 
 
-def test_task_result_round_trip_and_listing(tmp_path):
-    for r in (result("piqa", 1), result("arc_easy", 5), result("arc_easy", 0)):
-        assert write_task_result(tmp_path, r) == result_path(tmp_path, r.benchmark, r.num_fewshot)
-    back = read_task_result(result_path(tmp_path, "piqa", 1))
+def test_results_of_different_configurations_live_side_by_side(tmp_path):
+    for r in (result("piqa", 1), result("piqa", 1, 0.9, OTHER), result("arc_easy", 5), result("piqa", 0)):
+        assert write_task_result(tmp_path, r) == result_path(
+            tmp_path, r.benchmark, r.num_fewshot, r.config_key
+        )
+    back = read_task_result(result_path(tmp_path, "piqa", 1, KEY))
     assert back == result("piqa", 1) and back.schema_version == SCHEMA_VERSION
-    assert [(r.benchmark, r.num_fewshot) for r in load_task_results(tmp_path)] == [
-        ("arc_easy", 0), ("arc_easy", 5), ("piqa", 1)
-    ]  # fmt: skip
+    assert find_task_result(tmp_path, "piqa", 1, OTHER).accuracy == 0.9
+    assert find_task_result(tmp_path, "piqa", 3, KEY) is None
+    assert sorted(stored_keys(tmp_path, "piqa", 1)) == sorted([KEY, OTHER])
+    assert stored_keys(tmp_path, "piqa", 0) == [KEY] and stored_keys(tmp_path, "copa", 0) == []
+    # a result file of today's layout before keys is neither listed nor found
+    (tmp_path / "results" / "piqa" / "1shot.json").write_text(json.dumps(asdict(result("piqa", 1))))
+    assert sorted(stored_keys(tmp_path, "piqa", 1)) == sorted([KEY, OTHER])
 
 
 @pytest.mark.parametrize(
@@ -109,7 +129,7 @@ def test_atomic_write_leaves_no_partial_or_temporary_file(tmp_path, monkeypatch)
     def crash(src, dst):  # killed between writing the temp file and the rename
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("benchcal.results.os.replace", crash)
+    monkeypatch.setattr("benchcal.storage.os.replace", crash)
     with pytest.raises(RuntimeError, match="disk full"):
         atomic_write_text(target, json.dumps({"a": 2}))
     assert json.loads(target.read_text()) == {"a": 1}  # the old content survives

@@ -10,8 +10,7 @@ import pytest
 
 from benchcal.app.cli import main
 from benchcal.results import read_summary, result_path
-from tests.evaluator.real_models import smollm2_gguf
-from tests.evaluator.tiny_checkpoint import tiny_checkpoint_dir, write_tiny_tasks
+from tests.evaluator.tiny_checkpoint import smollm2_gguf, tiny_checkpoint_dir, write_tiny_tasks
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +35,8 @@ def test_writes_results_and_checkpoint_metadata(task_file, tmp_path):
     assert sorted((r.benchmark, r.num_fewshot) for r in summary.results) == [
         ("tiny_mc", 0), ("tiny_mc", 1), ("tiny_schema", 0), ("tiny_schema", 1)
     ]  # fmt: skip
-    assert (tmp_path / "examples" / "tiny_mc" / "1shot.jsonl").exists()
+    key = next(r.config_key for r in summary.results if (r.benchmark, r.num_fewshot) == ("tiny_mc", 1))
+    assert (tmp_path / "examples" / "tiny_mc" / f"1shot.{key}.jsonl").exists()
 
 
 def test_resume_after_an_interrupted_run(task_file, tmp_path, caplog):
@@ -160,7 +160,27 @@ def test_smollm2_gguf_on_a_real_benchmark(tmp_path, capsys):
     [result] = read_summary(tmp_path).results
     assert result.n == 10 and result.metric == "acc" and 0.0 <= result.accuracy <= 1.0
     assert result.config_key and result.tokens_scored > 0
-    assert read_summary(tmp_path).model["sha256"]
-    before = result_path(tmp_path, "arc_easy", 0).read_bytes()
+    assert read_summary(tmp_path).model["content_sha256"]
+    before = result_path(tmp_path, "arc_easy", 0, result.config_key).read_bytes()
     assert main(argv) == 0  # resumes: nothing recomputed
-    assert result_path(tmp_path, "arc_easy", 0).read_bytes() == before
+    assert result_path(tmp_path, "arc_easy", 0, result.config_key).read_bytes() == before
+
+
+def test_a_finished_checkpoint_is_not_loaded_again(task_file, tmp_path, monkeypatch, caplog):
+    assert evaluate("--shots", "0", task_file=task_file, out=tmp_path) == 0
+    import benchcal_eval.models
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_model called although every pair is finished")
+
+    monkeypatch.setattr(benchcal_eval.models, "load_model", refuse)
+    caplog.set_level(logging.INFO, logger="benchcal.evaluate")
+    assert evaluate("--shots", "0", task_file=task_file, out=tmp_path) == 0
+    assert any("the model was not loaded" in r.getMessage() for r in caplog.records)
+    assert len(read_summary(tmp_path).results) == 2
+
+
+def test_a_url_without_its_driver_is_bad_input_naming_it(task_file, tmp_path, capsys):
+    rc = evaluate("--shots", "0", task_file=task_file, out="az://container/run")  # adlfs: not installed
+    assert rc == 2
+    assert "az:// driver" in capsys.readouterr().err

@@ -11,7 +11,7 @@ from benchcal.errors import BadInput
 from benchcal_eval import models
 from benchcal_eval.models import load_model, resolve_device, resolve_dtype
 from tests.evaluator.engine.conftest import tiny_llama
-from tests.evaluator.real_models import smollm2_gguf
+from tests.evaluator.tiny_checkpoint import smollm2_gguf
 
 
 def save_tiny_checkpoint(path: Path) -> Path:
@@ -40,7 +40,9 @@ def test_local_directory_loads_with_identity_and_max_length(tiny_dir):
     assert lm.max_length == 96
     assert not lm.model.training
     assert lm.identity["source"] == str(tiny_dir)
-    assert len(lm.identity["config_sha256"]) == 64
+    assert len(lm.identity["content_sha256"]) == 64 and lm.identity["kind"] == "dir"
+    assert {"config.json", "model.safetensors", "tokenizer.json"} <= set(lm.identity["files"])
+    assert lm.key == {"content_sha256": lm.identity["content_sha256"], "dtype": "float32"}
     assert lm.identity["dtype"] == "float32" and lm.identity["device"] == "cpu"
     # the weights are the saved ones, not a fresh init
     ids = torch.tensor([[3, 4, 5]])
@@ -51,9 +53,14 @@ def test_local_directory_loads_with_identity_and_max_length(tiny_dir):
 
 def test_identity_changes_with_the_checkpoint(tiny_dir, tmp_path):
     other = save_tiny_checkpoint(tmp_path / "other")
+    assert (
+        models.resolve_model(str(other)).content_sha256 == models.resolve_model(str(tiny_dir)).content_sha256
+    )
     cfg = (other / "config.json").read_text().replace('"num_hidden_layers": 2', '"num_hidden_layers": 1')
     (other / "config.json").write_text(cfg)
-    assert models.directory_fingerprint(other) != models.directory_fingerprint(tiny_dir)
+    assert (
+        models.resolve_model(str(other)).content_sha256 != models.resolve_model(str(tiny_dir)).content_sha256
+    )
 
 
 def test_bf16_on_request(tiny_dir):
@@ -69,7 +76,7 @@ def test_builtin_sources_delegate_to_the_tiny_series(monkeypatch, tiny_dir):
     monkeypatch.setattr(tiny_series, "ensure_model", lambda name: asked.append(name) or tiny_dir)
     lm = load_model("builtin:tiny-series/s2", device="cpu")
     assert asked == ["tiny-series/s2"]
-    assert lm.identity["source"] == "builtin:tiny-series/s2"
+    assert lm.identity["source"] == "builtin:tiny-series/s2" and lm.identity["kind"] == "builtin"
 
 
 @pytest.mark.parametrize(
@@ -127,7 +134,9 @@ def test_smollm2_gguf_loads_and_engine_matches_reference():
 
     path = smollm2_gguf()
     lm = load_model(str(path), dtype="float32", device="cpu")
-    assert lm.identity["sha256"] == models.file_sha256(path)
+    from benchcal_eval.identity import file_sha256
+
+    assert lm.identity["kind"] == "gguf" and lm.identity["content_sha256"] == file_sha256(path)
     assert lm.max_length == 8192
     tok = lm.tokenizer
     ctx = tuple(tok("Question: What is the capital of France?\nAnswer:")["input_ids"])

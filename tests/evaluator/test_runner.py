@@ -89,7 +89,9 @@ def test_scores_match_the_one_request_at_a_time_reference(lm, tasks, tmp_path):
         encoded = encode_task(task, rows, instances, lm.tokenizer, lm.max_length)
         per_example = [
             json.loads(line)
-            for line in (tmp_path / "examples" / task.name / f"{result.num_fewshot}shot.jsonl")
+            for line in (
+                tmp_path / "examples" / task.name / f"{result.num_fewshot}shot.{result.config_key}.jsonl"
+            )
             .read_text()
             .splitlines()
         ]
@@ -115,7 +117,8 @@ def test_scores_match_the_one_request_at_a_time_reference(lm, tasks, tmp_path):
 def test_resume_skips_finished_pairs_and_keeps_their_results(lm, tasks, tmp_path):
     # "Interrupted" run: only one pair finished.
     _run(lm, tasks, ["tiny_mc"], (0,), tmp_path)
-    done_file = result_path(tmp_path, "tiny_mc", 0)
+    [first] = read_summary(tmp_path).results
+    done_file = result_path(tmp_path, "tiny_mc", 0, first.config_key)
     before = done_file.read_bytes()
     summary, second = _run(lm, tasks, SCORED, (0, 1), tmp_path)
     assert done_file.read_bytes() == before  # not rewritten
@@ -132,12 +135,57 @@ def test_resume_skips_finished_pairs_and_keeps_their_results(lm, tasks, tmp_path
     assert third.calls == []
 
 
-def test_changed_config_recomputes_the_pair(lm, tasks, tmp_path):
-    _run(lm, tasks, ["tiny_mc"], (0,), tmp_path)
+def test_changed_config_recomputes_the_pair_and_keeps_the_other(lm, tasks, tmp_path):
+    full, _ = _run(lm, tasks, ["tiny_mc"], (0,), tmp_path)
     summary, engine = _run(lm, tasks, ["tiny_mc"], (0,), tmp_path, limit=2)
     assert engine.calls == [6]  # 2 examples x 3 choices, recomputed
     assert summary.results[0].n == 2
-    assert json.loads(result_path(tmp_path, "tiny_mc", 0).read_text())["n"] == 2
+    smoke_key, full_key = summary.results[0].config_key, full.results[0].config_key
+    assert smoke_key != full_key
+    assert json.loads(result_path(tmp_path, "tiny_mc", 0, smoke_key).read_text())["n"] == 2
+    assert json.loads(result_path(tmp_path, "tiny_mc", 0, full_key).read_text())["n"] == 6  # still there
+
+
+def test_a_smoke_run_leaves_the_full_results_intact(lm, tasks, tmp_path):
+    full, _ = _run(lm, tasks, SCORED, (0, 1), tmp_path, per_example=True)
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*.json*") if p.name != "summary.json"}
+    smoke, _ = _run(lm, tasks, SCORED, (0, 1), tmp_path, limit=2)  # --limit 2 into the same directory
+    assert all(r.n <= 2 for r in smoke.results) and read_summary(tmp_path).results == smoke.results
+    assert all(p.read_bytes() == data for p, data in files.items())  # nothing finished was touched
+    again, engine = _run(lm, tasks, SCORED, (0, 1), tmp_path)  # the full configuration again
+    assert engine.calls == []  # every pair reused, nothing recomputed
+    assert read_summary(tmp_path).results == again.results == full.results
+
+
+def test_overwrite_replaces_only_results_of_its_own_key(lm, tasks, tmp_path):
+    smoke, _ = _run(lm, tasks, ["tiny_mc"], (0,), tmp_path, limit=2)
+    full, _ = _run(lm, tasks, ["tiny_mc"], (0,), tmp_path)
+    smoke_file = result_path(tmp_path, "tiny_mc", 0, smoke.results[0].config_key)
+    full_file = result_path(tmp_path, "tiny_mc", 0, full.results[0].config_key)
+    smoke_bytes, full_before = smoke_file.read_bytes(), json.loads(full_file.read_text())
+    _, engine = _run(lm, tasks, ["tiny_mc"], (0,), tmp_path, overwrite=True)
+    assert engine.calls == [18]  # recomputed although finished
+    after = json.loads(full_file.read_text())
+    assert (
+        after["seconds"] != full_before["seconds"] or after["tokens_scored"] == full_before["tokens_scored"]
+    )
+    assert {k: v for k, v in after.items() if k != "seconds"} == {
+        k: v for k, v in full_before.items() if k != "seconds"
+    }  # same numbers, rewritten
+    assert smoke_file.read_bytes() == smoke_bytes  # another configuration: untouched
+
+
+def test_finished_pairs_never_load_the_model(lm, tasks, tmp_path):
+    from benchcal_eval.runner import CheckpointModel, evaluate_checkpoint, run_checkpoint
+
+    plan = prepare(grid([tasks["tiny_mc"]], (0,)))
+    run_checkpoint(lm, CountingEngine(lm), plan, tmp_path, checkpoint="ck")
+
+    def load():
+        raise AssertionError("the model was loaded although every pair is finished")
+
+    summary = evaluate_checkpoint(CheckpointModel(lm.key, lm.identity, load), plan, tmp_path, checkpoint="ck")
+    assert len(summary.results) == 1 and not summary.failures
 
 
 def test_one_failing_pair_does_not_stop_the_others(lm, tasks, tmp_path):
@@ -149,7 +197,7 @@ def test_one_failing_pair_does_not_stop_the_others(lm, tasks, tmp_path):
     assert [r.benchmark for r in summary.results] == ["tiny_mc", "tiny_schema"]
     assert [(f.benchmark, f.num_fewshot) for f in summary.failures] == [("tiny_long", 0)]
     assert "max-length" in summary.failures[0].error
-    assert not result_path(tmp_path / "out", "tiny_long", 0).exists()
+    assert not (tmp_path / "out" / "results" / "tiny_long").exists()
     assert read_summary(tmp_path / "out").failures[0].benchmark == "tiny_long"
 
 
@@ -164,12 +212,12 @@ def test_generation_exact_match_is_wired_through(lm, tasks, tmp_path):
     )  # alias match and "mat"; "The answer is 42" is not a prefix match
 
 
-def test_code_pass_at_k_runs_completions_in_the_sandbox(lm, tmp_path):
+def _code_task(tmp_path, language="python"):
     rows = [
         {"task_id": "p/0", "prompt": "def add(a, b):\n", "entry_point": "add", "canonical_solution": "    return a + b\n",
          "test": "", "test_inputs": ["(1, 2)", "(2, 2)"], "test_outputs": ["3", "4"], "language": "python"},
         {"task_id": "p/1", "prompt": "def neg(a):\n", "entry_point": "neg", "canonical_solution": "    return -a\n",
-         "test": "", "test_inputs": ["(1,)"], "test_outputs": ["-1"], "language": "python"},
+         "test": "", "test_inputs": ["(1,)"], "test_outputs": ["-1"], "language": language},
     ]  # fmt: skip
     (tmp_path / "code.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (tmp_path / "tasks.yaml").write_text(
@@ -177,6 +225,13 @@ def test_code_pass_at_k_runs_completions_in_the_sandbox(lm, tmp_path):
         "   pass_at_k: 1, generations_per_sample: 2, max_new_tokens: 8}\n"
     )
     [task] = load_task_file(tmp_path / "tasks.yaml")
+    return task
+
+
+def test_code_pass_at_k_runs_completions_in_the_sandbox(lm, tmp_path):
+    from benchcal_eval.sandbox import isolation
+
+    task = _code_task(tmp_path)
     outputs = [
         ["    return a + b\n", "    return a * b\n"],
         ["    while True:\n        pass\n", "    return -a\n"],
@@ -185,11 +240,28 @@ def test_code_pass_at_k_runs_completions_in_the_sandbox(lm, tmp_path):
     summary = run_checkpoint(lm, CannedEngine(outputs), plan, tmp_path / "out", checkpoint="ck")
     result = summary.results[0]
     assert result.metric == "pass@1" and result.accuracy == pytest.approx(0.5)  # 1/2 on each problem
+    assert result.sandbox == isolation().record()  # how the samples ran, in the result itself
     per_example = [
-        json.loads(x) for x in (tmp_path / "out/examples/tiny_code/0shot.jsonl").read_text().splitlines()
+        json.loads(x)
+        for x in (tmp_path / f"out/examples/tiny_code/0shot.{result.config_key}.jsonl")
+        .read_text()
+        .splitlines()
     ]
     assert [r["passed"] for r in per_example] == [1, 1]
     assert per_example[1]["samples"][0]["result"].startswith("timeout")
+
+
+def test_a_missing_toolchain_fails_the_pair_and_never_scores(lm, tasks, tmp_path, monkeypatch):
+    task = _code_task(tmp_path, language="c++")
+    monkeypatch.setenv("PATH", "/nonexistent")
+    engine = CountingEngine(lm)
+    plan = prepare(grid([task, tasks["tiny_mc"]], (0,)))
+    summary = run_checkpoint(lm, engine, plan, tmp_path / "out", checkpoint="ck")
+    assert [f.benchmark for f in summary.failures] == ["tiny_code"]
+    assert "g++ not found" in summary.failures[0].error
+    assert [r.benchmark for r in summary.results] == ["tiny_mc"]  # the other pair still ran
+    assert not (tmp_path / "out" / "results" / "tiny_code").exists()  # no result file: nothing to resume
+    assert engine.calls == [18]  # nothing was generated for the code pair
 
 
 def test_the_summary_covers_exactly_the_pairs_of_the_call(lm, tasks, tmp_path):
@@ -203,7 +275,7 @@ def test_the_summary_covers_exactly_the_pairs_of_the_call(lm, tasks, tmp_path):
     assert sorted((r.benchmark, r.num_fewshot) for r in read_summary(tmp_path).results) == [
         ("tiny_schema", 0), ("tiny_schema", 1)
     ]  # fmt: skip
-    assert result_path(tmp_path, "tiny_mc", 0).exists()  # the other call's finished result is kept
+    assert len(list((tmp_path / "results" / "tiny_mc").glob("0shot.*.json"))) == 1  # the other call's is kept
 
 
 def test_pairs_with_different_shot_lists_run_in_one_call_with_one_model(lm, tasks, tmp_path):
@@ -216,6 +288,15 @@ def test_pairs_with_different_shot_lists_run_in_one_call_with_one_model(lm, task
         ("tiny_mc", 0), ("tiny_schema", 0), ("tiny_schema", 1)
     ]  # fmt: skip
     assert len(engine.passes) == 1 and len(engine.passes[0]) == 3 and not summary.failures
+
+
+def stored(out, name, k, must=True):
+    """The one result file of a pair (named by its config key), or None when ``must`` is False."""
+    found = [p for p in (out / "results" / name).glob(f"{k}shot*.json") if p.name.split(".")[0] == f"{k}shot"]
+    assert len(found) <= 1, found
+    if must:
+        assert found, f"no result for {name} {k}-shot"
+    return found[0] if found else None
 
 
 class InterruptingEngine(CountingEngine):
@@ -244,7 +325,7 @@ def test_one_pass_computes_shared_prefixes_once_and_writes_each_pair_when_done(l
         def score_groups(self, groups, *, progress=None, on_done=None):
             def wrapped(g, results):
                 on_done(g, results)
-                written.append(sorted(p.parent.name + p.name for p in (tmp_path / "one").rglob("*shot.json")))
+                written.append(sorted(str(p) for p in (tmp_path / "one").rglob("*shot*.json")))
 
             return super().score_groups(groups, progress=progress, on_done=wrapped)
 
@@ -269,12 +350,12 @@ def test_a_run_killed_mid_pass_keeps_the_finished_pairs_and_resumes_the_rest(lm,
     killed = InterruptingEngine(lm, after=2, exc=KeyboardInterrupt())
     with pytest.raises(KeyboardInterrupt):
         run_checkpoint(lm, killed, prepare(pairs), tmp_path, checkpoint="ck")
-    kept = {(t.name, k): result_path(tmp_path, t.name, k).read_bytes() for t, k in pairs[:2]}
-    assert not any(result_path(tmp_path, t.name, k).exists() for t, k in pairs[2:])
+    kept = {(t.name, k): stored(tmp_path, t.name, k).read_bytes() for t, k in pairs[:2]}
+    assert not any(stored(tmp_path, t.name, k, must=False) for t, k in pairs[2:])
     engine = CountingEngine(lm)
     summary = run_checkpoint(lm, engine, prepare(pairs), tmp_path, checkpoint="ck")
     assert len(engine.passes) == 1 and len(engine.passes[0]) == 4  # only the four unfinished pairs
-    assert all(result_path(tmp_path, *key).read_bytes() == data for key, data in kept.items())
+    assert all(stored(tmp_path, *key).read_bytes() == data for key, data in kept.items())
     assert [(r.benchmark, r.num_fewshot) for r in summary.results] == [(t.name, k) for t, k in pairs]
 
 
@@ -285,4 +366,4 @@ def test_a_failed_pass_fails_exactly_the_pairs_it_had_not_finished(lm, tasks, tm
     assert [(r.benchmark, r.num_fewshot) for r in summary.results] == [("tiny_mc", 0)]
     assert [(f.benchmark, f.num_fewshot) for f in summary.failures] == [(t.name, k) for t, k in pairs[1:]]
     assert all("device lost" in f.error for f in summary.failures)
-    assert not result_path(tmp_path, "tiny_schema", 0).exists()
+    assert not stored(tmp_path, "tiny_schema", 0, must=False)

@@ -23,8 +23,8 @@ from benchcal_eval.tokenize import (
     generation_budget,
     needs_prefix_space,
 )
-from tests.evaluator.real_models import smollm2_gguf
 from tests.evaluator.task_specs import spec
+from tests.evaluator.tiny_checkpoint import smollm2_gguf
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")

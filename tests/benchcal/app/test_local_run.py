@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 import sys
@@ -52,13 +53,15 @@ def test_benchmarks_with_different_shots_share_one_evaluator_call(tmp_path: Path
 def test_cluster_only_model_sources_are_rejected_with_the_field(tmp_path: Path) -> None:
     ckpts = [
         {"name": "a", "model": {"pvc": {"claimName": "models", "path": "a"}}, "flops": 1e18},
-        {"name": "b", "model": {"uri": "s3://bucket/b"}, "flops": 2e18},
+        {"name": "b", "model": {"uri": "az://container/b"}, "flops": 2e18},  # adlfs: not installed
+        {"name": "c", "model": {"uri": "s3://bucket/c"}, "flops": 3e18},
     ]
     run = parse_run(_doc(ckpts, [{"name": "copa", "shots": [0]}]))
     with pytest.raises(BadInput, match=r"spec\.checkpoints\[0\]\.model\.pvc"):
         local_model_argument(run.checkpoints[0], 0)
-    with pytest.raises(BadInput, match=r"spec\.checkpoints\[1\]\.model\.uri"):
+    with pytest.raises(BadInput, match=r"spec\.checkpoints\[1\]\.model\.uri.*az:// driver"):
         local_model_argument(run.checkpoints[1], 1)
+    assert local_model_argument(run.checkpoints[2], 2) == "s3://bucket/c"  # the evaluator copies it
 
 
 def test_results_dir_precedence(tmp_path: Path) -> None:
@@ -110,24 +113,55 @@ def test_run_evaluates_reduces_and_resumes(tmp_path: Path, tiny_models: list[Pat
         assert (snap.phase, snap.pairs_finished, snap.pairs_total) == (PHASE_FINISHED, 2, 2)
     for m in tiny_models:
         assert (out / "checkpoints" / m.name / "summary.json").exists()
-        assert (out / "checkpoints" / m.name / "results" / "copa" / "1shot.json").exists()
+        assert len(list((out / "checkpoints" / m.name / "results" / "copa").glob("1shot.*.json"))) == 1
     report = out / "report"
     for name in ("classification.csv", "per_shot.csv", "summary.json", "report.md"):
         assert (report / name).exists(), name
     # a second run resumes: every (benchmark, shots) pair is skipped, results unchanged
-    before = (out / "checkpoints" / "m0" / "results" / "copa" / "0shot.json").read_text()
+    (zero_shot,) = (out / "checkpoints" / "m0" / "results" / "copa").glob("0shot.*.json")
+    before = zero_shot.read_text()
+    # a checkpoint of an earlier run in the same root (the review's c2): not this run's, not reduced
+    stale = out / "checkpoints" / "stale"
+    shutil.copytree(out / "checkpoints" / "m0", stale)
+    doc = json.loads((stale / "summary.json").read_text())
+    (stale / "summary.json").write_text(json.dumps({**doc, "checkpoint": "stale", "flops": 1e20}))
     assert main(["run", str(run_file), "--no-figures"]) == 0
-    assert (out / "checkpoints" / "m0" / "results" / "copa" / "0shot.json").read_text() == before
+    assert zero_shot.read_text() == before
     assert "skip" in (out / "logs" / "m0.log").read_text().lower()
+    reduced = json.loads((report / "summary.json").read_text())["checkpoints"]
+    assert [c["checkpoint"] for c in reduced] == ["m0", "m1", "m2"]
+    assert "stale" not in (report / "report.md").read_text()
+    assert stale.exists()  # not this run's: left alone
+
+
+def test_a_missing_model_path_fails_before_any_checkpoint_is_evaluated(
+    tmp_path: Path, tiny_models: list[Path], capsys
+) -> None:
+    out = tmp_path / "out"
+    run_file = _write_run(tmp_path, [*tiny_models, tmp_path / "missing-model"], out)
+    assert main(["run", str(run_file), "--no-figures"]) == 2
+    assert "spec.checkpoints[3].model.path" in capsys.readouterr().err
+    assert not (out / "checkpoints").exists()  # nothing was evaluated
+
+
+def test_too_few_checkpoints_fail_before_any_is_evaluated(
+    tmp_path: Path, tiny_models: list[Path], capsys
+) -> None:
+    out = tmp_path / "out"
+    run_file = _write_run(tmp_path, tiny_models[:2], out)
+    assert main(["run", str(run_file), "--no-figures"]) == 2
+    assert "needs at least 3" in capsys.readouterr().err
+    assert not (out / "checkpoints").exists()
 
 
 def test_a_failed_checkpoint_keeps_the_others(tmp_path: Path, tiny_models: list[Path], capsys) -> None:
     out = tmp_path / "out"
-    models = [*tiny_models, tmp_path / "missing-model"]
-    run_file = _write_run(tmp_path, models, out)
+    broken = tmp_path / "not-a-model"
+    broken.mkdir()  # exists (passes the early check), but holds no checkpoint: its evaluator fails
+    run_file = _write_run(tmp_path, [*tiny_models, broken], out)
     assert main(["run", str(run_file), "--no-figures"]) != 0
     printed = capsys.readouterr().out
-    assert "missing-model failed (exit 2)" in printed
+    assert "not-a-model failed (exit 2)" in printed
     assert (out / "report" / "classification.csv").exists()  # three checkpoints finished: reduced
     assert all((out / "checkpoints" / m.name / "summary.json").exists() for m in tiny_models)
 
