@@ -36,7 +36,7 @@ def evaluate_command(
     pairs = [(sel.name, sel.shots) for sel in run.suite.benchmarks]
     cmd = [*executable, "evaluate", "--model", model, "--tasks", format_pairs(pairs), "--out", out_dir]
     cmd += ["--checkpoint", ckpt.name, "--flops", repr(float(ckpt.flops)), "--seed", str(run.suite.seed)]
-    cmd += ["--dtype", ev.dtype]
+    cmd += ["--fewshot-sampling", run.suite.fewshot_sampling, "--dtype", ev.dtype]
     if run.suite.limit is not None:
         cmd += ["--limit", str(run.suite.limit)]
     if ev.max_length is not None:

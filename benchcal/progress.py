@@ -46,6 +46,7 @@ class Snapshot:
     pairs_finished: int = 0  # finished here or earlier (resumed)
     pairs_resumed: int = 0
     item_seconds: float = 0.0  # time spent on the current item so far
+    item_pairs: int = 1  # pairs of the current item not finished yet (the scored pass covers many)
     evaluated_seconds: float = 0.0  # time spent on the pairs finished by this process
 
     def to_json(self) -> str:
@@ -91,7 +92,8 @@ def checkpoint_eta(snap: Snapshot) -> float | None:
     if snap.phase != PHASE_EVALUATING:
         return None
     here = item_eta(snap)
-    after = max(0, snap.pairs_total - snap.pairs_finished - 1)  # pairs after the current one
+    # pairs after the current item (the evaluator's scored pass is one item covering many pairs)
+    after = max(0, snap.pairs_total - snap.pairs_finished - max(1, snap.item_pairs))
     evaluated_here = snap.pairs_finished - snap.pairs_resumed
     if evaluated_here > 0:
         per_pair = snap.evaluated_seconds / evaluated_here

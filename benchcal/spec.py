@@ -75,6 +75,7 @@ class Suite:
     preset: str  # "" when the benchmarks are listed
     limit: int | None
     seed: int
+    fewshot_sampling: str = "nested"  # nested | independent | fixed (the CRD's enum and default)
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,14 @@ def _suite(raw: dict[str, Any]) -> Suite:
                 raise BadInput(f"spec.suite.benchmarks[{i}].name: {exc}") from None
             chosen.append(BenchmarkSelection(item["name"], tuple(sorted(set(item.get("shots", shots))))))
         selections = tuple(chosen)
-    return Suite(selections, shots, raw.get("preset", ""), raw.get("limit"), int(raw["seed"]))
+    return Suite(
+        selections,
+        shots,
+        raw.get("preset", ""),
+        raw.get("limit"),
+        int(raw["seed"]),
+        str(raw["fewshotSampling"]),
+    )
 
 
 def _results(raw: dict[str, Any] | None, base_dir: Path | None) -> ResultsLocation | None:

@@ -85,6 +85,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument("--checkpoint", help="checkpoint name in the summary (default: the model's basename)")
     p.add_argument("--flops", type=_flops, help="training FLOPs of this checkpoint, written to the summary")
     p.add_argument("--seed", type=int, help="few-shot sampling seed (default: each task's, 1234)")
+    p.add_argument(
+        "--fewshot-sampling",
+        choices=("nested", "independent", "fixed"),
+        default="nested",
+        help="how few-shot examples are drawn (docs/tasks.md): nested (default; the k-shot shots "
+        "extend the fewer-shot ones), independent (llm-foundry's per-prompt draws), fixed (one set "
+        "per benchmark)",
+    )
     p.add_argument("--task-file", type=Path, help="YAML with extra benchmarks in the registry's schema")
     p.add_argument("--dtype", default="auto", help="auto | float32 | bfloat16 | float16")
     p.add_argument("--device", default="auto", help="auto | cpu | cuda | cuda:N")
@@ -130,6 +138,7 @@ def _resolve_plan(args: argparse.Namespace):
     pairs = select(args.tasks, args.shots, extra)
     return prepare(
         pairs, limit=args.limit, seed=args.seed, per_example=args.per_example, shard=_parse_shard(args.shard),
+        fewshot_sampling=args.fewshot_sampling,
         max_length=args.max_length, overwrite=args.overwrite,
     )  # fmt: skip
 

@@ -14,6 +14,7 @@ from typing import Any
 from benchcal.errors import BadInput
 from benchcal.tasks.loading import load_examples
 from benchcal.tasks.registry import TaskSpec
+from benchcal_eval.prompts import DEFAULT_SAMPLING, SAMPLING
 from benchcal_eval.sandbox import Limits
 
 
@@ -28,6 +29,7 @@ class RunPlan:
     per_example: bool = False
     sandbox: Limits = field(default_factory=Limits)
     shard: tuple[int, int] = (0, 1)  # (index, count): an Indexed Job's pod evaluates every count-th pair
+    fewshot_sampling: str = DEFAULT_SAMPLING  # nested | independent | fixed (benchcal_eval.prompts)
     max_length: int | None = None  # as requested (--max-length); None: the model's own context
     overwrite: bool = False  # recompute pairs that have a result under their key, and replace it
 
@@ -51,6 +53,7 @@ def prepare(
     per_example: bool = False,
     sandbox: Limits | None = None,
     shard: tuple[int, int] = (0, 1),
+    fewshot_sampling: str = DEFAULT_SAMPLING,
     max_length: int | None = None,
     overwrite: bool = False,
 ) -> RunPlan:
@@ -70,6 +73,8 @@ def prepare(
         raise BadInput(
             f"shard index must be in [0, {shard[1]}) with a count >= 1, got {shard[0]} of {shard[1]}"
         )
+    if fewshot_sampling not in SAMPLING:
+        raise BadInput(f"--fewshot-sampling must be one of {', '.join(SAMPLING)}, got {fewshot_sampling!r}")
     tasks = list({t.name: t for t, _ in pairs}.values())
     for task in tasks:
         if not task.available:
@@ -81,5 +86,6 @@ def prepare(
         if not rows:
             raise BadInput(f"benchmark {name!r} has no examples")
     return RunPlan(
-        list(pairs), examples, limit, seed, per_example, sandbox or Limits(), shard, max_length, overwrite
-    )
+        list(pairs), examples, limit, seed, per_example, sandbox or Limits(), shard, fewshot_sampling,
+        max_length, overwrite,
+    )  # fmt: skip

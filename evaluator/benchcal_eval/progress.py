@@ -41,7 +41,7 @@ class ProgressReporter:
         self.bar: Any = None
         self.active = False  # between start and finish; a pair that raised never finishes
         self.label, self.total, self.done = "", 0, 0
-        self.t0 = self.last = self.last_write = 0.0
+        self.t0 = self.last = self.last_write = self.t_pair = 0.0
         self.snap = Snapshot(checkpoint="")
 
     # ---- phases ----------------------------------------------------------------------------------
@@ -82,15 +82,17 @@ class ProgressReporter:
         )
         self._write(force=True)
 
-    def start(self, label: str, total: int) -> None:
+    def start(self, label: str, total: int, pairs: int = 1) -> None:
+        """Work on ``pairs`` pairs begins: one generation pair, or the checkpoint's one scored
+        pass (all its scored pairs, finishing one by one: ``pair_done``)."""
         if self.active:  # the previous pair failed: it is over all the same
             self.finish()
         self.active = True
         self.label, self.total, self.done = label, total, 0
-        self.t0 = self.last = time.monotonic()
+        self.t0 = self.last = self.t_pair = time.monotonic()
         self.snap = replace(
             self.snap, phase=PHASE_EVALUATING, label=label, done=0, total=total, rate=0.0, unit="req",
-            item_seconds=0.0,
+            item_seconds=0.0, item_pairs=pairs,
         )  # fmt: skip
         self._write(force=True)
         if self.tty:
@@ -117,15 +119,30 @@ class ProgressReporter:
             self.last = now
             log.info("%s", self.line(now))
 
+    def pair_done(self, label: str) -> None:
+        """One pair of the current unit of work finished (written or failed) before the unit did."""
+        if self.snap.item_pairs > 0:
+            now = time.monotonic()  # the time since the previous pair finished is this pair's
+            self.snap = replace(
+                self.snap,
+                pairs_finished=self.snap.pairs_finished + 1,
+                item_pairs=self.snap.item_pairs - 1,
+                evaluated_seconds=self.snap.evaluated_seconds + now - self.t_pair,
+            )
+            self.t_pair = now
+            self._write(force=True)
+
     def finish(self) -> None:
+        """The unit of work is over: its pairs not reported by ``pair_done`` count as finished."""
         self.active = False
         if self.bar is not None:
             self.bar.close()
             self.bar = None
-        elapsed = time.monotonic() - self.t0
+        elapsed = time.monotonic() - self.t_pair
         self.snap = replace(
             self.snap,
-            pairs_finished=self.snap.pairs_finished + 1,
+            pairs_finished=self.snap.pairs_finished + self.snap.item_pairs,
+            item_pairs=0,
             evaluated_seconds=self.snap.evaluated_seconds + elapsed,
         )
         self._write(force=True)

@@ -4,9 +4,13 @@ Pure functions on plain data: a ``TaskSpec``, the benchmark's rows (``load_examp
 count in, ``Instance`` objects (strings only) out. Tokenisation is ``benchcal_eval.tokenize``.
 
 The rules (see docs/tasks.md for the full statement and the deliberate differences):
-- few-shot examples come from the same file, never the example itself, drawn per example from one
-  ``random.Random(seed)`` stream per (task, shot count, category) in file order, and concatenated
-  in the iteration order of the Python ``set`` holding the drawn indices;
+- few-shot examples come from the same file (the example's own category pool for
+  ``has_categories`` tasks), never the example itself. How they are drawn is ``sampling``:
+  ``independent`` is llm-foundry's rule (one ``random.Random(seed)`` stream per (task, shot count,
+  category) in file order, shots concatenated in the iteration order of the Python ``set`` holding
+  the drawn indices); ``nested`` (default) gives each example one seeded random order of the other
+  examples and the k-shot prompt takes its first k; ``fixed`` takes the first k of one seeded
+  order per pool for every example (skipping the example itself);
 - preamble = prompt_string + for each shot ``[example_delimiter if text so far] + prelimiter +
   context + continuation_delimiter + answer``; the test context is built the same way without the
   answer and right-stripped (so ``"\\nAnswer: "`` ends the prompt as ``"\\nAnswer:"``).
@@ -43,6 +47,44 @@ def fewshot_indices(n: int, num_fewshot: int, example_idx: int, rng: random.Rand
             replacement = rng.choice(range(n))
         chosen.add(replacement)
     return chosen
+
+
+SAMPLING = ("nested", "independent", "fixed")
+DEFAULT_SAMPLING = "nested"
+
+
+def _ordered_draws(n: int, count: int, exclude: int, rng: random.Random) -> list[int]:
+    """The first ``count`` of a uniformly random order of ``range(n)`` without ``exclude``.
+
+    Draws uniformly and rejects repeats, so each pick is uniform over what is left and the list for
+    a larger ``count`` extends the one for a smaller ``count`` (the same RNG calls, in order).
+    """
+    count = min(count, n - (0 <= exclude < n))
+    chosen: list[int] = []
+    seen = {exclude}
+    while len(chosen) < count:
+        j = rng.randrange(n)
+        if j not in seen:
+            seen.add(j)
+            chosen.append(j)
+    return chosen
+
+
+def nested_indices(n: int, num_fewshot: int, example_idx: int, seed: int, pool: str = "") -> list[int]:
+    """``nested``: the first ``num_fewshot`` of the example's own seeded order of the others.
+
+    The order depends only on (seed, pool, example), never on the shot count, so the k-shot
+    shots are a prefix of the (k+1)-shot shots.
+    """
+    rng = random.Random(f"benchcal-nested/{seed}/{pool}/{example_idx}")
+    return _ordered_draws(n, num_fewshot, example_idx, rng)
+
+
+def fixed_indices(n: int, num_fewshot: int, example_idx: int, seed: int, pool: str = "") -> list[int]:
+    """``fixed``: the first ``num_fewshot`` of one seeded order of the pool, the example skipped."""
+    rng = random.Random(f"benchcal-fixed/{seed}/{pool}")
+    order = _ordered_draws(n, num_fewshot + 1, -1, rng)
+    return [j for j in order if j != example_idx][:num_fewshot]
 
 
 def _partitions(task: TaskSpec, examples: Sequence[dict]) -> list[tuple[str | None, list[int]]]:
@@ -159,12 +201,14 @@ def build_instances(
     *,
     seed: int | None = None,
     limit: int | None = None,
+    sampling: str = DEFAULT_SAMPLING,
 ) -> list[Instance]:
     """One ``Instance`` per evaluated row, in file order.
 
     ``seed`` defaults to the task's ``fewshot_random_seed`` (1234). ``limit`` keeps the first rows
-    (round-robin over categories for ``has_categories`` tasks); the few-shot draws are made for every
-    row regardless, so a limited run's prompts are byte-identical to the full run's.
+    (round-robin over categories for ``has_categories`` tasks); a limited run's prompts are
+    byte-identical to the full run's (``independent`` draws for every row so its stream does not
+    depend on ``limit``). ``sampling``: ``nested`` | ``independent`` | ``fixed`` (module docstring).
     """
     if isinstance(num_fewshot, bool) or not isinstance(num_fewshot, int) or num_fewshot < 0:
         raise BadInput(f"{task.name}: num_fewshot must be an integer >= 0, got {num_fewshot!r}")
@@ -174,20 +218,29 @@ def build_instances(
         raise BadInput(f"{task.name}: no examples to evaluate")
     if task.task_type not in (*_CONTEXT_KEY, "schema"):
         raise BadInput(f"{task.name}: unknown task_type {task.task_type!r}")
+    if sampling not in SAMPLING:
+        raise BadInput(
+            f"{task.name}: few-shot sampling must be one of {', '.join(SAMPLING)}, got {sampling!r}"
+        )
     seed = task.fewshot_random_seed if seed is None else seed
     has_cot = task.task_type == "generation_task_with_answers" and "chain_of_thought" in examples[0]
     partitions = _partitions(task, examples)
     selected = _select(partitions, limit)
     built: dict[int, Instance] = {}
-    for _, rows in partitions:
-        rng = random.Random(seed)  # a fresh stream per category partition, as llm-foundry
+    for category, rows in partitions:
+        rng = random.Random(seed)  # independent: a fresh stream per category partition, as llm-foundry
+        pool = category or ""
         for local, index in enumerate(rows):
             shots: tuple[int, ...] = ()
-            if num_fewshot > 0:  # draw for every row: the RNG stream must not depend on `limit`
+            if num_fewshot > 0 and sampling == "independent":
+                # draw for every row: the RNG stream must not depend on `limit`
                 drawn = fewshot_indices(len(rows), num_fewshot, local, rng)
                 shots = tuple(rows[j] for j in drawn)  # set iteration order, as llm-foundry
             if index not in selected:
                 continue
+            if num_fewshot > 0 and sampling != "independent":
+                pick = nested_indices if sampling == "nested" else fixed_indices
+                shots = tuple(rows[j] for j in pick(len(rows), num_fewshot, local, seed, pool))
             preamble = task.prompt_string
             for j in shots:
                 preamble += _shot_text(task, examples[j], preamble, has_cot)

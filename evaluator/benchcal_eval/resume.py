@@ -3,7 +3,9 @@
 A re-run skips every pair that has a result stored under the same ``config_key``: a hash of the
 model's content (``benchcal_eval.identity``: weights, tokenizer and config bytes, the GGUF file,
 or the hub commit) and dtype, the task definition and its data's content, shots, seed, limit,
-the requested max length, the sandbox limits of code benchmarks and the results schema version.
+the requested max length, the few-shot sampling mode where it changes prompts (k > 0;
+``independent`` adds nothing, so results from before the modes existed keep their keys), the
+sandbox limits of code benchmarks and the results schema version.
 Where a model ran (path, device) does not change scores and is left out. Results of other keys
 are never touched: they stay on disk beside the new ones (``benchcal.results``).
 """
@@ -54,6 +56,7 @@ def config_key(
     limit: int | None,
     max_length: int | None,
     sandbox: dict[str, Any] | None = None,
+    sampling: str = "independent",
 ) -> str:
     """The resume key of one pair (32 hex digits). ``model_key``: ``ModelIdentity.key(dtype)``;
     ``max_length``: as requested (None: the model's own context, which its content fixes);
@@ -68,6 +71,8 @@ def config_key(
         "schema": SCHEMA_VERSION,
         "content": CONTENT_REVISION,
     }
+    if num_fewshot > 0 and sampling != "independent":  # keys of independent (older) results stay valid
+        payload["fewshot_sampling"] = sampling
     if task.task_type == "code_evaluation" and sandbox is not None:
         payload["sandbox"] = sandbox
     blob = json.dumps(payload, sort_keys=True, default=str).encode()

@@ -65,7 +65,13 @@ def test_the_pairs_round_trip_through_the_evaluators_parser():
 
 def test_every_evaluator_setting_reaches_the_argv():
     run = run_with(
-        suite={"benchmarks": [{"name": "arc_easy"}], "shots": [0], "limit": 7, "seed": 9},
+        suite={
+            "benchmarks": [{"name": "arc_easy"}],
+            "shots": [0],
+            "limit": 7,
+            "seed": 9,
+            "fewshotSampling": "independent",
+        },
         evaluator={"dtype": "bfloat16", "maxLength": 512, "tokenBudget": 4096, "trustRemoteCode": True},
     )
     cmd = evaluate_command(
@@ -81,6 +87,7 @@ def test_every_evaluator_setting_reaches_the_argv():
         4096,
     )
     assert args.trust_remote_code is True and args.revision == "abc"
+    assert args.fewshot_sampling == "independent"
     assert args.publish_configmap == "ml/t-summary-s2"
 
 
@@ -100,6 +107,7 @@ def test_defaults_add_nothing_the_crd_did_not_set():
     ):
         assert flag not in cmd, flag
     assert cmd[cmd.index("--dtype") + 1] == "auto" and cmd[cmd.index("--seed") + 1] == "1234"  # CRD defaults
+    assert cmd[cmd.index("--fewshot-sampling") + 1] == "nested"
 
 
 @pytest.mark.parametrize("strict", [False, True])

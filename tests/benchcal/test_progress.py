@@ -55,6 +55,21 @@ def test_checkpoint_eta_uses_the_mean_of_the_pairs_finished_here_not_the_resumed
     assert checkpoint_eta(snap) == pytest.approx(5 + 2 * 15)
 
 
+def test_checkpoint_eta_of_the_scored_pass_does_not_count_its_own_pairs_twice() -> None:
+    # one pass over 4 of 5 pairs: 60 of 100 requests at 2 req/s (20 s left), 1 of its pairs done;
+    # after it only the fifth pair, at the mean time of the pairs finished (12 s for one)
+    snap = Snapshot(
+        "s1", PHASE_EVALUATING, "4 scored pairs", 60, 100, 2.0,
+        pairs_total=5, pairs_finished=1, item_pairs=3, item_seconds=30.0, evaluated_seconds=12.0,
+    )  # fmt: skip
+    assert checkpoint_eta(snap) == pytest.approx(20 + 1 * 12)  # not 20 + 3 pairs after it
+    done = Snapshot(
+        "s1", PHASE_EVALUATING, "jeopardy 0-shot", 5, 10, 1.0,
+        pairs_total=5, pairs_finished=4, item_pairs=1, evaluated_seconds=50.0,
+    )  # fmt: skip
+    assert checkpoint_eta(done) == pytest.approx(5.0)  # the last pair: its own rate, nothing after
+
+
 @pytest.mark.parametrize(
     ("phase", "rate", "expected"),
     [(PHASE_LOADING, 0.0, None), (PHASE_EVALUATING, 0.0, None), (PHASE_FINISHED, 0.0, 0.0)],

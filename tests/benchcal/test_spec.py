@@ -63,6 +63,7 @@ def test_valid_run_resolves_sources_flops_and_defaults():
         ("jeopardy", (0, 1, 3, 5, 10)),
     ]
     assert run.suite.seed == 1234 and run.suite.limit == 50
+    assert run.suite.fewshot_sampling == "nested"  # CRD default
     assert run.evaluator.backoff_limit == 1 and run.evaluator.shards == 1  # CRD defaults
     assert run.evaluator.dtype == "auto" and run.evaluator.trust_remote_code is False
     assert run.evaluator.max_length is None and run.evaluator.image is None and run.evaluator.pod == {}
@@ -108,6 +109,7 @@ def test_preset_expands_through_the_registry():
         ("spec.suite.preset", "gauntlet-v0.1", "spec.suite: set exactly one of suite.preset"),
         ("spec.suite.benchmarks", [], "spec.suite: set exactly one of suite.preset"),
         ("spec.suite.benchmarks.1.name", "arc_eazy", "spec.suite.benchmarks[1].name:"),
+        ("spec.suite.fewshotSampling", "random", "spec.suite.fewshotSampling"),
         ("spec.checkpoints.2.model.pvc.path", "../etc", "spec.checkpoints[2].model.pvc.path"),
         ("spec.evaluator", {"env": [{"name": "HF_HUB_OFFLINE", "value": "0"}]}, "spec.evaluator.env[0].name"),
         (
@@ -205,3 +207,8 @@ def test_evaluator_settings_are_typed_and_pass_kubernetes_fields_through():
     assert (got.image, got.service_account_name) == ("e:1", "sa")
     assert got.resources == {"limits": {"nvidia.com/gpu": 1}}
     assert got.pod == {k: ev[k] for k in ("nodeSelector", "env", "volumes", "volumeMounts")}
+
+
+@pytest.mark.parametrize("mode", ["nested", "independent", "fixed"])
+def test_fewshot_sampling_is_read_from_the_suite(mode):
+    assert parse_run(doc_with("spec.suite.fewshotSampling", mode)).suite.fewshot_sampling == mode

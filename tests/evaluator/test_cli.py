@@ -54,6 +54,27 @@ def test_resume_after_an_interrupted_run(task_file, tmp_path, caplog):
     assert read_summary(tmp_path).checkpoint == tiny_checkpoint_dir().name
 
 
+def test_fewshot_sampling_reaches_the_prompts_and_the_resume_key(task_file, tmp_path, caplog):
+    assert (
+        evaluate("--shots", "0,1", "--fewshot-sampling", "independent", task_file=task_file, out=tmp_path)
+        == 0
+    )
+
+    def files(shot):
+        return {p.name: p.read_bytes() for p in (tmp_path / "results" / "tiny_mc").glob(f"{shot}.*.json")}
+
+    before = {shot: files(shot) for shot in ("0shot", "1shot")}
+    caplog.set_level(logging.INFO, logger="benchcal.evaluate")
+    assert evaluate("--shots", "0,1", task_file=task_file, out=tmp_path) == 0  # default: nested
+    skipped = [r.getMessage() for r in caplog.records if "already done" in r.getMessage()]
+    assert len(skipped) == 2 and all("0-shot" in m for m in skipped)  # 0-shot prompts do not change
+    assert files("0shot") == before["0shot"] and len(before["0shot"]) == 1
+    after = files("1shot")  # the nested 1-shot result sits beside the independent one, other key
+    assert len(before["1shot"]) == 1 and len(after) == 2 and set(before["1shot"]) < set(after)
+    keys = {json.loads(data)["config_key"] for data in after.values()}
+    assert len(keys) == 2
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [

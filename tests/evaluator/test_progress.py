@@ -127,3 +127,25 @@ def test_benchcal_evaluate_writes_the_file_it_is_given(tmp_path: Path, monkeypat
     assert main(argv) == 0  # a re-run resumes both pairs, and says so
     snap = read_snapshot(path)
     assert (snap.pairs_finished, snap.pairs_resumed) == (2, 2)
+
+
+def test_the_scored_pass_counts_its_pairs_as_they_finish(tmp_path: Path, clock: Clock) -> None:
+    # the runner scores every scored pair of a checkpoint in one pass: one start covering them all
+    path = tmp_path / "s1.progress.json"
+    reporter = ProgressReporter(tty=False, snapshot_path=str(path))
+    reporter.begin("s1", pairs_total=4)
+    reporter.start("3 scored pairs", 90, pairs=3)
+    clock.now = 3.0
+    reporter.advance(30)
+    reporter.pair_done("copa 0-shot")
+    snap = read_snapshot(path)
+    assert (snap.pairs_finished, snap.item_pairs, snap.done, snap.total) == (1, 2, 30, 90)
+    assert snap.evaluated_seconds == 3.0  # the first pair's share of the pass
+    reporter.pair_done("copa 1-shot")
+    clock.now = 9.0
+    reporter.advance(60)
+    reporter.finish()  # the third pair failed with the pass: finished all the same
+    snap = read_snapshot(path)
+    assert (snap.pairs_finished, snap.item_pairs, snap.evaluated_seconds) == (3, 0, 9.0)
+    reporter.start("jeopardy 0-shot", 10)  # a generation pair after the pass
+    assert read_snapshot(path).item_pairs == 1

@@ -1,13 +1,15 @@
 """Prompt building: expected strings written by hand from llm-foundry's rules, on tiny inline data.
 
 With N rows and k = N-1 shots every other row is a shot, and a Python set of small ints iterates
-in ascending order, so the expected few-shot order can be written down without running the RNG.
+in ascending order, so under ``sampling="independent"`` (llm-foundry's rule) the expected few-shot
+order can be written down without running the RNG. The sampling modes are tested at the end.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import random
+from itertools import pairwise
 
 import pytest
 
@@ -34,7 +36,7 @@ def test_language_modeling_zero_shot_is_the_bare_context_with_stripped_delimiter
 
 def test_language_modeling_few_shot_layout():
     task = spec("language_modeling", continuation_delimiter="\nAnswer: ", prompt_string="Add:")
-    inst = build_instances(task, LM_ROWS, 2)
+    inst = build_instances(task, LM_ROWS, 2, sampling="independent")
     # prompt_string, then each shot preceded by "\n" (text before it is non-empty); shots keep the
     # unstripped delimiter and their answer; the test context ends in the right-stripped delimiter.
     assert inst[0].contexts == ("Add:\n3+3=\nAnswer: 6\n1+1=\nAnswer: 2\n2+2=\nAnswer:",)
@@ -58,7 +60,7 @@ MC_ROWS = [
 
 def test_multiple_choice_prompt_uses_gold_choice_in_shots():
     task = spec("multiple_choice", continuation_delimiter="\nAnswer: ")
-    inst = build_instances(task, MC_ROWS, 2)
+    inst = build_instances(task, MC_ROWS, 2, sampling="independent")
     assert inst[1].contexts == (
         "Sky colour?\nAnswer: blue\nSnow colour?\nAnswer: white\nGrass colour?\nAnswer:",
     )
@@ -155,7 +157,7 @@ CAT_ROWS = [
 
 def test_categories_draw_shots_only_from_their_own_category():
     task = spec("language_modeling", has_categories=True)
-    inst = build_instances(task, CAT_ROWS, 5)
+    inst = build_instances(task, CAT_ROWS, 5, sampling="independent")
     by_index = {i.index: i for i in inst}
     assert [i.index for i in inst] == [0, 1, 2, 3, 4]  # file order
     assert by_index[0].contexts == ("a2 x\na3 x\na1",)
@@ -216,3 +218,124 @@ def test_shot_strings_are_unstripped_delimiters_from_the_registry():
     task = dataclasses.replace(get_task("gsm8k"), data_file="/nonexistent")
     (_, inst) = build_instances(task, COT_ROWS, 1)
     assert inst.preamble == "Q: 2 apples + 3 apples?\nA: Let's think step by step. 2 + 3 = 5. #### 5"
+
+
+# ---- few-shot sampling modes -------------------------------------------------------------------
+
+
+def test_independent_sampling_reproduces_the_prompts_from_before_sampling_modes_existed():
+    import hashlib
+    import json
+    from pathlib import Path
+
+    golden = json.loads((Path(__file__).parent / "golden" / "independent_prompts.json").read_text())
+    for key, want in golden["sha256"].items():
+        name, k = key.split(":")
+        task = get_task(name)
+        inst = build_instances(
+            task, load_examples(task), int(k), limit=golden["limits"][name], sampling="independent"
+        )
+        blob = json.dumps(
+            [
+                [i.index, list(i.contexts), list(i.continuations), list(i.fewshot_indices), i.preamble]
+                for i in inst
+            ],
+            ensure_ascii=False,
+        )
+        assert hashlib.sha256(blob.encode()).hexdigest() == want, key
+
+
+def test_nested_prompts_of_one_example_extend_each_other_across_shot_counts():
+    task = spec("language_modeling", continuation_delimiter="\nAnswer: ", prompt_string="Go:")
+    rows = _big_rows(30)
+    by_k = {k: build_instances(task, rows, k) for k in (0, 1, 3, 5, 10)}  # nested is the default
+    for i in range(len(rows)):
+        shots = [by_k[k][i].fewshot_indices for k in (1, 3, 5, 10)]
+        assert all(longer[: len(shorter)] == shorter for shorter, longer in pairwise(shots))
+        assert [len(s) for s in shots] == [1, 3, 5, 10]
+        assert i not in shots[-1] and len(set(shots[-1])) == 10
+        preambles = [by_k[k][i].preamble for k in (1, 3, 5, 10)]
+        assert all(b.startswith(a) for a, b in pairwise(preambles))
+        # the shots are laid out in drawn order
+        assert preambles[1] == "Go:" + "".join(f"\nquestion {j}\nAnswer: answer {j}" for j in shots[1])
+    assert by_k[0][0].contexts == ("Go:\nquestion 0\nAnswer:",)
+
+
+def test_nested_and_fixed_keep_exclusion_caps_and_categories():
+    task = spec("language_modeling", has_categories=True)
+    for sampling in ("nested", "fixed"):
+        for inst in build_instances(task, CAT_ROWS, 5, sampling=sampling):
+            same_category = {i for i, r in enumerate(CAT_ROWS) if r["category"] == inst.category}
+            assert inst.index not in inst.fewshot_indices
+            assert set(inst.fewshot_indices) == same_category - {inst.index}  # capped at pool - 1
+    rows = _big_rows(12)
+    for inst in build_instances(spec("language_modeling"), rows, 10, sampling="nested"):
+        assert inst.index not in inst.fewshot_indices and len(set(inst.fewshot_indices)) == 10
+
+
+def test_fixed_sampling_gives_every_question_the_same_shots_except_itself():
+    rows = _big_rows(40)
+    task = spec("language_modeling")
+    inst = build_instances(task, rows, 3, sampling="fixed")
+    common = max({i.fewshot_indices for i in inst}, key=[i.fewshot_indices for i in inst].count)
+    for i in inst:
+        if i.index in common:  # skips itself and takes the next one of the benchmark's order
+            assert i.fewshot_indices[:2] == tuple(j for j in common if j != i.index)
+            assert i.index not in i.fewshot_indices and len(i.fewshot_indices) == 3
+        else:
+            assert i.fewshot_indices == common
+    assert sum(i.fewshot_indices == common for i in inst) == 40 - 3
+    five = build_instances(task, rows, 5, sampling="fixed")
+    assert five[39].fewshot_indices[:3] == inst[39].fewshot_indices  # nested across shot counts too
+
+
+def test_sampling_modes_respect_seed_and_limit():
+    task = spec("language_modeling")
+    for sampling in ("nested", "fixed"):
+        full = build_instances(task, _big_rows(), 5, sampling=sampling, seed=3)
+        assert build_instances(task, _big_rows(), 5, sampling=sampling, seed=3, limit=7) == full[:7]
+        assert build_instances(task, _big_rows(), 5, sampling=sampling, seed=4) != full
+    with pytest.raises(BadInput, match="sampling must be one of nested, independent, fixed"):
+        build_instances(task, LM_ROWS, 1, sampling="random")
+
+
+def test_nested_k_shot_sets_are_uniform_random_subsets():
+    """Chi-square over 6,000 seeds: pool of 6 rows, example 2; for k = 1, 2, 3 the k-shot set is
+    uniform over the C(5, k) subsets, and the 2-shot *sequence* over the 20 ordered pairs."""
+    from itertools import combinations, permutations
+
+    from scipy.stats import chisquare
+
+    from benchcal_eval.prompts import nested_indices
+
+    draws = [nested_indices(6, 3, 2, seed) for seed in range(6000)]
+    others = [0, 1, 3, 4, 5]
+    for k in (1, 2, 3):
+        cells = {frozenset(c): 0 for c in combinations(others, k)}
+        for d in draws:
+            cells[frozenset(d[:k])] += 1
+        assert sum(cells.values()) == len(draws)  # never the example itself, never a repeat
+        p = chisquare(list(cells.values())).pvalue
+        assert p > 1e-3, (k, p, cells)
+    ordered = dict.fromkeys(permutations(others, 2), 0)
+    for d in draws:
+        ordered[tuple(d[:2])] += 1
+    assert chisquare(list(ordered.values())).pvalue > 1e-3
+    # and the check has power: a biased sampler (never picks row 0 first) fails it
+    biased = {frozenset(c): 0 for c in combinations(others, 1)}
+    for d in draws:
+        biased[frozenset([d[0] if d[0] != 0 else d[1]])] += 1
+    assert chisquare(list(biased.values())).pvalue < 1e-6
+
+
+def test_fixed_sets_are_uniform_over_seeds():
+    from itertools import combinations
+
+    from scipy.stats import chisquare
+
+    from benchcal_eval.prompts import fixed_indices
+
+    cells = {frozenset(c): 0 for c in combinations(range(1, 6), 2)}
+    for seed in range(4000):
+        cells[frozenset(fixed_indices(6, 2, 0, seed))] += 1  # example 0 is skipped if drawn
+    assert chisquare(list(cells.values())).pvalue > 1e-3

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import pytest
 
-from benchcal.results import read_summary, result_path
+from benchcal.results import examples_path, read_summary, result_path
 from benchcal.tasks.registry import load_task_file
 from benchcal.tasks.selection import grid
 from benchcal_eval.plan import prepare
@@ -39,15 +39,17 @@ class CountingEngine:
         from benchcal_eval.engine import ScoringEngine
 
         self.inner = ScoringEngine(lm, token_budget=512)
-        self.calls: list[int] = []
+        self.calls: list[int] = []  # requests per engine call (a scoring pass or one generation pair)
+        self.passes: list[list[int]] = []  # per scoring pass: requests per pair
 
     @property
     def stats(self) -> EngineStats:
         return self.inner.stats
 
-    def score(self, requests, progress=None):
-        self.calls.append(len(requests))
-        return self.inner.score(requests, progress)
+    def score_groups(self, groups, *, progress=None, on_done=None):
+        self.calls.append(sum(len(g) for g in groups))
+        self.passes.append([len(g) for g in groups])
+        return self.inner.score_groups(groups, progress=progress, on_done=on_done)
 
     def generate(self, requests, progress=None):
         self.calls.append(len(requests))
@@ -121,7 +123,7 @@ def test_resume_skips_finished_pairs_and_keeps_their_results(lm, tasks, tmp_path
     before = done_file.read_bytes()
     summary, second = _run(lm, tasks, SCORED, (0, 1), tmp_path)
     assert done_file.read_bytes() == before  # not rewritten
-    assert len(second.calls) == 5  # six pairs, one skipped
+    assert len(second.passes) == 1 and len(second.passes[0]) == 5  # six pairs, one skipped, five in one pass
     assert len(summary.results) == 6 and not summary.failures
     # Same numbers as an uninterrupted run.
     fresh, _ = _run(lm, tasks, SCORED, (0, 1), tmp_path / "fresh")
@@ -286,7 +288,7 @@ def test_pairs_with_different_shot_lists_run_in_one_call_with_one_model(lm, task
     assert [(r.benchmark, r.num_fewshot) for r in summary.results] == [
         ("tiny_mc", 0), ("tiny_schema", 0), ("tiny_schema", 1)
     ]  # fmt: skip
-    assert len(engine.calls) == 3 and not summary.failures
+    assert len(engine.passes) == 1 and len(engine.passes[0]) == 3 and not summary.failures
 
 
 # ---- continuous metrics, majority rate, category counts -------------------------------------------
@@ -312,7 +314,7 @@ def test_continuous_metrics_match_a_hand_computation_on_the_reference(lm, tasks,
         rows = prepare(grid([task], (0,))).examples[task.name]
         instances = build_instances(task, rows, 0)
         encoded = encode_task(task, rows, instances, lm.tokenizer, lm.max_length)
-        lines = (tmp_path / "examples" / task.name / "0shot.jsonl").read_text().splitlines()
+        lines = examples_path(tmp_path, task.name, 0, result.config_key).read_text().splitlines()
         probs, bpbs, margins = [], [], []
         for inst, enc, line in zip(instances, encoded, lines, strict=True):
             got = json.loads(line)
@@ -351,11 +353,8 @@ def test_continuous_metrics_match_a_hand_computation_on_the_reference(lm, tasks,
 
 
 def test_the_new_metrics_cost_no_extra_forward_pass(lm, tasks, tmp_path):
-    """Model calls counted with forward hooks: exactly the batches the accuracy's requests pack into."""
-    from benchcal_eval.engine.packing import pack_requests
-    from benchcal_eval.prompts import build_instances
-    from benchcal_eval.tokenize import encode_task
-
+    """Model calls counted with forward hooks: the decoder body runs exactly once per batch of the
+    one scoring pass, and the full model (an extra forward of its own) never."""
     calls = {"body": 0, "full": 0}
     engine = CountingEngine(lm)
     hooks = [
@@ -369,23 +368,8 @@ def test_the_new_metrics_cost_no_extra_forward_pass(lm, tasks, tmp_path):
         for h in hooks:
             h.remove()
     assert not summary.failures and all("gold_prob" in r.metrics for r in summary.results)
-    expected_batches, expected_requests = 0, []
-    for task, k in plan.pairs:
-        rows = plan.examples[task.name]
-        encoded = encode_task(
-            task, rows, build_instances(task, rows, k, seed=plan.seed), lm.tokenizer, lm.max_length
-        )
-        requests = [r for e in encoded for r in e.requests]
-        expected_requests.append(len(requests))
-        packing = pack_requests(
-            requests,
-            row_tokens=engine.inner.row_tokens,
-            token_budget=engine.inner.token_budget,
-            max_length=lm.max_length,
-        )
-        expected_batches += len(packing.batches)
-    assert expected_batches > 0 and engine.calls == expected_requests  # one scoring call per pair
-    assert calls == {"body": expected_batches, "full": 0} and engine.stats.batches == expected_batches
+    assert len(engine.passes) == 1 and len(engine.passes[0]) == len(plan.pairs)  # one pass, every pair
+    assert engine.stats.batches > 0 and calls == {"body": engine.stats.batches, "full": 0}
 
 
 def test_macro_averaged_task_writes_category_counts_and_majority_rate(lm, tmp_path):
@@ -414,8 +398,87 @@ def test_macro_averaged_task_writes_category_counts_and_majority_rate(lm, tmp_pa
     assert result.stderr == pytest.approx(math.sqrt(sum(unbiased)) / 2)
     # "always yes": 1/2 on animals, 2/3 on places -> 7/12 macro; "always no": 5/12
     assert result.metrics["majority_rate"] == pytest.approx(7 / 12)
-    stored = json.loads(result_path(tmp_path / "out", "tiny_yn", 0).read_text())
+    stored = json.loads(result_path(tmp_path / "out", "tiny_yn", 0, result.config_key).read_text())
     assert (
         stored["category_counts"] == counts
         and read_summary(tmp_path / "out").results[0].category_counts == counts
     )
+
+
+def stored(out, name, k, must=True):
+    """The one result file of a pair (named by its config key), or None when ``must`` is False."""
+    found = [p for p in (out / "results" / name).glob(f"{k}shot*.json") if p.name.split(".")[0] == f"{k}shot"]
+    assert len(found) <= 1, found
+    if must:
+        assert found, f"no result for {name} {k}-shot"
+    return found[0] if found else None
+
+
+class InterruptingEngine(CountingEngine):
+    """Reports each finished pair to the runner, then stops the process-like pass after ``after``."""
+
+    def __init__(self, lm, after, exc):
+        super().__init__(lm)
+        self.after, self.exc, self.seen = after, exc, []
+
+    def score_groups(self, groups, *, progress=None, on_done=None):
+        def wrapped(g, results):
+            on_done(g, results)
+            self.seen.append(g)
+            if len(self.seen) == self.after:
+                raise self.exc
+
+        return super().score_groups(groups, progress=progress, on_done=wrapped)
+
+
+def test_one_pass_computes_shared_prefixes_once_and_writes_each_pair_when_done(lm, tasks, tmp_path):
+    # nested sampling: the 3-shot prompt of a question starts with its 1-shot prompt's example
+    pairs = grid([tasks["tiny_mc"], tasks["tiny_schema"]], (1, 3))
+    written = []
+
+    class Watching(CountingEngine):
+        def score_groups(self, groups, *, progress=None, on_done=None):
+            def wrapped(g, results):
+                on_done(g, results)
+                written.append(sorted(str(p) for p in (tmp_path / "one").rglob("*shot*.json")))
+
+            return super().score_groups(groups, progress=progress, on_done=wrapped)
+
+    engine = Watching(lm)
+    summary = run_checkpoint(lm, engine, prepare(pairs), tmp_path / "one", checkpoint="ck")
+    assert not summary.failures and len(engine.passes) == 1 and len(engine.passes[0]) == 4
+    assert [len(w) for w in written] == [1, 2, 3, 4]  # each file appears as its pair completes
+    separate = 0
+    for task, k in pairs:
+        e = CountingEngine(lm)
+        alone = run_checkpoint(lm, e, prepare([(task, k)]), tmp_path / f"{task.name}{k}", checkpoint="ck")
+        separate += e.stats.computed_tokens
+        mine = next(r for r in summary.results if (r.benchmark, r.num_fewshot) == (task.name, k))
+        assert mine.accuracy == alone.results[0].accuracy and mine.config_key == alone.results[0].config_key
+    assert engine.stats.computed_tokens < separate  # prefixes shared across pairs computed once
+    # costs are attributed in completion order and add up to the pass
+    assert sum(r.tokens_scored for r in summary.results) == engine.stats.computed_tokens
+
+
+def test_a_run_killed_mid_pass_keeps_the_finished_pairs_and_resumes_the_rest(lm, tasks, tmp_path):
+    pairs = grid([tasks["tiny_mc"], tasks["tiny_lm"], tasks["tiny_schema"]], (0, 1))
+    killed = InterruptingEngine(lm, after=2, exc=KeyboardInterrupt())
+    with pytest.raises(KeyboardInterrupt):
+        run_checkpoint(lm, killed, prepare(pairs), tmp_path, checkpoint="ck")
+    kept = {(t.name, k): stored(tmp_path, t.name, k).read_bytes() for t, k in pairs[:2]}
+    assert not any(stored(tmp_path, t.name, k, must=False) for t, k in pairs[2:])
+    engine = CountingEngine(lm)
+    summary = run_checkpoint(lm, engine, prepare(pairs), tmp_path, checkpoint="ck")
+    assert len(engine.passes) == 1 and len(engine.passes[0]) == 4  # only the four unfinished pairs
+    assert all(stored(tmp_path, *key).read_bytes() == data for key, data in kept.items())
+    assert [(r.benchmark, r.num_fewshot) for r in summary.results] == [(t.name, k) for t, k in pairs]
+
+
+def test_a_failed_pass_fails_exactly_the_pairs_it_had_not_finished(lm, tasks, tmp_path):
+    pairs = grid([tasks["tiny_mc"], tasks["tiny_schema"]], (0, 1))
+    engine = InterruptingEngine(lm, after=1, exc=RuntimeError("device lost"))
+    summary = run_checkpoint(lm, engine, prepare(pairs), tmp_path, checkpoint="ck")
+    assert [(r.benchmark, r.num_fewshot) for r in summary.results] == [("tiny_mc", 0)]
+    assert [(f.benchmark, f.num_fewshot) for f in summary.failures] == [(t.name, k) for t, k in pairs[1:]]
+    assert all("device lost" in f.error for f in summary.failures)
+    assert not stored(tmp_path, "tiny_schema", 0, must=False)

@@ -24,6 +24,7 @@ from benchcal_eval.tokenize import (
     needs_prefix_space,
 )
 from tests.evaluator.task_specs import spec
+from tests.evaluator.tiny_checkpoint import smollm2_gguf
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
@@ -81,8 +82,6 @@ def spm():
 
 @pytest.fixture(scope="session")
 def smollm():
-    from tests.evaluator.tiny_checkpoint import smollm2_gguf
-
     gguf = smollm2_gguf()
     return transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
 

@@ -1,7 +1,9 @@
-"""Scoring engine: packed shared-context log-likelihood scoring and batched generation.
+"""Scoring engine: prefix-trie log-likelihood scoring and batched generation.
 
-``packing`` (pure row packing), ``inputs`` (the padded tensors of a batch), ``attention`` (the
-tree mask and the attention path; ``flex_attention`` on GPU), ``scoring`` (ScoringEngine),
+``trie`` (one token trie over all requests, cut into pieces), ``packing`` (pieces into rows and
+batches), ``inputs`` (the padded tensors of a batch), ``attention`` (the tree mask rule, dense mask,
+path choice), ``tree_attention`` (CPU: chunked ancestor attention), ``flex_attention`` (CUDA:
+BlockMask), ``scoring`` (ScoringEngine),
 ``naive`` (one-request-at-a-time reference), ``generation`` (greedy / sampled decoding).
 """
 

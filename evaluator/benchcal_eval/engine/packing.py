@@ -1,19 +1,22 @@
-"""Pure packing of score requests into rows: shared-context trees, token-budgeted rows, batches.
+"""Pure packing of score requests into rows and batches: trie pieces laid out with a tree mask.
 
-A *group* is one context with every distinct continuation asked after it. It is laid out as
+``engine.trie`` builds one token trie over all requests of a call and cuts it into pieces (runs of
+sorted paths): up to ``row_tokens`` tokens, or up to the token budget (at most
+``MAX_PIECE_TOKENS``) when their paths share a prefix worth keeping (``trie.MIN_SHARED``). Here pieces are laid into rows
+(first-fit decreasing up to ``row_tokens``; a larger piece gets a row of its own) and rows into
+batches (up to ``token_budget`` padded tokens). A piece is laid out in preorder: each path adds
+only the tokens it does not share with the previous one, so a shared prefix appears once.
 
-    [ context | cont_1[:-1] | cont_2[:-1] | ... ]
+Per token a row holds its id, its position (= depth in the trie, so a branch's positions continue
+from its parent's) and ``ends``: the row index just past the token's subtree. Query ``q`` may
+attend key ``k`` iff ``k <= q < ends[k]``, i.e. ``k`` is ``q`` or one of its ancestors; this one
+rule covers causality, sibling branches and the other pieces of the row, at any depth (the old
+one-context-many-choices layout is the depth-2 case). A continuation's last token is never an
+input, so single-token choices add no tokens at all.
 
-Each continuation is a *branch*: it sees the whole context and itself, never another branch,
-and its positions restart at ``len(context)``. A continuation's last token is never an input
-(nothing is predicted after it), and its first token is predicted by the last context token, so
-single-token choices add no tokens at all (this subsumes lm-eval's single-token logits cache).
-
-Rows hold several groups (each its own tree) up to ``row_tokens``; a group larger than that gets
-a row of its own, whole (its context is still computed once). Only a group larger than the whole
-``token_budget`` of a forward is split into parts, each repeating the context. Batches hold rows
-of similar length up to ``token_budget`` padded tokens.
-Everything here is plain Python on token tuples, so it is tested without a model.
+Scoring positions: one per distinct (row position, target token); several requests may share one
+(identical requests, or choices that start alike). ``pair_targets``/``pair_owners`` say which
+scorer each of them counts for. Everything here is plain Python, tested without a model.
 """
 
 from __future__ import annotations
@@ -22,43 +25,30 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from benchcal.errors import BadInput
+from benchcal_eval.engine.trie import Scorer, Trie, build_trie, cut_trie
 from benchcal_eval.requests import ScoreRequest
 
-CONTEXT = -1  # branch id of context tokens
-PAD = -1  # segment id of padding tokens
-
-
-@dataclass(frozen=True)
-class Branch:
-    continuation: tuple[int, ...]
-    requests: tuple[int, ...]  # indices of the (identical) requests this branch answers
-
-
-@dataclass(frozen=True)
-class Group:
-    context: tuple[int, ...]
-    branches: tuple[Branch, ...]
-
-    @property
-    def n_tokens(self) -> int:
-        return len(self.context) + sum(len(b.continuation) - 1 for b in self.branches)
+# Longest piece (and so row) a shared tree may grow to: FlexAttention's create_block_mask evaluates
+# the mask densely once per batch ([T, T] booleans), so rows stay well below the GPU budget.
+MAX_PIECE_TOKENS = 8192
 
 
 @dataclass(frozen=True)
 class Row:
-    """One packed sequence. Per token: id, position, segment (group) and branch within it.
+    """One packed sequence.
 
-    ``score_positions[i]`` is the row position whose output predicts ``targets[i]``, which belongs
-    to branch ``owners[i]`` (a global branch index into the packing's branch list).
+    ``score_positions[i]`` is the row position whose output predicts ``targets[i]``;
+    ``pair_targets[m]`` / ``pair_owners[m]``: scored target ``pair_targets[m]`` counts for scorer
+    ``pair_owners[m]`` (a global index into ``Packing.scorers``).
     """
 
     tokens: tuple[int, ...]
     position_ids: tuple[int, ...]
-    segment_ids: tuple[int, ...]
-    branch_ids: tuple[int, ...]
+    ends: tuple[int, ...]
     score_positions: tuple[int, ...]
     targets: tuple[int, ...]
-    owners: tuple[int, ...]
+    pair_targets: tuple[int, ...]
+    pair_owners: tuple[int, ...]
 
     def __len__(self) -> int:
         return len(self.tokens)
@@ -67,8 +57,9 @@ class Row:
 @dataclass(frozen=True)
 class Packing:
     batches: tuple[tuple[Row, ...], ...]
-    branches: tuple[Branch, ...]  # global branch index -> branch
+    scorers: tuple[Scorer, ...]  # global scorer index -> the identical requests it answers
     truncated: tuple[int, ...]  # indices of requests whose context was left-truncated
+    trie_tokens: int  # tokens the uncut trie would compute (the sharing bound)
 
 
 def effective_context(req: ScoreRequest, index: int, max_length: int | None) -> tuple[tuple[int, ...], bool]:
@@ -95,99 +86,74 @@ def effective_context(req: ScoreRequest, index: int, max_length: int | None) -> 
     return req.context[-keep:], True
 
 
-def group_requests(
-    requests: Sequence[ScoreRequest], max_length: int | None = None
-) -> tuple[list[Group], list[int]]:
-    """Group requests by (effective) context; identical requests share one branch."""
-    by_context: dict[tuple[int, ...], dict[tuple[int, ...], list[int]]] = {}
-    truncated: list[int] = []
-    for i, req in enumerate(requests):
-        ctx, was_cut = effective_context(req, i, max_length)
-        if was_cut:
-            truncated.append(i)
-        by_context.setdefault(ctx, {}).setdefault(req.continuation, []).append(i)
-    groups = [
-        Group(ctx, tuple(Branch(cont, tuple(idx)) for cont, idx in conts.items()))
-        for ctx, conts in by_context.items()
-    ]
-    return groups, truncated
+def first_fit_decreasing(sizes: Sequence[int], capacity: int) -> list[list[int]]:
+    """Bins of item indices: largest items first, each into the first bin with room.
 
-
-def split_group(group: Group, limit: int) -> list[Group]:
-    """Split a group's branches so each part fits ``limit`` tokens (context repeated per part).
-
-    Called with the forward's token budget as the limit: a part must fit one forward.
-
-    A part that cannot fit even one branch keeps that branch alone (it then overflows its row).
+    An item larger than ``capacity`` gets a bin of its own that nothing else joins. A max-tree
+    over the bins' free room finds the first fitting bin in O(log bins).
     """
-    if group.n_tokens <= limit:
-        return [group]
-    parts: list[list[Branch]] = [[]]
-    size = len(group.context)
-    for branch in group.branches:
-        extra = len(branch.continuation) - 1
-        if parts[-1] and size + extra > limit:
-            parts.append([])
-            size = len(group.context)
-        parts[-1].append(branch)
-        size += extra
-    return [Group(group.context, tuple(p)) for p in parts]
-
-
-def pack_rows(groups: Sequence[Group], row_tokens: int) -> list[list[Group]]:
-    """First-fit decreasing: longest groups first, each into the first row with room."""
-    if row_tokens < 1:
-        raise ValueError(f"row_tokens must be >= 1, got {row_tokens}")
-    rows: list[list[Group]] = []
-    room: list[int] = []
-    for group in sorted(groups, key=lambda g: (-g.n_tokens, g.context)):
-        n = group.n_tokens
-        for r, free in enumerate(room):
-            if n <= free:
-                rows[r].append(group)
-                room[r] -= n
-                break
+    if capacity < 1:
+        raise ValueError(f"row_tokens must be >= 1, got {capacity}")
+    order = sorted(range(len(sizes)), key=lambda i: (-sizes[i], i))
+    size = 1
+    while size < max(len(sizes), 1):
+        size *= 2
+    room = [-1] * (2 * size)  # leaves size..2*size-1: free room of bin (leaf - size); -1 = unused
+    bins: list[list[int]] = []
+    for i in order:
+        n = sizes[i]
+        if room[1] >= n:  # descend to the leftmost bin with enough room
+            node = 1
+            while node < size:
+                node = 2 * node if room[2 * node] >= n else 2 * node + 1
+            b = node - size
+            bins[b].append(i)
+            free = room[node] - n
         else:
-            rows.append([group])
-            room.append(row_tokens - n)  # negative for an oversize group: nothing else joins it
-    return rows
+            b = len(bins)
+            bins.append([i])
+            node = size + b
+            free = capacity - n if n <= capacity else -1
+        room[node] = free
+        node //= 2
+        while node:
+            room[node] = max(room[2 * node], room[2 * node + 1])
+            node //= 2
+    return bins
 
 
-def layout_row(groups: Sequence[Group], branch_index: dict[int, int]) -> Row:
-    """Lay the groups of one row out as token/position/segment/branch lists and scoring gathers.
-
-    ``branch_index`` maps ``id(branch)`` to its global index (the owner of its scored positions).
-    """
+def layout_row(trie: Trie, pieces: Sequence[tuple[int, int]]) -> Row:
+    """Lay pieces (runs of the trie's sorted paths) out in preorder, one after another."""
     tokens: list[int] = []
     positions: list[int] = []
-    segments: list[int] = []
-    branch_ids: list[int] = []
-    score_positions: list[int] = []
-    targets: list[int] = []
-    owners: list[int] = []
-    for seg, group in enumerate(groups):
-        c = len(group.context)
-        last_context = len(tokens) + c - 1
-        tokens.extend(group.context)
-        positions.extend(range(c))
-        segments.extend([seg] * c)
-        branch_ids.extend([CONTEXT] * c)
-        for b, branch in enumerate(group.branches):
-            owner = branch_index[id(branch)]
-            body = branch.continuation[:-1]
-            start = len(tokens)
-            tokens.extend(body)
-            positions.extend(range(c, c + len(body)))
-            segments.extend([seg] * len(body))
-            branch_ids.extend([b] * len(body))
-            # token j of the continuation is predicted by the context end (j=0) or body token j-1
-            score_positions.append(last_context)
-            score_positions.extend(range(start, start + len(body)))
-            targets.extend(branch.continuation)
-            owners.extend([owner] * len(branch.continuation))
+    ends: list[int] = []
+    scored: dict[tuple[int, int], int] = {}  # (row position, target token) -> scored index
+    pair_targets: list[int] = []
+    pair_owners: list[int] = []
+    for start, end in pieces:
+        node_at: list[int] = []  # row position of each depth on the current path
+        for k in range(start, end):
+            path = trie.paths[k]
+            shared = trie.lcp[k] if k > start else 0  # a piece recomputes its first path whole
+            here = len(tokens)
+            for d in range(shared, len(node_at)):  # leaving these subtrees: they end here
+                ends[node_at[d]] = here
+            del node_at[shared:]
+            new = path.tokens[shared:]
+            tokens.extend(new)
+            positions.extend(range(shared, len(path.tokens)))
+            ends.extend([0] * len(new))
+            node_at.extend(range(here, here + len(new)))
+            for depth, target, scorer in path.targets:
+                slot = scored.setdefault((node_at[depth], target), len(scored))
+                pair_targets.append(slot)
+                pair_owners.append(scorer)
+        for pos in node_at:
+            ends[pos] = len(tokens)
     return Row(
-        tuple(tokens), tuple(positions), tuple(segments), tuple(branch_ids),
-        tuple(score_positions), tuple(targets), tuple(owners),
+        tuple(tokens), tuple(positions), tuple(ends),
+        tuple(p for p, _ in scored), tuple(t for _, t in scored),
+        tuple(pair_targets), tuple(pair_owners),
     )  # fmt: skip
 
 
@@ -208,12 +174,38 @@ def pack_requests(
     row_tokens: int,
     token_budget: int,
     max_length: int | None = None,
+    groups: Sequence[int] | None = None,
 ) -> Packing:
-    """Requests -> batches of rows of context trees, plus the branch table to map results back."""
-    groups, truncated = group_requests(requests, max_length)
-    parts = [part for g in groups for part in split_group(g, max(token_budget, row_tokens))]
-    branches = [b for g in parts for b in g.branches]
-    branch_index = {id(b): i for i, b in enumerate(branches)}
-    rows = [layout_row(row_groups, branch_index) for row_groups in pack_rows(parts, row_tokens)]
-    batches = tuple(tuple(batch) for batch in batch_rows(rows, token_budget))
-    return Packing(batches, tuple(branches), tuple(truncated))
+    """Requests -> batches of rows of trie pieces, plus the scorer table to map results back.
+
+    ``groups[i]`` (optional) ranks request ``i``'s group: pieces are scheduled by the lowest group
+    they serve, so group ``g`` is complete once the pieces of groups ``<= g`` have run (callers
+    get each group's results early; see ``ScoringEngine.score_groups``).
+    """
+    contexts: list[tuple[int, ...]] = []
+    truncated: list[int] = []
+    for i, req in enumerate(requests):
+        ctx, was_cut = effective_context(req, i, max_length)
+        contexts.append(ctx)
+        if was_cut:
+            truncated.append(i)
+    trie, _ = build_trie(requests, contexts)
+    pieces = cut_trie(trie, max(row_tokens, min(token_budget, MAX_PIECE_TOKENS)), row_tokens)
+    rank = [0] * len(pieces)
+    if groups is not None:
+        scorer_rank = [min(groups[i] for i in s.requests) for s in trie.scorers]
+        for p, (start, end) in enumerate(pieces):
+            rank[p] = min(scorer_rank[s] for k in range(start, end) for _, _, s in trie.paths[k].targets)
+    by_rank: dict[int, list[int]] = {}
+    for p, r in enumerate(rank):
+        by_rank.setdefault(r, []).append(p)
+    batches: list[tuple[Row, ...]] = []
+    for r in sorted(by_rank):
+        mine = by_rank[r]
+        sizes = [trie.piece_tokens(*pieces[p]) for p in mine]
+        rows = [
+            layout_row(trie, [pieces[mine[i]] for i in sorted(bin_)])  # trie order within a row
+            for bin_ in first_fit_decreasing(sizes, row_tokens)
+        ]
+        batches.extend(tuple(b) for b in batch_rows(rows, token_budget))
+    return Packing(tuple(batches), trie.scorers, tuple(truncated), trie.n_tokens)

@@ -1,9 +1,12 @@
-"""The batched log-likelihood scorer: packed context trees in, one ScoreResult per request out.
+"""The batched log-likelihood scorer: one token trie over all requests in, one ScoreResult each out.
 
-Per batch: run the decoder body (no LM head) on the packed rows with the tree mask, gather the
-hidden states of the positions that predict continuation tokens, score only those through the
-fused LM-head op (``kernels.lm_head_logprobs``), reduce per branch on the device, and copy the
-per-branch sums and greedy-miss counts to the host once. No ``[batch, time, vocab]`` tensor.
+``score_groups`` takes every group's requests at once (the runner: every (benchmark, shots) pair
+of a checkpoint), builds one trie over all of them so each distinct token prefix is computed once
+(``engine.trie``, ``engine.packing``), and calls ``on_done`` for a group as soon as its last
+request is scored. Per batch: run the decoder body (no LM head) on the packed rows with the tree
+mask, gather the hidden states of the positions that predict continuation tokens, score only those
+through the fused LM-head op (``kernels.lm_head_logprobs``), reduce per scorer on the device, and
+copy the per-scorer sums and greedy-miss counts to the host once. No ``[batch, time, vocab]`` tensor.
 """
 
 from __future__ import annotations
@@ -23,9 +26,10 @@ from benchcal_eval.kernels import lm_head_logprobs
 from benchcal_eval.requests import EngineStats, GenerationRequest, ScoreRequest, ScoreResult
 
 Progress = Callable[[int], None]  # called with the number of requests just finished (tqdm.update)
+OnDone = Callable[[int, list[ScoreResult]], None]  # (group index, its results in request order)
 
-# Tokens per forward when the caller gives no budget. CPU: attention over a dense mask grows with
-# the row length, so rows stay short; GPU: large enough to fill the device for a ~3B model.
+# Tokens per forward when the caller gives no budget; GPU: large enough to fill the device for a
+# ~3B model. Unrelated pieces share rows up to DEFAULT_ROW_TOKENS; a shared tree may fill a budget.
 DEFAULT_TOKEN_BUDGET = {"cpu": 2048, "cuda": 32768}
 DEFAULT_ROW_TOKENS = {"cpu": 256, "cuda": 4096}
 
@@ -77,7 +81,8 @@ class ScoringEngine:
     """Scores ScoreRequests (and runs generation) for one loaded model.
 
     ``token_budget``: padded tokens per forward; ``row_tokens``: tokens per packed row (several
-    question trees share a row up to this). ``kernel``: LM-head implementation passed to
+    trie pieces share a row up to this; a piece whose paths share a real prefix may be as long as
+    the budget and gets a row of its own). ``kernel``: LM-head implementation passed to
     ``lm_head_logprobs`` (None = auto). ``attention``: mask builder, see ``engine.attention``.
     """
 
@@ -99,7 +104,7 @@ class ScoringEngine:
         if self.token_budget < 1:
             raise ValueError(f"token_budget must be >= 1, got {self.token_budget}")
         self.kernel = kernel
-        self.build_inputs = resolve_attention(attention, self.device)
+        self.build_inputs = resolve_attention(attention, self.device, lm.model.config)
         # A builder may need a matching HF attention implementation (flex: a BlockMask); the model
         # is switched only while scoring (see _attention_implementation), generation keeps its own.
         self.body = decoder_body(lm.model)
@@ -109,9 +114,27 @@ class ScoringEngine:
 
     def score(self, requests: Sequence[ScoreRequest], progress: Progress | None = None) -> list[ScoreResult]:
         """One ScoreResult per request, in request order."""
+        return self.score_groups([requests], progress=progress)[0]
+
+    def score_groups(
+        self,
+        groups: Sequence[Sequence[ScoreRequest]],
+        *,
+        progress: Progress | None = None,
+        on_done: OnDone | None = None,
+    ) -> list[list[ScoreResult]]:
+        """Score every group's requests in one pass; one result list per group, in request order.
+
+        All requests share one trie, so a prefix common to several groups (few-shot examples
+        across shot counts, a question asked at several shot counts) is computed once. Work is
+        scheduled by group index: group ``g`` is complete once the pieces serving groups ``<= g``
+        have run, and ``on_done(g, results)`` is called right after the batch that completes it
+        (an empty group at once). ``progress(n)`` is called after each batch with the number of
+        requests it completed. An exception from ``on_done`` stops scoring and propagates.
+        """
         start = time.perf_counter()
         with self._attention_implementation():
-            results = self._score(requests, progress)
+            results = self._score(groups, progress, on_done)
         self.stats.seconds += time.perf_counter() - start
         return results
 
@@ -130,39 +153,69 @@ class ScoringEngine:
         finally:
             model.set_attn_implementation(current)
 
-    def _score(self, requests: Sequence[ScoreRequest], progress: Progress | None) -> list[ScoreResult]:
+    def _score(
+        self, groups: Sequence[Sequence[ScoreRequest]], progress: Progress | None, on_done: OnDone | None
+    ) -> list[list[ScoreResult]]:
+        requests = [r for g in groups for r in g]
+        group_of = [g for g, members in enumerate(groups) for _ in members]
         packing = pack_requests(
             requests,
             row_tokens=self.row_tokens,
             token_budget=self.token_budget,
             max_length=self.lm.max_length,
+            groups=group_of if len(groups) > 1 else None,
         )
-        sums = [0.0] * len(packing.branches)
-        misses = [0.0] * len(packing.branches)
+        offsets = [0]
+        for members in groups:
+            offsets.append(offsets[-1] + len(members))
+        results: list[ScoreResult | None] = [None] * len(requests)
+        left = [len(members) for members in groups]  # requests of each group not yet scored
+
+        def finish(g: int) -> None:
+            if on_done is not None:
+                on_done(g, results[offsets[g] : offsets[g + 1]])  # type: ignore[arg-type]
+
+        for g in range(len(groups)):
+            if left[g] == 0:
+                finish(g)
         for batch in packing.batches:
             inputs = self.build_inputs(batch, self.device, self.mask_dtype)
-            branch_sums, branch_misses = self._run_batch(inputs)
+            sums, misses = self._run_batch(inputs)
+            completed: list[int] = []
             done = 0
-            for slot, branch in enumerate(inputs.owner_ids):
-                sums[branch] += branch_sums[slot]
-                misses[branch] += branch_misses[slot]
-                done += len(packing.branches[branch].requests)
+            for slot, index in enumerate(inputs.owner_ids):  # every scorer lies in one batch
+                scorer = packing.scorers[index]
+                res = ScoreResult(
+                    logprob=sums[slot], n_tokens=len(scorer.continuation), greedy=misses[slot] == 0
+                )
+                for i in scorer.requests:
+                    results[i] = res
+                    g = group_of[i]
+                    left[g] -= 1
+                    if left[g] == 0:
+                        completed.append(g)
+                done += len(scorer.requests)
             self.stats.batches += 1
             self.stats.rows += len(batch)
             self.stats.computed_tokens += inputs.n_tokens
+            self.stats.extra["scored_positions"] = self.stats.extra.get("scored_positions", 0) + len(
+                inputs.targets
+            )
             if progress is not None:
                 progress(done)
-        results: list[ScoreResult | None] = [None] * len(requests)
-        for b, branch in enumerate(packing.branches):
-            res = ScoreResult(logprob=sums[b], n_tokens=len(branch.continuation), greedy=misses[b] == 0)
-            for i in branch.requests:
-                results[i] = res
+            # how many groups this batch completes (a caller splitting the batch's cost among them)
+            self.stats.extra["groups_completed_by_batch"] = len(completed)
+            for g in sorted(completed):
+                finish(g)
+        if any(r is None for r in results):  # a packing bug, never a silent zero
+            raise RuntimeError("scoring engine: some requests were not scored by any batch")
         self.stats.requests += len(requests)
         self.stats.request_tokens += sum(len(r.context) + len(r.continuation) for r in requests)
+        self.stats.extra["trie_tokens"] = self.stats.extra.get("trie_tokens", 0) + packing.trie_tokens
         self.stats.extra["truncated_requests"] = self.stats.extra.get("truncated_requests", 0) + len(
             packing.truncated
         )
-        return results  # type: ignore[return-value]
+        return [results[offsets[g] : offsets[g + 1]] for g in range(len(groups))]  # type: ignore[misc]
 
     @torch.inference_mode()
     def _run_batch(self, inputs: AttentionInputs) -> tuple[list[float], list[float]]:
@@ -171,6 +224,7 @@ class ScoringEngine:
             attention_mask=inputs.attention_mask,
             position_ids=inputs.position_ids,
             use_cache=False,
+            **inputs.model_kwargs,
         )
         hidden = out.last_hidden_state if hasattr(out, "last_hidden_state") else out[0]
         flat = hidden.reshape(-1, hidden.shape[-1]).index_select(0, inputs.score_index)
@@ -185,10 +239,10 @@ class ScoringEngine:
             impl=self.kernel,
         )
         k = len(inputs.owner_ids)
-        per_branch = torch.zeros(2, k, dtype=torch.float64, device=flat.device)
-        per_branch[0].index_add_(0, inputs.owners, logprob.double())
-        per_branch[1].index_add_(0, inputs.owners, (~greedy).double())
-        sums, misses = per_branch.cpu().tolist()  # the one host-device sync of the batch
+        per_scorer = torch.zeros(2, k, dtype=torch.float64, device=flat.device)
+        per_scorer[0].index_add_(0, inputs.owners, logprob.double()[inputs.pair_index])
+        per_scorer[1].index_add_(0, inputs.owners, (~greedy).double()[inputs.pair_index])
+        sums, misses = per_scorer.tolist()  # the one device->host readback of the batch
         return sums, misses
 
     def generate(

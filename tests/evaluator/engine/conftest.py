@@ -43,6 +43,24 @@ def random_requests(seed: int = 0, questions: int = 12, vocab: int = VOCAB) -> l
     return requests
 
 
+def random_shared_requests(seed: int, questions: int = 8, vocab: int = 50) -> list[ScoreRequest]:
+    """Few-shot-sweep-like: per question nested shot prefixes (0, 1, 3, 6 of 20 shot texts in a
+    random order), each with 1-4 continuations of 1-5 tokens, so paths share prefixes at several
+    depths, across questions (the same shot first) and within them."""
+    rng = random.Random(seed)
+    shots = [tuple(rng.randrange(vocab) for _ in range(rng.randint(3, 12))) for _ in range(20)]
+    reqs = []
+    for _ in range(questions):
+        order = rng.sample(range(20), 6)
+        question = tuple(rng.randrange(vocab) for _ in range(rng.randint(1, 6)))
+        for k in (0, 1, 3, 6):
+            ctx = sum((shots[j] for j in order[:k]), ()) + question
+            for _ in range(rng.randint(1, 4)):
+                reqs.append(ScoreRequest(ctx, tuple(rng.randrange(vocab) for _ in range(rng.randint(1, 5)))))
+    reqs.append(reqs[0])  # an exact duplicate
+    return reqs
+
+
 @pytest.fixture(scope="module")
 def llama():
     return tiny_llama()

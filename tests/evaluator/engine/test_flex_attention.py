@@ -19,9 +19,9 @@ from benchcal_eval.requests import ScoreRequest as R  # noqa: E402
 
 
 def tree_rows():
-    """Two rows of different lengths: shared contexts with multi- and single-token branches."""
+    """Two rows of different lengths: shared contexts at two depths, multi- and single-token branches."""
     reqs = [
-        R((1, 2, 3, 4), (10, 11, 12)), R((1, 2, 3, 4), (20,)), R((1, 2, 3, 4), (30, 31)),
+        R((1, 2, 3, 4), (10, 11, 12)), R((1, 2, 3, 4), (20,)), R((1, 2, 3, 4, 5, 6), (30, 31)),
         R((7, 8), (9, 9, 9, 9)), R((7, 8), (5, 6)),
         R(tuple(range(40, 60)), (1, 2)),
     ]  # fmt: skip
@@ -36,13 +36,9 @@ def test_mask_mod_equals_dense_tree_mask_including_padding():
     inputs = flex.build_flex_attention_inputs(rows, "cpu")
     t = inputs.input_ids.shape[1]
     assert t % flex.BLOCK_SIZE == 0 and t >= max(len(r) for r in rows)
-    seg = torch.full((len(rows), t), -1, dtype=torch.long)
-    br = torch.full((len(rows), t), -1, dtype=torch.long)
-    for i, r in enumerate(rows):
-        seg[i, : len(r)] = torch.tensor(r.segment_ids)
-        br[i, : len(r)] = torch.tensor(r.branch_ids)
-    dense = tree_mask(seg, br)
-    from_mod = create_mask(flex.tree_mask_mod(seg, br), len(rows), 1, t, t, device="cpu")[:, 0]
+    ends = torch.tensor([[*r.ends, *range(len(r) + 1, t + 1)] for r in rows])
+    dense = tree_mask(ends)
+    from_mod = create_mask(flex.tree_mask_mod(ends), len(rows), 1, t, t, device="cpu")[:, 0]
     assert torch.equal(from_mod, dense)
     assert isinstance(inputs.attention_mask, torch.nn.attention.flex_attention.BlockMask)
     assert inputs.attention_mask.shape[-2:] == (t, t)
@@ -57,14 +53,15 @@ def test_flex_inputs_gather_the_same_positions_as_dense():
     assert torch.equal(dense.score_index // td, sparse.score_index // tf)
     assert torch.equal(dense.score_index % td, sparse.score_index % tf)
     assert torch.equal(dense.targets, sparse.targets) and torch.equal(dense.owners, sparse.owners)
+    assert torch.equal(dense.pair_index, sparse.pair_index)
     assert dense.owner_ids == sparse.owner_ids and dense.n_tokens == sparse.n_tokens
     assert torch.equal(sparse.input_ids[:, :td], dense.input_ids)
     assert torch.equal(sparse.position_ids[:, :td], dense.position_ids)
 
 
-def test_flex_builder_is_resolved_and_auto_stays_dense_on_cpu():
+def test_flex_builder_is_resolved_and_auto_is_not_flex_on_cpu():
     assert resolve_attention("flex", torch.device("cpu")) is flex.build_flex_attention_inputs
-    assert resolve_attention("auto", torch.device("cpu")) is build_attention_inputs
+    assert resolve_attention("auto", torch.device("cpu")) is not flex.build_flex_attention_inputs
     assert resolve_attention("dense", torch.device("cuda")) is build_attention_inputs
     with pytest.raises(ValueError, match="attention must be one of"):
         resolve_attention("sparse", torch.device("cpu"))

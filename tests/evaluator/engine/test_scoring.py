@@ -1,4 +1,5 @@
-"""Packed tree scoring vs the one-at-a-time full-forward reference on tiny random decoders."""
+"""Trie scoring vs the one-at-a-time full-forward reference on tiny random decoders, and the
+engine's cost claims: LM head only at scoring positions, one readback per batch, no [B, T, V]."""
 
 from __future__ import annotations
 
@@ -10,9 +11,16 @@ import torch
 from benchcal_eval.engine import ScoringEngine, naive_score
 from benchcal_eval.engine.scoring import head_spec
 from benchcal_eval.requests import ScoreRequest
-from tests.evaluator.engine.conftest import VOCAB, as_loaded, random_requests, tiny_llama
+from tests.evaluator.engine.conftest import (
+    VOCAB,
+    as_loaded,
+    random_requests,
+    random_shared_requests,
+    tiny_llama,
+)
 
-ATOL = 1e-4
+ATOL = 1e-5  # fp32; the reference takes an fp64 log-softmax over its own fp32 logits
+BUDGETS = [(4096, 512), (64, 48), (24, 12)]  # many pieces per row / a few / every tree cut
 
 
 def assert_same(ours, ref, atol=ATOL):
@@ -32,16 +40,29 @@ def chosen(results, sizes):
     return out
 
 
-@pytest.mark.parametrize(
-    ("token_budget", "row_tokens"),
-    [(4096, 512), (64, 48), (24, 12)],  # many trees per row / a few / every group oversize or split
-    ids=["many-per-row", "few-per-row", "oversize"],
-)
-def test_engine_matches_naive_reference(llama, token_budget, row_tokens):
-    requests = random_requests(seed=1)
+@pytest.mark.parametrize("attention", ["dense", "tree"])
+@pytest.mark.parametrize(("token_budget", "row_tokens"), BUDGETS, ids=["many-per-row", "few-per-row", "cut"])
+def test_engine_matches_naive_reference(llama, token_budget, row_tokens, attention):
+    requests = random_requests(seed=1) + random_shared_requests(seed=1, vocab=VOCAB)
     ref = naive_score(llama, requests)
-    engine = ScoringEngine(as_loaded(llama), token_budget=token_budget, row_tokens=row_tokens)
+    engine = ScoringEngine(
+        as_loaded(llama), token_budget=token_budget, row_tokens=row_tokens, attention=attention
+    )
     assert_same(engine.score(requests), ref)
+
+
+def test_results_do_not_depend_on_token_budget_or_row_length(llama):
+    requests = random_shared_requests(seed=7, questions=10, vocab=VOCAB)
+    runs = [ScoringEngine(as_loaded(llama), token_budget=b, row_tokens=r).score(requests) for b, r in BUDGETS]
+    computed = []
+    for b, r in BUDGETS:
+        engine = ScoringEngine(as_loaded(llama), token_budget=b, row_tokens=r)
+        engine.score(requests)
+        computed.append(engine.stats.computed_tokens)
+    assert len(set(computed)) > 1, "the budgets must actually pack differently"
+    for other in runs[1:]:
+        assert [a.greedy for a in other] == [a.greedy for a in runs[0]]
+        assert max(abs(a.logprob - b.logprob) for a, b in zip(other, runs[0], strict=True)) < ATOL
 
 
 def test_some_greedy_flags_are_true_so_the_flag_comparison_means_something(llama):
@@ -104,6 +125,7 @@ def test_stats_and_progress_account_for_every_request(llama):
     assert s.batches == len(seen) and s.rows >= s.batches
     assert s.request_tokens == sum(len(r.context) + len(r.continuation) for r in requests)
     assert 0 < s.computed_tokens < s.request_tokens  # shared contexts are computed once
+    assert s.extra["trie_tokens"] <= s.computed_tokens
     assert s.seconds > 0
 
 
@@ -120,3 +142,144 @@ def test_softcap_and_scale_from_config_match_the_hf_forward():
     assert head_spec(model).softcap == 2.0
     requests = random_requests(seed=6, questions=6)
     assert_same(ScoringEngine(as_loaded(model), row_tokens=64).score(requests), naive_score(model, requests))
+
+
+# ---- groups and early results ------------------------------------------------------------------
+
+
+def test_score_groups_reports_each_group_when_its_last_request_is_scored(llama):
+    a = random_shared_requests(seed=11, questions=4, vocab=VOCAB)
+    b = [ScoreRequest((3, *r.context), r.continuation) for r in a]  # no prefix shared with a
+    groups = [a, [], b]
+    events = []
+    engine = ScoringEngine(as_loaded(llama), token_budget=48, row_tokens=48)
+    out = engine.score_groups(
+        groups, progress=lambda n: events.append(("batch", n)), on_done=lambda g, res: events.append((g, res))
+    )
+    assert [e[0] for e in events if e[0] != "batch"] == [1, 0, 2]  # the empty group at once
+    done = {e[0]: e[1] for e in events if e[0] != "batch"}
+    for g, reqs in enumerate(groups):
+        assert done[g] == out[g] and len(out[g]) == len(reqs)
+        if reqs:
+            assert_same(out[g], naive_score(llama, reqs))
+    batches = [i for i, e in enumerate(events) if e[0] == "batch"]
+    assert events.index((0, done[0])) < batches[-1], "group 0 finished before group 2's batches ran"
+    assert sum(e[1] for e in events if e[0] == "batch") == len(a) + len(b)
+
+
+def test_prefixes_shared_across_groups_are_computed_once(llama):
+    requests = random_shared_requests(seed=12, questions=6, vocab=VOCAB)
+    by_shots: dict[int, list[ScoreRequest]] = {}
+    for r in requests:
+        by_shots.setdefault(len(r.context), []).append(r)
+    groups = list(by_shots.values())
+    together = ScoringEngine(as_loaded(llama), token_budget=4096, row_tokens=4096)
+    results = together.score_groups(groups)
+    apart = 0
+    for g, reqs in enumerate(groups):
+        alone = ScoringEngine(as_loaded(llama), token_budget=4096, row_tokens=4096)
+        assert_same(alone.score(reqs), results[g])
+        apart += alone.stats.computed_tokens
+    assert together.stats.computed_tokens < apart
+
+
+# ---- cost claims ---------------------------------------------------------------------------------
+
+
+def distinct_scored_positions(requests):
+    """(model-input prefix, target) pairs: what the LM head must score, each once."""
+    return {(r.context + r.continuation[:j], t) for r in requests for j, t in enumerate(r.continuation)}
+
+
+def test_lm_head_runs_only_at_scoring_positions(llama, monkeypatch):
+    import benchcal_eval.engine.scoring as scoring
+
+    rows = []
+    real = scoring.lm_head_logprobs
+
+    def counting(hidden, *args, **kwargs):
+        rows.append(hidden.shape[0])
+        return real(hidden, *args, **kwargs)
+
+    def never(*args, **kwargs):
+        raise AssertionError("the model's own LM head ran (full-vocabulary logits at every position)")
+
+    monkeypatch.setattr(scoring, "lm_head_logprobs", counting)
+    monkeypatch.setattr(llama.lm_head, "forward", never)
+    requests = random_shared_requests(seed=13, vocab=VOCAB)
+    engine = ScoringEngine(as_loaded(llama), token_budget=64, row_tokens=64)
+    engine.score(requests)
+    assert sum(rows) == len(distinct_scored_positions(requests)) == engine.stats.extra["scored_positions"]
+    assert len(rows) == engine.stats.batches
+    assert sum(rows) < engine.stats.computed_tokens
+
+
+def test_one_device_to_host_readback_per_batch(llama, monkeypatch):
+    counts: dict[str, int] = {}
+
+    def counted(name):
+        real = getattr(torch.Tensor, name)
+
+        def wrapper(self, *args, **kwargs):
+            counts[name] = counts.get(name, 0) + 1
+            return real(self, *args, **kwargs)
+
+        return wrapper
+
+    engine = ScoringEngine(as_loaded(llama), token_budget=64, row_tokens=64)
+    requests = random_shared_requests(seed=14, vocab=VOCAB)
+    engine.score(requests[:3])  # warm (first-call paths)
+    names = ("tolist", "item", "cpu", "numpy", "__bool__", "__int__", "__float__", "__index__")
+    for name in names:
+        monkeypatch.setattr(torch.Tensor, name, counted(name))
+    engine.stats = type(engine.stats)()
+    engine.score(requests)
+    monkeypatch.undo()
+    assert engine.stats.batches > 3
+    assert counts == {"tolist": engine.stats.batches}, counts
+
+
+def test_no_batch_by_time_by_vocab_tensor():
+    """A 50k vocabulary makes [tokens, V] large: the largest tensor any op produces stays near
+    [scored positions, V] for us, while the full HF forward (the reference) makes [T, V]."""
+    from torch.utils._python_dispatch import TorchDispatchMode
+    from torch.utils._pytree import tree_flatten
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    class Largest(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.numel = 0
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            for t in tree_flatten(out)[0]:
+                if isinstance(t, torch.Tensor):
+                    self.numel = max(self.numel, t.numel())
+            return out
+
+    vocab = 50_000
+    torch.manual_seed(0)
+    config = LlamaConfig(vocab_size=vocab, hidden_size=16, intermediate_size=32, num_hidden_layers=1,
+                         num_attention_heads=2, num_key_value_heads=1, max_position_embeddings=512)  # fmt: skip
+    model = LlamaForCausalLM(config).eval()
+    rng = random.Random(15)
+    requests = []
+    for _ in range(6):  # MC-like: long contexts, four short choices
+        ctx = tuple(rng.randrange(vocab) for _ in range(rng.randint(60, 120)))
+        requests += [
+            ScoreRequest(ctx, tuple(rng.randrange(vocab) for _ in range(rng.randint(1, 2)))) for _ in range(4)
+        ]
+    engine = ScoringEngine(as_loaded(model, max_length=512), token_budget=512, row_tokens=512)
+    engine.score(requests[:2])
+    engine.stats = type(engine.stats)()
+    with Largest() as ours:
+        engine.score(requests)
+    scored = engine.stats.extra["scored_positions"]
+    tokens = engine.stats.computed_tokens
+    assert scored * 4 < tokens  # so [scored, V] and [tokens, V] are far apart
+    assert ours.numel <= scored * vocab, (ours.numel, scored * vocab)
+    longest = max(requests, key=lambda r: len(r.context) + len(r.continuation))
+    with Largest() as ref:
+        naive_score(model, [longest])
+    assert ref.numel >= (len(longest.context) + len(longest.continuation) - 1) * vocab  # the check has teeth
