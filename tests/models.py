@@ -10,6 +10,7 @@ what is missing: a CI run that silently skipped the real-model tests would look 
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 from pathlib import Path
@@ -52,9 +53,13 @@ def smollm2_gguf() -> Path:
         raise  # unreachable: missing() always raises
 
 
-def smollm2_tokenizer():
-    """SmolLM2's tokenizer, read from the GGUF by transformers."""
+@functools.cache
+def _tokenizer_from(gguf: Path):
     from transformers import AutoTokenizer
 
-    gguf = smollm2_gguf()
     return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+
+
+def smollm2_tokenizer():
+    """SmolLM2's tokenizer, read from the GGUF by transformers (once per test session)."""
+    return _tokenizer_from(smollm2_gguf())
