@@ -73,8 +73,11 @@ def _panel(
     ax.set_xscale("log")
     lo, hi = ax.get_ylim()
     if hi - lo < MIN_Y_SPAN:
-        mid = max((hi + lo) / 2, MIN_Y_SPAN / 2)
-        ax.set_ylim(mid - MIN_Y_SPAN / 2, mid + MIN_Y_SPAN / 2)
+        mid = (hi + lo) / 2
+        lo, hi = mid - MIN_Y_SPAN / 2, mid + MIN_Y_SPAN / 2
+    if lo < -0.005:  # accuracy is never negative: shift the window up, keeping its span
+        lo, hi = -0.005, hi + (-0.005 - lo)
+    ax.set_ylim(lo, hi)
     rec = row["recommended_shots"]
     ax.set_title(benchmark + ("" if pd.isna(rec) else f" ({int(rec)}-shot)"), fontsize=7, color=colour)
     ax.tick_params(labelsize=5, length=2)
