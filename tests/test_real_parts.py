@@ -1,15 +1,18 @@
-"""tests/models.py: the SmolLM2 GGUF is found without importing its package, and its absence
-skips on a developer machine but fails under CI, naming what is missing."""
+"""The real-part helpers (tests/real_parts.py): the SmolLM2 GGUF is found without importing its
+package, and a missing GGUF or chromium skips on a developer machine but fails under CI, naming
+what is missing."""
 
 from __future__ import annotations
 
 import importlib.util
+import shutil
 import sys
 import types
 
 import pytest
 
 from tests import models
+from tests.reducer import browser
 
 
 def test_found_without_importing_the_package(smollm2_gguf):
@@ -45,3 +48,11 @@ def test_missing_file_names_the_path(monkeypatch, tmp_path):
         pytest.fail.Exception, match=rf"{tmp_path}/SmolLM2-135M-Instruct.Q4_1.gguf is missing"
     ):
         models.smollm2_gguf()
+
+
+@pytest.mark.parametrize(("ci", "outcome"), [("1", pytest.fail.Exception), ("0", pytest.skip.Exception)])
+def test_missing_chromium_fails_under_ci(monkeypatch, ci, outcome):
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None)
+    monkeypatch.setenv("CI", ci)
+    with pytest.raises(outcome, match="chromium is not on PATH; apt-get install -y chromium"):
+        browser.chromium()
