@@ -9,7 +9,7 @@
 # writes only under /tmp (the operator mounts an emptyDir there, the root filesystem stays
 # read-only) and starts through tini so SIGTERM (Kueue preemption, activeDeadlineSeconds)
 # reaches Python. Pods should set `args`, not `command`, or tini is bypassed:
-#   args: ["benchcal", "evaluate", ...]   or   args: ["sh", "-c", "benchcal evaluate ... && ..."]
+#   args: ["benchcal", "evaluate", ...]   (one process per container: no shell in between)
 #
 # Bases are pinned by exact tag. Release builds pin them by digest as well:
 #   docker build --build-arg PYTHON_BASE=python:3.11.11-slim-bookworm@sha256:<digest> ...

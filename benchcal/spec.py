@@ -1,34 +1,23 @@
-"""CalibrationRun parsing: the one schema for the operator and for ``benchcal run``.
+"""CalibrationRun parsing: the one reading of a run for the operator and for ``benchcal run``.
 
-The CRD's openAPIV3Schema (the copy under ``benchcal/crd/``) is turned into a JSON Schema,
-defaults are applied the way the API server applies them, and the document is validated;
-then the rules the API server enforces with CEL (and a few it cannot know, such as unknown
-benchmark names) are checked in Python. Every error is a ``BadInput`` naming the field path,
-e.g. ``spec.checkpoints[2].flops: ...``.
+The document is validated against the CRD with its defaults applied (``benchcal.api``); then
+the rules the API server enforces with CEL (and a few it cannot know, such as unknown benchmark
+names) are checked here, and the result becomes plain frozen dataclasses. Every error is a
+``BadInput`` naming the field path, e.g. ``spec.checkpoints[2].flops: ...``. Defaults live in
+the CRD only: the dataclasses below have none of their own for anything the CRD defaults.
 """
 
 from __future__ import annotations
 
-import copy
-import difflib
-import functools
 import re
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import yaml
 
+from benchcal.api import validate_document
 from benchcal.errors import BadInput
-
-GROUP = "benchcal.dev"
-VERSION = "v1alpha1"
-API_VERSION = f"{GROUP}/{VERSION}"
-KIND = "CalibrationRun"
-PLURAL = "calibrationruns"
-CRD_FILE = "calibrationruns.benchcal.dev.yaml"
 
 # Variables the operator sets on evaluator pods; a CalibrationRun may not override them.
 PROTECTED_ENV = (
@@ -82,9 +71,9 @@ class BenchmarkSelection:
 class Suite:
     benchmarks: tuple[BenchmarkSelection, ...]  # resolved (preset expanded)
     shots: tuple[int, ...]
-    preset: str = ""
-    limit: int | None = None
-    seed: int = 1234
+    preset: str  # "" when the benchmarks are listed
+    limit: int | None
+    seed: int
 
 
 @dataclass(frozen=True)
@@ -97,8 +86,52 @@ class ResultsLocation:
 
 @dataclass(frozen=True)
 class Classification:
-    alpha: float = 0.05
-    strict: bool = False
+    alpha: float
+    strict: bool
+
+
+# spec.evaluator: CRD property -> EvaluatorSettings field, for the settings benchcal interprets.
+EVALUATOR_FIELDS = {
+    "dtype": "dtype",
+    "maxLength": "max_length",
+    "tokenBudget": "token_budget",
+    "trustRemoteCode": "trust_remote_code",
+    "shards": "shards",
+    "backoffLimit": "backoff_limit",
+    "activeDeadlineSeconds": "active_deadline_seconds",
+    "image": "image",
+    "serviceAccountName": "service_account_name",
+    "resources": "resources",
+}
+# spec.evaluator: core/v1 fields passed through unchanged (EvaluatorSettings.pod, camelCase keys):
+# set on the evaluator pod as given ...
+POD_FIELDS = (
+    "nodeSelector",
+    "tolerations",
+    "affinity",
+    "priorityClassName",
+    "runtimeClassName",
+    "imagePullSecrets",
+)
+# ... and appended to the operator's own variables, volumes and mounts.
+APPENDED_FIELDS = ("env", "volumes", "volumeMounts")
+
+
+@dataclass(frozen=True)
+class EvaluatorSettings:
+    """``spec.evaluator`` with the CRD's defaults applied: how evaluator pods run."""
+
+    dtype: str  # auto | float32 | bfloat16 | float16
+    max_length: int | None  # None: the model's own context length
+    token_budget: int | None  # None: the evaluator's default for the device
+    trust_remote_code: bool
+    shards: int  # pods per checkpoint (an Indexed Job when > 1)
+    backoff_limit: int
+    active_deadline_seconds: int | None
+    image: str | None  # None: the operator's BENCHCAL_EVALUATOR_IMAGE
+    service_account_name: str | None  # None: the operator's BENCHCAL_JOB_SERVICE_ACCOUNT
+    resources: dict[str, Any] | None  # a core/v1 ResourceRequirements
+    pod: dict[str, Any]  # the POD_FIELDS and APPENDED_FIELDS that are set, unchanged (camelCase)
 
 
 @dataclass(frozen=True)
@@ -107,7 +140,7 @@ class CalibrationRun:
     namespace: str
     checkpoints: tuple[Checkpoint, ...]
     suite: Suite
-    evaluator: dict[str, Any]  # the allow-listed pod settings, defaults applied (camelCase keys)
+    evaluator: EvaluatorSettings
     classification: Classification
     results: ResultsLocation | None
     queue_name: str = ""
@@ -121,170 +154,6 @@ class CalibrationRun:
             if ckpt.name == name:
                 return ckpt
         raise KeyError(name)
-
-
-# ---- the schema ----------------------------------------------------------------------------------
-
-
-def crd_text() -> str:
-    return resources.files("benchcal").joinpath("crd", CRD_FILE).read_text(encoding="utf-8")
-
-
-@functools.lru_cache(maxsize=1)
-def crd() -> dict[str, Any]:
-    return yaml.safe_load(crd_text())
-
-
-def openapi_schema() -> dict[str, Any]:
-    """The served version's openAPIV3Schema, as in the CRD."""
-    (version,) = [v for v in crd()["spec"]["versions"] if v["name"] == VERSION]
-    return version["schema"]["openAPIV3Schema"]
-
-
-def to_json_schema(node: dict[str, Any]) -> dict[str, Any]:
-    """OpenAPI v3 structural schema -> JSON Schema (draft 4 keeps boolean exclusiveMinimum).
-
-    Objects with declared properties reject unknown fields locally (the API server would prune
-    them silently, hiding typos); x-kubernetes-preserve-unknown-fields subtrees stay open.
-    """
-    out: dict[str, Any] = {}
-    for key, value in node.items():
-        if key.startswith("x-kubernetes-") or key in ("description", "default", "format"):
-            continue
-        if key == "properties":
-            out[key] = {name: to_json_schema(sub) for name, sub in value.items()}
-        elif key == "items" or (key == "additionalProperties" and isinstance(value, dict)):
-            out[key] = to_json_schema(value)
-        elif key in ("anyOf", "allOf", "oneOf"):
-            out[key] = [to_json_schema(sub) for sub in value]
-        else:
-            out[key] = value
-    if node.get("x-kubernetes-int-or-string"):
-        out = {"anyOf": [{"type": "integer"}, {"type": "string"}]}
-    preserve = node.get("x-kubernetes-preserve-unknown-fields", False)
-    if "properties" in node and "additionalProperties" not in node and not preserve:
-        out["additionalProperties"] = False
-    return out
-
-
-@functools.lru_cache(maxsize=1)
-def _validator() -> jsonschema.Draft4Validator:
-    schema = to_json_schema(openapi_schema())
-    schema["properties"]["metadata"] = {"type": "object"}
-    return jsonschema.Draft4Validator(schema)
-
-
-_YAML11_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
-
-
-def apply_defaults(node: dict[str, Any], value: Any) -> Any:
-    """Fill missing properties that declare a default, recursively (as the API server does).
-
-    Also turns exponent-notation strings into numbers where the schema wants a number.
-    """
-    if isinstance(value, dict) and "properties" in node:
-        for name, sub in node["properties"].items():
-            if name not in value and "default" in sub:
-                value[name] = copy.deepcopy(sub["default"])
-            if name in value:
-                value[name] = apply_defaults(sub, value[name])
-    elif isinstance(value, list) and "items" in node:
-        return [apply_defaults(node["items"], item) for item in value]
-    elif node.get("type") == "number" and isinstance(value, str) and _YAML11_FLOAT.fullmatch(value):
-        return float(value)  # PyYAML (YAML 1.1) reads 1.2e15 as a string; Kubernetes reads a number
-    return value
-
-
-def format_path(parts: Any) -> str:
-    out = ""
-    for part in parts:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(document)"
-
-
-MAX_LISTED_PROBLEMS = 20  # the message goes into the CR's status conditions: keep it bounded
-UNKNOWN_FIELD, OTHER = 0, 1  # Problem.rank: unknown fields are listed first
-
-
-@dataclass(frozen=True, order=True)
-class Problem:
-    """One schema violation: its rank, its place in the document, the path and what is wrong."""
-
-    rank: int
-    sort_key: tuple[Any, ...]
-    where: str
-    message: str
-
-
-def _document_order(doc: Any, parts: list[Any]) -> tuple[int, ...]:
-    """Where a path lies in the document as written (mappings keep the YAML's key order)."""
-    key, node = [], doc
-    for part in parts:
-        if isinstance(node, dict) and part in node:
-            key.append(list(node).index(part))
-        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
-            key.append(part)
-        else:
-            break
-        node = node[part]
-    return tuple(key)
-
-
-def _did_you_mean(name: str, allowed: list[str], parts: list[Any]) -> str:
-    """As kubectl --validate=strict, plus the closest allowed name (or all of them)."""
-    close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
-    if close:
-        return f"unknown field; did you mean {close[0]!r}?"
-    explain = ".".join(["calibrationrun", *(str(p) for p in parts if not isinstance(p, int))])
-    return f"unknown field; allowed here: {', '.join(sorted(allowed))} (`kubectl explain {explain}`)"
-
-
-def _problems(error: jsonschema.ValidationError, doc: dict[str, Any]) -> list[Problem]:
-    parts = list(error.absolute_path)
-    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
-        allowed = list(error.schema.get("properties", {}))
-        return [
-            Problem(UNKNOWN_FIELD, _document_order(doc, [*parts, name]), format_path([*parts, name]),
-                    _did_you_mean(name, allowed, parts))
-            for name in error.instance
-            if name not in allowed
-        ]  # fmt: skip
-    return [Problem(OTHER, _document_order(doc, parts), format_path(parts), error.message)]
-
-
-def schema_problems(doc: dict[str, Any]) -> list[Problem]:
-    """Every CRD-schema violation of a (defaulted) document: unknown fields first (a typo there
-    also causes the "required" errors after it), then the rest, each group in document order."""
-    return sorted({p for error in _validator().iter_errors(doc) for p in _problems(error, doc)})
-
-
-def problems_message(problems: list[Problem]) -> str:
-    """One problem on one line; several as a numbered list (at most MAX_LISTED_PROBLEMS)."""
-    if len(problems) == 1:
-        return f"{problems[0].where}: {problems[0].message}"
-    lines = [f"{len(problems)} problems in the CalibrationRun:"]
-    lines += [f"  {i}. {p.where}: {p.message}" for i, p in enumerate(problems[:MAX_LISTED_PROBLEMS], 1)]
-    if len(problems) > MAX_LISTED_PROBLEMS:
-        lines.append(f"  ... and {len(problems) - MAX_LISTED_PROBLEMS} more")
-    return "\n".join(lines)
-
-
-def validate_document(doc: Any) -> dict[str, Any]:
-    """Schema-validate a CalibrationRun document; returns a defaulted copy.
-
-    BadInput lists every problem (unknown fields first, with a did-you-mean), not just the first.
-    """
-    if not isinstance(doc, dict):
-        raise BadInput("CalibrationRun: expected a mapping with apiVersion, kind, metadata and spec")
-    if doc.get("apiVersion", API_VERSION) != API_VERSION or doc.get("kind", KIND) != KIND:
-        raise BadInput(
-            f"apiVersion/kind: expected {API_VERSION} {KIND}, got {doc.get('apiVersion')} {doc.get('kind')}"
-        )
-    doc = apply_defaults(openapi_schema(), copy.deepcopy(doc))
-    problems = schema_problems(doc)
-    if problems:
-        raise BadInput(problems_message(problems))
-    return doc
 
 
 # ---- semantic checks (the CEL rules, plus what only the registry knows) --------------------------
@@ -407,6 +276,25 @@ def _check_evaluator(ev: dict[str, Any]) -> None:
             )
 
 
+def _evaluator(ev: dict[str, Any]) -> EvaluatorSettings:
+    _check_evaluator(ev)
+    return EvaluatorSettings(
+        # defaulted by the CRD (api.apply_defaults): always present
+        dtype=ev["dtype"],
+        trust_remote_code=ev["trustRemoteCode"],
+        shards=ev["shards"],
+        backoff_limit=ev["backoffLimit"],
+        # optional, no default: None when absent
+        max_length=ev.get("maxLength"),
+        token_budget=ev.get("tokenBudget"),
+        active_deadline_seconds=ev.get("activeDeadlineSeconds"),
+        image=ev.get("image"),
+        service_account_name=ev.get("serviceAccountName"),
+        resources=ev.get("resources"),
+        pod={key: ev[key] for key in (*POD_FIELDS, *APPENDED_FIELDS) if key in ev},
+    )
+
+
 def parse_run(doc: dict[str, Any], *, base_dir: str | Path | None = None) -> CalibrationRun:
     """Validate a CalibrationRun document (CRD schema + semantic rules) and resolve it.
 
@@ -433,14 +321,13 @@ def parse_run(doc: dict[str, Any], *, base_dir: str | Path | None = None) -> Cal
                 f"spec.checkpoints[{i}].name: {ckpt.name!r} is already used by spec.checkpoints[{seen[ckpt.name]}]"
             )
         seen[ckpt.name] = i
-    _check_evaluator(spec["evaluator"])
     cls = spec["classification"]
     return CalibrationRun(
         name=name,
         namespace=meta.get("namespace", "") or "default",
         checkpoints=checkpoints,
         suite=_suite(spec["suite"]),
-        evaluator=spec["evaluator"],
+        evaluator=_evaluator(spec["evaluator"]),
         classification=Classification(alpha=float(cls["alpha"]), strict=bool(cls["strict"])),
         results=_results(spec.get("results"), base),
         queue_name=spec["queueName"],

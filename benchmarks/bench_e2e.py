@@ -37,7 +37,8 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "evaluator")]
 
-from benchcal.tasks.registry import get_task, load_examples  # noqa: E402
+from benchcal.tasks.loading import load_examples  # noqa: E402
+from benchcal.tasks.registry import get_task  # noqa: E402
 from benchcal_eval.engine import ScoringEngine  # noqa: E402
 from benchcal_eval.engine.packing import pack_requests  # noqa: E402
 from benchcal_eval.models import LoadedModel  # noqa: E402

@@ -16,7 +16,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from benchcal.tasks.registry import load_examples, preset_shots, resolve_tasks
+from benchcal.tasks.loading import load_examples
+from benchcal.tasks.registry import preset_shots, resolve_tasks
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.tokenize import encode_task
 from tests.models import locate_smollm2_gguf

@@ -43,7 +43,8 @@ def smollm2_gguf() -> Path:
 
 def build_requests(tokenizer, max_length: int, task_name: str, shots: int, questions: int):
     """-> (instances, ScoreRequests flat, (context, continuation) strings flat, seconds to encode)."""
-    from benchcal.tasks.registry import get_task, load_examples
+    from benchcal.tasks.loading import load_examples
+    from benchcal.tasks.registry import get_task
     from benchcal_eval.prompts import build_instances
     from benchcal_eval.tokenize import encode_instance, needs_prefix_space
 

@@ -40,12 +40,12 @@ step() {  # step NAME SECONDS CMD...: run with a limit, log to $OUT/NAME.log, re
 
 # 1. GPU tests: every gpu-marked test in the repo, plus all kernel/flex tests compiled for CUDA.
 step gpu_tests 100 "$PY" -m pytest -q -p no:cacheprovider --continue-on-collection-errors \
-  tests/evaluator/kernels/test_triton_logprobs.py tests/evaluator/engine/test_flex_attention.py
+  tests/evaluator/kernels/test_lm_head_logprobs.py tests/evaluator/engine/test_flex_attention.py
 step gpu_marked 60 "$PY" -m pytest -q -p no:cacheprovider -m gpu --continue-on-collection-errors tests \
-  --deselect tests/evaluator/kernels/test_triton_logprobs.py --deselect tests/evaluator/engine/test_flex_attention.py
+  --deselect tests/evaluator/kernels/test_lm_head_logprobs.py --deselect tests/evaluator/engine/test_flex_attention.py
 
 # 2. Kernel: ours vs torch eager over V x C x N.
-step bench_kernel 90 "$PY" benchmarks/bench_kernel.py --csv "$OUT/bench_kernel.csv"
+step bench_lm_head_logprobs 90 "$PY" benchmarks/bench_lm_head_logprobs.py --csv "$OUT/bench_lm_head_logprobs.csv"
 
 # 3. End to end vs lm-evaluation-harness (small model first, so a time-out still leaves one result).
 step bench_e2e 270 "$PY" benchmarks/bench_e2e.py --models smollm2-135m,llama-2.8b --repeats 2 \
@@ -53,5 +53,5 @@ step bench_e2e 270 "$PY" benchmarks/bench_e2e.py --models smollm2-135m,llama-2.8
 
 echo "=== results ==="
 cat "$OUT/status.txt"
-grep -h -E "^(kernel V=|e2e |WARNING)" "$OUT/bench_kernel.log" "$OUT/bench_e2e.log" | tee "$OUT/results.txt"
+grep -h -E "^(kernel V=|e2e |WARNING)" "$OUT/bench_lm_head_logprobs.log" "$OUT/bench_e2e.log" | tee "$OUT/results.txt"
 tail -n 3 "$OUT/gpu_tests.log" "$OUT/gpu_marked.log"

@@ -13,7 +13,8 @@ import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from benchcal.tasks.registry import load_examples, resolve_tasks
+from benchcal.tasks.loading import load_examples
+from benchcal.tasks.registry import resolve_tasks
 from benchcal_eval.requests import CodeSpec
 from benchcal_eval.sandbox import check_completion, isolation_prefix
 

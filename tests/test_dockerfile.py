@@ -184,13 +184,13 @@ def test_images_install_the_right_extras(parsed, pyproject) -> None:
 def test_entrypoint_and_commands_exist_in_the_package(parsed, pyproject) -> None:
     _, stages = parsed
     scripts = pyproject["project"]["scripts"]
-    cli = pytest.importorskip("benchcal.cli")
+    cli = pytest.importorskip("benchcal.app.cli")
     for target in FINAL_TARGETS:
         entry = exec_form(last(chain(stages, target), "ENTRYPOINT"))
         assert entry == ["/usr/bin/tini", "--"], f"{target}: PID 1 must forward signals to Python"
         cmd = exec_form(last(chain(stages, target), "CMD"))
         assert cmd[0] in scripts, f"{target}: {cmd[0]} is not in [project.scripts]"
-        assert scripts[cmd[0]] == "benchcal.cli:main"
+        assert scripts[cmd[0]] == "benchcal.app.cli:main"
         assert cmd[1] in cli.SUBCOMMANDS, f"{target}: `benchcal {cmd[1]}` does not exist"
         module = cli.SUBCOMMANDS[cmd[1]][0]
         assert importlib.util.find_spec(module) is not None, f"{target}: {module} is not in the package"

@@ -287,10 +287,3 @@ def resolve_tasks(selector: str, extra: tuple[TaskSpec, ...] | list[TaskSpec] = 
     if len(set(names)) != len(names):
         raise BadInput(f"tasks selector {selector!r} names a benchmark twice")
     return [get_task(n, extra) for n in names]
-
-
-def load_examples(task: TaskSpec) -> list[dict[str, Any]]:
-    """The benchmark's rows, stripped and validated (see ``benchcal.tasks.loading``)."""
-    from benchcal.tasks.loading import load_examples as _load  # loading imports this module
-
-    return _load(task)

@@ -1,4 +1,8 @@
-"""``benchcal evaluate``: score one checkpoint on benchmarks x shot counts.
+"""``benchcal evaluate``: score one checkpoint on (benchmark, shot count) pairs, with one model load.
+
+``--tasks`` takes a selector with ``--shots`` (every benchmark at every shot count) or explicit
+pairs, ``'arc_easy:0,3;piqa:0'`` (``benchcal.tasks.selection``); the operator and ``benchcal run``
+pass the pairs form (``benchcal.commands``), so a checkpoint is always one call.
 
 Exit codes: 0 every pair finished; 2 bad input (nothing was evaluated); 1 crash or some pairs
 failed (finished pairs are kept on disk, and a re-run resumes). See docs/evaluator.md.
@@ -14,7 +18,9 @@ import time
 from pathlib import Path
 from typing import Any
 
+from benchcal import naming
 from benchcal.errors import EXIT_CRASH, EXIT_OK, BadInput
+from benchcal.tasks.selection import DEFAULT_SHOTS, format_shots
 
 log = logging.getLogger("benchcal.evaluate")
 
@@ -45,7 +51,7 @@ def _flops(text: str) -> float:
 
 
 def _shard_from_env() -> str:
-    return f"{os.environ.get('BENCHCAL_SHARD_INDEX', '0')}/{os.environ.get('BENCHCAL_NUM_SHARDS', '1')}"
+    return f"{os.environ.get(naming.ENV_SHARD_INDEX, '0')}/{os.environ.get(naming.ENV_NUM_SHARDS, '1')}"
 
 
 def _parse_shard(text: str) -> tuple[int, int]:
@@ -61,8 +67,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--model", required=True, help="HF model dir, .gguf file, hub id, or builtin:tiny-series/NAME"
     )
-    p.add_argument("--tasks", required=True, help="'a,b' | all | category:NAME | preset:gauntlet-v0.1")
-    p.add_argument("--shots", default="0,1,3,5,10", help="comma-separated shot counts (default 0,1,3,5,10)")
+    p.add_argument(
+        "--tasks",
+        required=True,
+        help="'a,b' | all | category:NAME | preset:gauntlet-v0.1 (with --shots), "
+        "or (benchmark, shots) pairs: 'arc_easy:0,3;piqa:0'",
+    )
+    p.add_argument(
+        "--shots",
+        help=f"comma-separated shot counts for a selector (default {format_shots(DEFAULT_SHOTS)}); "
+        "not with pairs",
+    )
     p.add_argument("--out", required=True, type=Path, help="output directory for this checkpoint")
     p.add_argument("--limit", type=_positive_int("--limit"), help="first N examples per benchmark")
     p.add_argument("--checkpoint", help="checkpoint name in the summary (default: the model's basename)")
@@ -136,16 +151,15 @@ def _check_target(target: str | None) -> None:
 
 
 def _resolve_plan(args: argparse.Namespace):
-    from benchcal.tasks.registry import load_task_file, resolve_tasks
-    from benchcal_eval.runner import parse_shots, prepare
+    from benchcal.tasks.registry import load_task_file
+    from benchcal.tasks.selection import select
+    from benchcal_eval.plan import prepare
 
     extra = load_task_file(args.task_file) if args.task_file else []
-    tasks = resolve_tasks(args.tasks, extra)
-    shots = parse_shots(args.shots)
+    pairs = select(args.tasks, args.shots, extra)
     return prepare(
-        tasks, shots, limit=args.limit, seed=args.seed, per_example=args.per_example, extra_tasks=extra,
-        shard=_parse_shard(args.shard),
-    )  # fmt: skip
+        pairs, limit=args.limit, seed=args.seed, per_example=args.per_example, shard=_parse_shard(args.shard)
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -155,7 +169,10 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--out {str(args.out)!r} exists and is not a directory")
     plan = _resolve_plan(args)
     log.info(
-        "%d benchmark(s) x %d shot count(s) = %d pairs", len(plan.tasks), len(plan.shots), len(plan.pairs)
+        "%d benchmark(s), %d (benchmark, shots) pairs%s",
+        len(plan.tasks),
+        len(plan.pairs),
+        f" (shard {plan.shard[0]} of {plan.shard[1]})" if plan.shard[1] > 1 else "",
     )
 
     from benchcal_eval.engine import ScoringEngine

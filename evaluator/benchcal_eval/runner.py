@@ -1,53 +1,46 @@
-"""Evaluate one checkpoint on every (benchmark, shot count) pair, resumably.
+"""Evaluate one checkpoint on every (benchmark, shot count) pair of its plan, resumably.
 
 Flow per pair: examples -> instances -> token requests -> engine -> per-example scores ->
 ``TaskResult``, written atomically as soon as the pair finishes. A re-run skips every pair whose
-result file carries the same ``config_key`` (hash of model identity, task definition and data,
-shots, seed, limit, max length and schema version). One failing pair is recorded in the summary's
-``failures`` and the others continue. Whole-run problems (unknown task, bad shots, malformed data)
-are ``BadInput`` raised by ``prepare`` before the model does any work.
+result file carries the same ``config_key`` (``benchcal_eval.resume``). One failing pair is
+recorded in the summary's ``failures`` and the others continue. Whole-run problems (unknown task,
+bad shots, malformed data) are ``BadInput`` raised by ``plan.prepare`` before the model does any
+work. The summary covers exactly the plan's pairs: one call evaluates a whole checkpoint.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
 import time
-from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
-from functools import lru_cache
 from pathlib import Path
 from typing import Any, Protocol
 
-from benchcal.errors import BadInput
 from benchcal.results import (
-    SCHEMA_VERSION,
     CheckpointSummary,
     Failure,
     TaskResult,
     atomic_write_text,
     examples_path,
-    read_task_result,
-    result_path,
     write_summary,
     write_task_result,
 )
-from benchcal.tasks.registry import TaskSpec, load_examples
+from benchcal.tasks.registry import TaskSpec
 from benchcal_eval import metrics
+from benchcal_eval.plan import RunPlan
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.requests import Instance
+from benchcal_eval.resume import config_key, finished_result
 from benchcal_eval.sandbox import Limits, check_completion
 from benchcal_eval.tokenize import encode_task
 
 log = logging.getLogger("benchcal.evaluate")
 
 SCORED_TYPES = ("language_modeling", "multiple_choice", "schema")
-# Identity fields that do not change scores (where a model ran, not what it is).
-_IDENTITY_IGNORED = ("device",)
 
 
 class Progress(Protocol):
@@ -67,149 +60,6 @@ class _NoProgress:
 
     def finish(self) -> None:
         pass
-
-
-@dataclass
-class RunPlan:
-    """Everything validated before any model work: which pairs, with which data."""
-
-    tasks: list[TaskSpec]
-    shots: tuple[int, ...]
-    examples: dict[str, list[dict[str, Any]]]
-    limit: int | None = None
-    seed: int | None = None
-    per_example: bool = False
-    sandbox: Limits = field(default_factory=Limits)
-    extra_tasks: tuple[TaskSpec, ...] = ()  # user benchmarks (--task-file), for name lookups
-    shard: tuple[int, int] = (0, 1)  # (index, count): an Indexed Job's pod evaluates every count-th pair
-
-    @property
-    def pairs(self) -> list[tuple[TaskSpec, int]]:
-        index, count = self.shard
-        every = [(t, k) for t in self.tasks for k in self.shots]
-        return [pair for i, pair in enumerate(every) if i % count == index]
-
-
-def parse_shots(text: str) -> tuple[int, ...]:
-    """'0,1,3' -> (0, 1, 3); BadInput for anything that is not distinct integers >= 0."""
-    parts = [p.strip() for p in str(text).split(",") if p.strip()]
-    if not parts:
-        raise BadInput("--shots is empty; give shot counts like 0,1,3,5,10")
-    shots = []
-    for p in parts:
-        if not p.isdigit():
-            raise BadInput(f"--shots: {p!r} is not a non-negative integer (example: --shots 0,1,3,5,10)")
-        shots.append(int(p))
-    if len(set(shots)) != len(shots):
-        raise BadInput(f"--shots {text!r} repeats a shot count")
-    return tuple(shots)
-
-
-def prepare(
-    tasks: Sequence[TaskSpec],
-    shots: Sequence[int],
-    *,
-    limit: int | None = None,
-    seed: int | None = None,
-    per_example: bool = False,
-    sandbox: Limits | None = None,
-    extra_tasks: Sequence[TaskSpec] = (),
-    shard: tuple[int, int] = (0, 1),
-) -> RunPlan:
-    """Validate the whole run and load every benchmark's data (malformed JSONL fails here)."""
-    if not tasks:
-        raise BadInput("no benchmarks selected")
-    if not shots:
-        raise BadInput("no shot counts selected")
-    if any(isinstance(k, bool) or not isinstance(k, int) or k < 0 for k in shots):
-        raise BadInput(f"shot counts must be integers >= 0, got {list(shots)}")
-    if limit is not None and limit < 1:
-        raise BadInput(f"--limit must be a positive integer, got {limit}")
-    if not (shard[1] >= 1 and 0 <= shard[0] < shard[1]):
-        raise BadInput(
-            f"shard index must be in [0, {shard[1]}) with a count >= 1, got {shard[0]} of {shard[1]}"
-        )
-    for task in tasks:
-        if not task.available:
-            raise BadInput(f"benchmark {task.name!r} is unavailable: {task.unavailable_reason}")
-        if task.task_type == "code_evaluation" and task.generations_per_sample < task.pass_at_k:
-            raise BadInput(f"{task.name}: generations_per_sample must be >= pass_at_k")
-    examples = {t.name: load_examples(t) for t in tasks}
-    for name, rows in examples.items():
-        if not rows:
-            raise BadInput(f"benchmark {name!r} has no examples")
-    return RunPlan(
-        list(tasks),
-        tuple(shots),
-        examples,
-        limit,
-        seed,
-        per_example,
-        sandbox or Limits(),
-        tuple(extra_tasks),
-        shard,
-    )
-
-
-# ---- resume key ------------------------------------------------------------------------------------
-
-
-@lru_cache(maxsize=256)
-def _file_sha256(path: str, mtime_ns: int, size: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def task_fingerprint(task: TaskSpec) -> dict[str, Any]:
-    """The task definition with its data's content hash instead of its (machine-specific) path."""
-    spec = asdict(task)
-    for key in ("data_file", "available", "unavailable_reason", "shots", "standard_shots"):
-        spec.pop(key, None)  # where the data lives / presets: do not change a pair's scores
-    st = os.stat(task.data_file)
-    spec["data_sha256"] = _file_sha256(task.data_file, st.st_mtime_ns, st.st_size)
-    return spec
-
-
-def config_key(
-    identity: dict[str, Any],
-    task: TaskSpec,
-    num_fewshot: int,
-    *,
-    seed: int | None,
-    limit: int | None,
-    max_length: int,
-) -> str:
-    payload = {
-        "model": {k: v for k, v in identity.items() if k not in _IDENTITY_IGNORED},
-        "task": task_fingerprint(task),
-        "num_fewshot": num_fewshot,
-        "seed": task.fewshot_random_seed if seed is None else seed,
-        "limit": limit,
-        "max_length": max_length,
-        "schema": SCHEMA_VERSION,
-    }
-    blob = json.dumps(payload, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:32]
-
-
-def finished_result(out_dir: Path, task: TaskSpec, num_fewshot: int, key: str) -> TaskResult | None:
-    """The stored result of a pair if it was computed with the same config; stale files are removed."""
-    path = result_path(out_dir, task.name, num_fewshot)
-    if not path.exists():
-        return None
-    try:
-        result = read_task_result(path)
-    except BadInput as exc:
-        log.warning("ignoring unreadable result %s: %s", path, exc)
-        result = None
-    if result is not None and result.config_key == key:
-        return result
-    log.info("%s %d-shot: stored result has a different config; recomputing", task.name, num_fewshot)
-    path.unlink(missing_ok=True)
-    return None
 
 
 # ---- one pair --------------------------------------------------------------------------------------
@@ -398,38 +248,6 @@ def run_checkpoint(
             i, len(pairs), task.name, k, r.metric, r.accuracy, r.stderr, r.n, r.seconds,
         )  # fmt: skip
         summary.results.append(r)
-    summary.results += other_finished_results(out_dir, plan, lm.identity, lm.max_length)
     summary.finished_at = _now()
     write_summary(out_dir, summary)
     return summary
-
-
-def other_finished_results(
-    out_dir: Path, plan: RunPlan, identity: dict[str, Any], max_length: int
-) -> list[TaskResult]:
-    """Valid results in ``out_dir`` for pairs outside ``plan``, so the summary covers the directory.
-
-    A checkpoint may be evaluated by several invocations into one directory (one per shot list;
-    see ``benchcal.commands``). A stored result counts only if its ``config_key`` equals the key
-    this invocation would compute for it (same model, task, seed, limit, max length); files of
-    other models or settings, unknown benchmarks and unreadable files are left out.
-    """
-    from benchcal.tasks.registry import get_task
-
-    planned = {(t.name, k) for t, k in plan.pairs}
-    found = []
-    for path in sorted((out_dir / "results").glob("*/*shot.json")):
-        try:
-            result = read_task_result(path)
-            if (result.benchmark, result.num_fewshot) in planned:
-                continue
-            task = get_task(result.benchmark, (*plan.extra_tasks, *plan.tasks))
-            key = config_key(
-                identity, task, result.num_fewshot, seed=plan.seed, limit=plan.limit, max_length=max_length
-            )
-        except (BadInput, OSError) as exc:
-            log.debug("not summarising %s: %s", path, exc)
-            continue
-        if result.config_key == key:
-            found.append(result)
-    return found

@@ -130,7 +130,8 @@ def training_documents(cfg: SeriesConfig, exclude: Iterable[str] = ()) -> list[s
 
 def excluded_contexts() -> list[str]:
     """Contexts of the shipped evaluation rows the series must not train on."""
-    from benchcal.tasks.registry import get_task, load_examples
+    from benchcal.tasks.loading import load_examples
+    from benchcal.tasks.registry import get_task
 
     out: list[str] = []
     for name in ("bigbench_dyck_languages", "simple_arithmetic_withspaces"):

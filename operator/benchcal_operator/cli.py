@@ -49,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     import kopf
 
     settings = settings_mod.from_env()  # fail fast (exit 2) on a malformed BENCHCAL_* variable
-    # kopf's own logging setup replaces the plain root handler benchcal.cli installed
+    # kopf's own logging setup replaces the plain root handler benchcal.app.cli installed
     for handler in list(logging.getLogger().handlers):
         logging.getLogger().removeHandler(handler)
     kopf.configure(

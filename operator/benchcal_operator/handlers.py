@@ -28,13 +28,15 @@ from typing import Any
 
 import kopf
 
+from benchcal import naming
+from benchcal.api import GROUP, PLURAL, VERSION
 from benchcal.errors import BadInput
-from benchcal.spec import GROUP, PLURAL, VERSION, parse_run
-from benchcal_operator import k8s, metrics, naming, planner
+from benchcal.lifecycle import FAILED
+from benchcal.spec import parse_run
+from benchcal_operator import k8s, metrics, planner
 from benchcal_operator import settings as settings_mod
 from benchcal_operator.coalesce import Coalescer
 from benchcal_operator.status import (
-    FAILED,
     JobObservation,
     derive_status,
     invalid_status,

@@ -10,17 +10,16 @@ the Job at once while preemption (DisruptionTarget) does not count as a failure.
 
 from __future__ import annotations
 
-import shlex
 from typing import Any
 
-from benchcal import commands
-from benchcal.spec import API_VERSION, KIND, CalibrationRun, Checkpoint
-from benchcal_operator import naming
+from benchcal import commands, layout, naming
+from benchcal.api import API_VERSION, KIND
+from benchcal.errors import EXIT_BAD_INPUT
+from benchcal.spec import POD_FIELDS, CalibrationRun, Checkpoint
 from benchcal_operator.settings import Settings
 
 RESULTS_MOUNT = "/benchcal/results"
 MODEL_MOUNT = "/benchcal/model"
-EXIT_BAD_INPUT = 2
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 REDUCER_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
 
@@ -38,7 +37,7 @@ def owner_reference(run: CalibrationRun) -> dict[str, Any]:
 
 
 def results_root(run: CalibrationRun) -> str:
-    """Where results live as seen from inside the pods."""
+    """Where results live as seen from inside the pods (the root of ``benchcal.layout``)."""
     res = run.results
     if res is None:
         return RESULTS_MOUNT
@@ -62,19 +61,20 @@ def model_argument(ckpt: Checkpoint) -> str:
     return m.path
 
 
-def evaluate_commands(run: CalibrationRun, ckpt: Checkpoint, publish_target: str) -> list[list[str]]:
-    """The checkpoint's ``benchcal evaluate`` argv(s), as seen from inside the pod (shared with ``benchcal run``)."""
-    out = f"{results_root(run)}/{ckpt.name}"
-    return commands.evaluate_commands(
-        run, ckpt, model=model_argument(ckpt), out_dir=out, publish_target=publish_target
+def evaluate_command(run: CalibrationRun, ckpt: Checkpoint, publish_target: str) -> list[str]:
+    """The checkpoint's one ``benchcal evaluate`` argv, as seen from inside the pod."""
+    return commands.evaluate_command(
+        run,
+        ckpt,
+        model=model_argument(ckpt),
+        out_dir=layout.checkpoint_dir(results_root(run), ckpt.name),
+        publish_target=publish_target,
     )
 
 
-def _container_command(argvs: list[list[str]]) -> list[str]:
-    if len(argvs) == 1:
-        return argvs[0]
-    # Kubernetes expands $(VAR) before the shell runs, so the shard suffix survives quoting.
-    return ["sh", "-c", " && ".join(shlex.join(argv) for argv in argvs)]
+def reduce_command(run: CalibrationRun) -> list[str]:
+    """The reducer Job's ``benchcal reduce`` argv: summaries from ConfigMaps, classification to status."""
+    return commands.reduce_command(run, out_dir=layout.report_dir(results_root(run)))
 
 
 def _security() -> tuple[dict[str, Any], dict[str, Any]]:
@@ -89,16 +89,16 @@ def _security() -> tuple[dict[str, Any], dict[str, Any]]:
 
 def _base_env(run: CalibrationRun, checkpoint: str, online: bool) -> list[dict[str, Any]]:
     env: list[dict[str, Any]] = [
-        {"name": "BENCHCAL_RUN", "value": run.name},
-        {"name": "BENCHCAL_RUN_UID", "value": run.uid},
-        {"name": "BENCHCAL_NAMESPACE", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+        {"name": naming.ENV_RUN, "value": run.name},
+        {"name": naming.ENV_RUN_UID, "value": run.uid},
+        {"name": naming.ENV_NAMESPACE, "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
         {"name": "HF_HOME", "value": "/tmp/hf"},
         {"name": "HF_HUB_DISABLE_TELEMETRY", "value": "1"},
         {"name": "DO_NOT_TRACK", "value": "1"},
         {"name": "PYTHONUNBUFFERED", "value": "1"},
     ]
     if checkpoint:
-        env.append({"name": "BENCHCAL_CHECKPOINT", "value": checkpoint})
+        env.append({"name": naming.ENV_CHECKPOINT, "value": checkpoint})
     env += [{"name": key, "value": "0" if online else "1"} for key in OFFLINE_ENV]
     return env
 
@@ -151,10 +151,10 @@ def _pod_failure_policy(container: str) -> dict[str, Any]:
 def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Settings) -> dict[str, Any]:
     ev = run.evaluator
     name = naming.evaluator_job_name(run.name, ckpt.name)
-    shards = int(ev.get("shards", 1))
+    shards = ev.shards
     target = f"{run.namespace}/{naming.summary_configmap_name(run.name, ckpt.name)}"
     if shards > 1:
-        target += "-$(BENCHCAL_SHARD_INDEX)"
+        target += f"-$({naming.ENV_SHARD_INDEX})"  # Kubernetes expands $(VAR) in args
     online = ckpt.model.kind == "hub"
     env = _base_env(run, ckpt.name, online)
     if online and ckpt.model.token_secret:
@@ -162,9 +162,9 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
         env.append({"name": "HF_TOKEN", "valueFrom": {"secretKeyRef": ref}})
     if shards > 1:
         index_path = "metadata.annotations['batch.kubernetes.io/job-completion-index']"
-        env.append({"name": "BENCHCAL_SHARD_INDEX", "valueFrom": {"fieldRef": {"fieldPath": index_path}}})
-        env.append({"name": "BENCHCAL_NUM_SHARDS", "value": str(shards)})
-    env += [dict(e) for e in ev.get("env", [])]
+        env.append({"name": naming.ENV_SHARD_INDEX, "valueFrom": {"fieldRef": {"fieldPath": index_path}}})
+        env.append({"name": naming.ENV_NUM_SHARDS, "value": str(shards)})
+    env += [dict(e) for e in ev.pod.get("env", [])]
 
     vols, mounts = _scratch_volumes()
     rvols, rmounts = _results_volume(run)
@@ -177,61 +177,46 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
             }
         )
         mounts.append({"name": "benchcal-model", "mountPath": MODEL_MOUNT, "readOnly": True})
-    vols += [dict(v) for v in ev.get("volumes", [])]
-    mounts += [dict(m) for m in ev.get("volumeMounts", [])]
+    vols += [dict(v) for v in ev.pod.get("volumes", [])]
+    mounts += [dict(m) for m in ev.pod.get("volumeMounts", [])]
 
     pod_sec, container_sec = _security()
     container: dict[str, Any] = {
         "name": naming.EVALUATOR,
-        "image": ev.get("image") or settings.evaluator_image,
+        "image": ev.image or settings.evaluator_image,
         # args, not command: the image ENTRYPOINT (tini) stays PID 1 and forwards SIGTERM on preemption
-        "args": _container_command(evaluate_commands(run, ckpt, target)),
+        # straight to the one evaluator process (no shell in between)
+        "args": evaluate_command(run, ckpt, target),
         "env": env,
         "volumeMounts": mounts,
         "securityContext": container_sec,
         "terminationMessagePolicy": "FallbackToLogsOnError",
     }
-    if ev.get("resources"):
-        container["resources"] = ev["resources"]
+    if ev.resources:
+        container["resources"] = ev.resources
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "serviceAccountName": ev.get("serviceAccountName") or settings.job_service_account,
+        "serviceAccountName": ev.service_account_name or settings.job_service_account,
         "securityContext": pod_sec,
         "containers": [container],
         "volumes": vols,
     }
-    for key in (
-        "nodeSelector",
-        "tolerations",
-        "affinity",
-        "priorityClassName",
-        "runtimeClassName",
-        "imagePullSecrets",
-    ):
-        if ev.get(key):
-            pod_spec[key] = ev[key]
+    for key in POD_FIELDS:
+        if ev.pod.get(key):
+            pod_spec[key] = ev.pod[key]
     job_spec: dict[str, Any] = {
-        "backoffLimit": int(ev.get("backoffLimit", 1)),
+        "backoffLimit": ev.backoff_limit,
         "podFailurePolicy": _pod_failure_policy(naming.EVALUATOR),
         "template": {
             "metadata": {"labels": naming.child_labels(run.name, naming.EVALUATOR, ckpt.name)},
             "spec": pod_spec,
         },
     }
-    if ev.get("activeDeadlineSeconds"):
-        job_spec["activeDeadlineSeconds"] = int(ev["activeDeadlineSeconds"])
+    if ev.active_deadline_seconds is not None:
+        job_spec["activeDeadlineSeconds"] = ev.active_deadline_seconds
     if shards > 1:
         job_spec.update(completionMode="Indexed", completions=shards, parallelism=shards)
     return _job(run, name, _job_labels(run, naming.EVALUATOR, ckpt.name), job_spec)
-
-
-def reduce_command(run: CalibrationRun) -> list[str]:
-    target = f"{run.namespace}/{run.name}"
-    cmd = ["benchcal", "reduce", "--from-configmaps", target, "--write-status", target]
-    cmd += ["--out", f"{results_root(run)}/report", "--alpha", repr(run.classification.alpha)]
-    if run.classification.strict:
-        cmd.append("--strict")
-    return cmd
 
 
 def build_reducer_job(run: CalibrationRun, settings: Settings) -> dict[str, Any]:
@@ -240,8 +225,8 @@ def build_reducer_job(run: CalibrationRun, settings: Settings) -> dict[str, Any]
     ev = run.evaluator
     if run.results is not None and run.results.kind == "path":
         # a user-mounted results path: the reducer needs the same volumes as the evaluator
-        vols += [dict(v) for v in ev.get("volumes", [])]
-        mounts += [dict(m) for m in ev.get("volumeMounts", [])]
+        vols += [dict(v) for v in ev.pod.get("volumes", [])]
+        mounts += [dict(m) for m in ev.pod.get("volumeMounts", [])]
     pod_sec, container_sec = _security()
     container = {
         "name": naming.REDUCER,
@@ -260,8 +245,8 @@ def build_reducer_job(run: CalibrationRun, settings: Settings) -> dict[str, Any]
         "containers": [container],
         "volumes": vols + rvols,
     }
-    if ev.get("imagePullSecrets"):
-        pod_spec["imagePullSecrets"] = ev["imagePullSecrets"]
+    if ev.pod.get("imagePullSecrets"):
+        pod_spec["imagePullSecrets"] = ev.pod["imagePullSecrets"]
     job_spec = {
         "backoffLimit": 1,
         "podFailurePolicy": _pod_failure_policy(naming.REDUCER),

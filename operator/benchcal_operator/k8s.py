@@ -15,8 +15,8 @@ import functools
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from benchcal.spec import GROUP, PLURAL, VERSION
-from benchcal_operator.naming import RUN_LABEL
+from benchcal.api import GROUP, PLURAL, VERSION
+from benchcal.naming import RUN_LABEL
 
 
 class ApiError(Exception):

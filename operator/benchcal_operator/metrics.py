@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
+from benchcal.lifecycle import RUN_PHASES
+
 REGISTRY = CollectorRegistry()
 RUNS = Gauge("benchcal_runs", "CalibrationRuns seen by this operator, by phase", ["phase"], registry=REGISTRY)
 JOBS_CREATED = Counter(
@@ -15,7 +17,6 @@ RECONCILE_ERRORS = Counter(
 RECONCILES = Counter("benchcal_reconciles", "Reconciles performed", registry=REGISTRY)
 
 _phases: dict[tuple[str, str], str] = {}
-KNOWN_PHASES = ("Pending", "Running", "Reducing", "Suspended", "Succeeded", "Failed", "Invalid")
 
 
 def record_phase(namespace: str, name: str, phase: str | None) -> None:
@@ -24,7 +25,7 @@ def record_phase(namespace: str, name: str, phase: str | None) -> None:
         _phases.pop((namespace, name), None)
     else:
         _phases[(namespace, name)] = phase
-    for known in KNOWN_PHASES:
+    for known in RUN_PHASES:
         RUNS.labels(phase=known).set(sum(1 for p in _phases.values() if p == known))
 
 

@@ -13,11 +13,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from benchcal import naming
+from benchcal.lifecycle import ACTIVE, FAILED, FINISHED, SUCCEEDED, TERMINAL
 from benchcal.spec import CalibrationRun
 from benchcal_operator import jobs as builders
-from benchcal_operator import naming
 from benchcal_operator.settings import Settings
-from benchcal_operator.status import ACTIVE, FAILED, FINISHED, SUCCEEDED, JobObservation
+from benchcal_operator.status import JobObservation
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,7 @@ Action = CreateJob | SetJobSuspend
 
 def rejection(run: CalibrationRun, settings: Settings) -> str:
     """Operator-level policy (the CalibrationRun is valid, but this operator refuses it); '' if allowed."""
-    if run.evaluator.get("trustRemoteCode") and not settings.allow_trust_remote_code:
+    if run.evaluator.trust_remote_code and not settings.allow_trust_remote_code:
         return (
             "spec.evaluator.trustRemoteCode: not allowed by this operator (BENCHCAL_ALLOW_TRUST_REMOTE_CODE is "
             "false); remove it or ask the cluster admin to allow it"
@@ -87,4 +88,4 @@ def decide(run: CalibrationRun, observed: Mapping[str, JobObservation], settings
 
 def unfinished(status: Mapping[str, Any] | None) -> bool:
     """Whether the safety-net timer should keep re-syncing this run."""
-    return (status or {}).get("phase") not in ("Succeeded", "Failed", "Invalid")
+    return (status or {}).get("phase") not in TERMINAL

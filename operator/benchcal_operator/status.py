@@ -12,15 +12,46 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from benchcal import naming
+from benchcal.lifecycle import (
+    CONDITION_ACCEPTED,
+    CONDITION_FAILED,
+    CONDITION_READY,
+    CONDITION_RUNNING,
+    CONDITION_STALLED,
+    CONDITION_SUCCEEDED,
+    FAILED,
+    INVALID,
+    JOB_PHASES,
+    PENDING,
+    QUEUED,
+    REASON_CHECKPOINTS_FAILED,
+    REASON_CLASSIFIED,
+    REASON_EVALUATING,
+    REASON_FAILING,
+    REASON_INVALID_SPEC,
+    REASON_NO_FAILURE,
+    REASON_NOT_ALLOWED,
+    REASON_NOT_STALLED,
+    REASON_PENDING,
+    REASON_QUEUED,
+    REASON_REDUCER_FAILED,
+    REASON_REDUCING,
+    REASON_SUSPENDED,
+    REASON_VALID,
+    REDUCING,
+    RUNNING,
+    SUCCEEDED,
+    SUSPENDED,
+    TERMINAL,
+)
 from benchcal.spec import CalibrationRun
-from benchcal_operator import naming
 
 MESSAGE_MAX = 1024
-
-PENDING, QUEUED, RUNNING, SUCCEEDED, FAILED = "Pending", "Queued", "Running", "Succeeded", "Failed"
-ACTIVE = (QUEUED, RUNNING)
-FINISHED = (SUCCEEDED, FAILED)
-CONDITION_TYPES = ("Accepted", "Running", "Succeeded", "Failed", "Ready", "Stalled")
+# Kubernetes' own Job condition types (batch/v1), not ours
+JOB_DONE_CONDITIONS = ("Complete", "SuccessCriteriaMet")
+JOB_FAILED_CONDITIONS = ("Failed", "FailureTarget")
+JOB_SUSPENDED_CONDITION = "Suspended"
 
 
 @dataclass(frozen=True)
@@ -53,14 +84,14 @@ def observe_job(body: Mapping[str, Any]) -> JobObservation:
     st = body.get("status") or {}
     conditions = st.get("conditions") or []
     attempts = int(st.get("failed") or 0) + int(st.get("succeeded") or 0) + int(st.get("active") or 0)
-    done = _true(conditions, "Complete", "SuccessCriteriaMet")
-    failed = _true(conditions, "Failed", "FailureTarget")
+    done = _true(conditions, *JOB_DONE_CONDITIONS)
+    failed = _true(conditions, *JOB_FAILED_CONDITIONS)
     finished_at = ""
     if done:
         phase, finished_at = SUCCEEDED, st.get("completionTime") or done.get("lastTransitionTime", "")
     elif failed:
         phase, finished_at = FAILED, failed.get("lastTransitionTime", "")
-    elif spec.get("suspend") or _true(conditions, "Suspended"):
+    elif spec.get("suspend") or _true(conditions, JOB_SUSPENDED_CONDITION):
         phase = QUEUED
     else:
         phase = RUNNING  # active, or pods about to be created
@@ -120,42 +151,41 @@ def derive_status(
 ) -> dict[str, Any]:
     """The operator-owned part of status, from the run and its observed Jobs."""
     entries = checkpoint_entries(run, jobs)
-    count = {
-        p: sum(1 for e in entries if e["phase"] == p) for p in (PENDING, QUEUED, RUNNING, SUCCEEDED, FAILED)
-    }
+    count = {p: sum(1 for e in entries if e["phase"] == p) for p in JOB_PHASES}
     reducer = jobs.get(naming.reducer_job_name(run.name))
     failed = [e for e in entries if e["phase"] == FAILED]
     succeeded = [e["name"] for e in entries if e["phase"] == SUCCEEDED]
     active = count[QUEUED] + count[RUNNING]
 
     if rejection:
-        phase, reason, message = "Invalid", "NotAllowed", rejection
+        phase, reason, message = INVALID, REASON_NOT_ALLOWED, rejection
     elif reducer and reducer.phase == SUCCEEDED:
         phase, reason, message = (
             SUCCEEDED,
-            "Classified",
+            REASON_CLASSIFIED,
             f"{len(entries)} checkpoints evaluated and classified",
         )
     elif reducer and reducer.phase == FAILED:
         detail = reducer.message or reducer.reason or "reducer Job failed"
-        phase, reason, message = FAILED, "ReducerFailed", _clip(f"reducer failed: {detail}", 4000)
+        phase, reason, message = FAILED, REASON_REDUCER_FAILED, _clip(f"reducer failed: {detail}", 4000)
     elif failed and not active:
-        phase, reason, message = FAILED, "CheckpointsFailed", _failure_message(failed, succeeded)
+        phase, reason, message = FAILED, REASON_CHECKPOINTS_FAILED, _failure_message(failed, succeeded)
     elif count[SUCCEEDED] == len(entries):
-        phase, reason, message = "Reducing", "Reducing", "all checkpoints evaluated; classifying"
+        phase, reason, message = REDUCING, REASON_REDUCING, "all checkpoints evaluated; classifying"
     elif run.suspend and not count[RUNNING]:
-        phase, reason, message = "Suspended", "Suspended", "spec.suspend is true"
+        phase, reason, message = SUSPENDED, REASON_SUSPENDED, "spec.suspend is true"
     elif jobs:
         # Queued: nothing runs because every active Job is suspended (waiting for Kueue quota)
-        phase, reason = RUNNING, "Queued" if count[QUEUED] and not count[RUNNING] else "Evaluating"
+        phase = RUNNING
+        reason = REASON_QUEUED if count[QUEUED] and not count[RUNNING] else REASON_EVALUATING
         message = f"{count[SUCCEEDED]}/{len(entries)} checkpoints evaluated, {count[RUNNING]} running, {count[QUEUED]} queued"
         if failed:
             reason, message = (
-                "Failing",
+                REASON_FAILING,
                 _failure_message(failed, succeeded) + "; waiting for running checkpoints",
             )
     else:
-        phase, reason, message = PENDING, "Pending", "no Job created yet"
+        phase, reason, message = PENDING, REASON_PENDING, "no Job created yet"
 
     status: dict[str, Any] = {
         "observedGeneration": run.generation,
@@ -188,48 +218,53 @@ def invalid_status(
     error: str, generation: int, *, previous: Mapping[str, Any] | None = None, now: str
 ) -> dict[str, Any]:
     """Status for a spec that failed validation: Accepted=False naming the field; no Job is created."""
-    conditions = _conditions("Invalid", "InvalidSpec", _clip(error, 4000))
+    conditions = _conditions(INVALID, REASON_INVALID_SPEC, _clip(error, 4000))
     return {
         "observedGeneration": generation,
-        "phase": "Invalid",
+        "phase": INVALID,
         "conditions": merge_conditions((previous or {}).get("conditions", []), conditions, generation, now),
     }
 
 
 def _conditions(phase: str, reason: str, message: str) -> list[dict[str, str]]:
-    invalid = phase == "Invalid"
-    working = phase in (RUNNING, "Reducing")
-    terminal_bad = phase in (FAILED, "Invalid")
+    invalid = phase == INVALID
+    working = phase in (RUNNING, REDUCING)
+    terminal_bad = phase in (FAILED, INVALID)
     return [
         {
-            "type": "Accepted",
+            "type": CONDITION_ACCEPTED,
             "status": "False" if invalid else "True",
-            "reason": reason if invalid else "Valid",
+            "reason": reason if invalid else REASON_VALID,
             "message": message if invalid else "spec is valid",
         },
-        {"type": "Running", "status": "True" if working else "False", "reason": reason, "message": message},
         {
-            "type": "Succeeded",
+            "type": CONDITION_RUNNING,
+            "status": "True" if working else "False",
+            "reason": reason,
+            "message": message,
+        },
+        {
+            "type": CONDITION_SUCCEEDED,
             "status": "True" if phase == SUCCEEDED else "False" if terminal_bad else "Unknown",
             "reason": reason,
             "message": message,
         },
         {
-            "type": "Failed",
+            "type": CONDITION_FAILED,
             "status": "True" if terminal_bad else "False",
-            "reason": reason if terminal_bad else "NoFailure",
+            "reason": reason if terminal_bad else REASON_NO_FAILURE,
             "message": message if terminal_bad else "",
         },
         {
-            "type": "Ready",
+            "type": CONDITION_READY,
             "status": "True" if phase == SUCCEEDED else "False",
             "reason": reason,
             "message": message,
         },
         {
-            "type": "Stalled",
+            "type": CONDITION_STALLED,
             "status": "True" if terminal_bad else "False",
-            "reason": reason if terminal_bad else "NotStalled",
+            "reason": reason if terminal_bad else REASON_NOT_STALLED,
             "message": message if terminal_bad else "",
         },
     ]
@@ -274,8 +309,8 @@ def transition_events(previous: Mapping[str, Any], new: Mapping[str, Any]) -> li
             events.append(Event("Warning", "CheckpointFailed", _clip(msg)))
         elif entry["phase"] == SUCCEEDED:
             events.append(Event("Normal", "CheckpointSucceeded", f"checkpoint {entry['name']} evaluated"))
-    if new.get("phase") != previous.get("phase") and new.get("phase") in (SUCCEEDED, FAILED, "Invalid"):
-        ready = next((c for c in new.get("conditions", []) if c["type"] == "Ready"), {})
+    if new.get("phase") != previous.get("phase") and new.get("phase") in TERMINAL:
+        ready = next((c for c in new.get("conditions", []) if c["type"] == CONDITION_READY), {})
         kind = "Normal" if new["phase"] == SUCCEEDED else "Warning"
         events.append(Event(kind, f"Run{new['phase']}", _clip(ready.get("message", new["phase"]))))
     return events

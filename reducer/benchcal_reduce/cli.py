@@ -9,7 +9,15 @@ import sys
 import pandas as pd
 
 from benchcal.errors import BadInput
-from benchcal_reduce.reduce import ReduceOptions, Reduction, reduce_table
+from benchcal_reduce.bootstrap import DEFAULT_DRAWS
+from benchcal_reduce.labels import confidence_label, group_label
+from benchcal_reduce.reduce import (
+    DEFAULT_MIN_GAIN,
+    DEFAULT_MIN_MARGIN,
+    ReduceOptions,
+    Reduction,
+    reduce_table,
+)
 from benchcal_reduce.report import results_ref, status_summary, write_outputs
 from benchcal_reduce.table import load_table, table_from_summaries
 
@@ -36,6 +44,26 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default="bh",
         help="multiple-testing correction of the above-chance tests over the table (default bh)",
     )
+    parser.add_argument(
+        "--min-margin",
+        type=float,
+        default=DEFAULT_MIN_MARGIN,
+        help="above chance = beyond the floor by this much, rescaled (acc-floor)/(1-floor) (default 0.02)",
+    )
+    parser.add_argument(
+        "--min-gain",
+        type=float,
+        default=DEFAULT_MIN_GAIN,
+        help="flat = rising less than this (rescaled) per decade of FLOPs (default 0.02)",
+    )
+    parser.add_argument(
+        "--bootstrap",
+        type=int,
+        default=DEFAULT_DRAWS,
+        metavar="DRAWS",
+        help=f"redraws for the confidence of each verdict; 0 = off (default {DEFAULT_DRAWS})",
+    )
+    parser.add_argument("--seed", type=int, default=0, help="seed of the bootstrap (default 0)")
     parser.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     parser.add_argument(
         "--from-configmaps",
@@ -50,13 +78,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def print_classification(reduction: Reduction) -> None:
-    """One line per benchmark on stdout: name, group, recommended shots, reason."""
+    """One line per benchmark on stdout: name, group, confidence, recommended shots, reason."""
     cls = reduction.classification
     width = max(9, *(len(b) for b in cls["benchmark"]))
-    print(f"{'benchmark':<{width}}  {'group':<17} shots  reason")
-    for r in cls.itertuples(index=False):
-        shots = "-" if pd.isna(r.recommended_shots) else str(r.recommended_shots)
-        print(f"{r.benchmark:<{width}}  {r.group:<17} {shots:>5}  {r.reason}")
+    print(f"{'benchmark':<{width}}  {'group':<22} {'confidence':<17} shots  reason")
+    for r in cls.to_dict("records"):
+        shots = "-" if pd.isna(r["recommended_shots"]) else str(r["recommended_shots"])
+        print(
+            f"{r['benchmark']:<{width}}  {group_label(r):<22} {confidence_label(r):<17} {shots:>5}  {r['reason']}"
+        )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -70,7 +100,15 @@ def run(args: argparse.Namespace) -> int:
         )
     else:
         table = load_table(args.input)
-    options = ReduceOptions(alpha=args.alpha, strict=args.strict, correction=args.correction)
+    options = ReduceOptions(
+        alpha=args.alpha,
+        strict=args.strict,
+        correction=args.correction,
+        min_margin=args.min_margin,
+        min_gain=args.min_gain,
+        bootstrap=args.bootstrap,
+        seed=args.seed,
+    )
     reduction = reduce_table(table, options)
     paths = write_outputs(reduction, args.out, figures=not args.no_figures)
     print_classification(reduction)

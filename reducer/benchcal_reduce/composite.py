@@ -14,9 +14,8 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
+from benchcal.classification import CALIBRATED_GROUPS  # poorly behaved are removed; noise is flagged
 from benchcal_reduce import stats
-
-CALIBRATED_GROUPS = ("robust", "shot_dependent", "noise")  # poorly behaved are removed; noise is flagged
 
 
 def composite_scores(
@@ -33,7 +32,7 @@ def composite_scores(
     if rows.empty:
         empty = table[["checkpoint", "flops"]].drop_duplicates().assign(composite=np.nan)
         return empty.sort_values(["flops", "checkpoint"], kind="mergesort").reset_index(drop=True)
-    per_cat = rows.pivot_table(index=["checkpoint", "flops"], columns="cat", values="score", aggfunc="mean")
+    per_cat = rows.groupby(["checkpoint", "flops", "cat"], sort=True)["score"].mean().unstack("cat")
     out = per_cat.reset_index()
     out.columns.name = None
     out["composite"] = out[list(per_cat.columns)].mean(axis=1)

@@ -11,6 +11,7 @@ matplotlib.use("Agg")  # headless: the reducer runs in a Job
 import matplotlib.pyplot as plt
 import pandas as pd
 
+from benchcal_reduce.labels import group_label
 from benchcal_reduce.palette import GROUP_COLOURS
 from benchcal_reduce.reduce import Reduction
 
@@ -19,6 +20,16 @@ _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 def _file_name(name: str) -> str:
     return _SAFE.sub("_", name) + ".png"
+
+
+def figure_title(benchmark: str, row: dict) -> str:
+    """ "arc_easy: robust (use 0-shot), confidence 0.97"; borderline verdicts say so."""
+    rec = row["recommended_shots"]
+    title = f"{benchmark}: {group_label(row)}" + ("" if pd.isna(rec) else f" (use {rec}-shot)")
+    conf = row.get("confidence")
+    if conf is not None and not pd.isna(conf):
+        title += f", confidence {conf:.2f}" + (" (borderline)" if row.get("borderline") else "")
+    return title
 
 
 def benchmark_figure(reduction: Reduction, benchmark: str, path: Path) -> Path:
@@ -48,12 +59,7 @@ def benchmark_figure(reduction: Reduction, benchmark: str, path: Path) -> Path:
     ax.set_xscale("log")
     ax.set_xlabel("training FLOPs")
     ax.set_ylabel("accuracy")
-    rec = row["recommended_shots"]
-    ax.set_title(
-        f"{benchmark}: {row['group']}" + ("" if pd.isna(rec) else f" (use {rec}-shot)"),
-        color=colour,
-        fontsize=10,
-    )
+    ax.set_title(figure_title(benchmark, row.to_dict()), color=colour, fontsize=10)
     ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from benchcal_reduce.classify import GROUPS
+from benchcal.classification import GROUPS
 from benchcal_reduce.palette import group_colour
 from benchcal_reduce.reduce import Reduction
 

@@ -16,7 +16,7 @@ matplotlib.use("Agg")  # headless: the reducer runs in a Job
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from benchcal_reduce.classify import GROUPS
+from benchcal.classification import GROUPS
 from benchcal_reduce.palette import group_colour
 from benchcal_reduce.reduce import Reduction
 

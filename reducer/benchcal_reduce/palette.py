@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from benchcal.classification import INCONCLUSIVE, NOISE, POORLY_BEHAVED, ROBUST, SHOT_DEPENDENT
+
 GROUP_COLOURS = {
-    "robust": "#1b7837",
-    "shot_dependent": "#2166ac",
-    "poorly_behaved": "#d6604d",
-    "noise": "#878787",
-    "insufficient_data": "#b2abd2",
+    ROBUST: "#1b7837",
+    SHOT_DEPENDENT: "#2166ac",
+    POORLY_BEHAVED: "#d6604d",
+    NOISE: "#878787",
+    INCONCLUSIVE: "#b2abd2",
 }
-OTHER_COLOUR = "#444444"  # a group this palette does not know yet
+OTHER_COLOUR = "#444444"  # a group this palette does not know
 
 
 def group_colour(group: str) -> str:

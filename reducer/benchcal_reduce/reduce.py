@@ -15,13 +15,18 @@ from typing import Any
 import pandas as pd
 
 from benchcal.errors import BadInput
-from benchcal_reduce.classify import DEFAULT_TIE_SHOTS, classify
+from benchcal.results import CONTINUOUS_METRICS
+from benchcal_reduce.bootstrap import DEFAULT_DRAWS, group_confidence
+from benchcal_reduce.classify import DEFAULT_TIE_SHOTS, benchmark_starts, classify, group_codes
 from benchcal_reduce.composite import before_after
-from benchcal_reduce.per_shot import decide, pool_equal_flops, series_statistics
+from benchcal_reduce.per_shot import Settings, decide, pool_equal_flops, series_statistics
+from benchcal_reduce.table import MIN_CHECKPOINTS
 
 log = logging.getLogger("benchcal.reduce")
 
 PRE_CALIBRATION_PRESET = "gauntlet-v0.1"
+DEFAULT_MIN_MARGIN = 0.02  # rescaled accuracy above the floor (docs/reducer.md, "Above chance")
+DEFAULT_MIN_GAIN = 0.02  # rescaled accuracy per decade of FLOPs (docs/reducer.md, "Flat")
 
 
 def registry_standard_shots(name: str) -> int | None:
@@ -64,6 +69,10 @@ class ReduceOptions:
     alpha: float = 0.05
     strict: bool = False  # the study's plain check: every step up, no noise tolerance
     correction: str = "bh"  # multiple-testing correction of the above-chance tests: "bh" | "holm"
+    min_margin: float = DEFAULT_MIN_MARGIN  # above chance = beyond floor + this (rescaled)
+    min_gain: float = DEFAULT_MIN_GAIN  # flat = rising by less than this per decade of FLOPs (rescaled)
+    bootstrap: int = DEFAULT_DRAWS  # redraws for the confidence of each verdict; 0 = not computed
+    seed: int = 0  # of the bootstrap
     standard_shots: Callable[[str], int | None] = registry_standard_shots
     category_of: Callable[[str], str] = registry_category
     pre_calibration_shots: Callable[[str], int | None] = registry_pre_calibration_shots
@@ -73,6 +82,18 @@ class ReduceOptions:
             raise BadInput(f"--alpha must be in (0, 1), got {self.alpha}")
         if self.correction not in ("bh", "holm"):
             raise BadInput(f"--correction must be 'bh' or 'holm', got {self.correction!r}")
+        if not 0 <= self.min_margin < 1:
+            raise BadInput(f"--min-margin must be in [0, 1), got {self.min_margin}")
+        if not 0 < self.min_gain < 1:
+            raise BadInput(f"--min-gain must be in (0, 1), got {self.min_gain}")
+        if not 0 <= self.bootstrap <= 100_000:
+            raise BadInput(f"--bootstrap must be between 0 and 100000 draws, got {self.bootstrap}")
+
+    @property
+    def settings(self) -> Settings:
+        return Settings(
+            alpha=self.alpha, strict=self.strict, min_margin=self.min_margin, min_gain=self.min_gain
+        )
 
 
 @dataclass
@@ -84,6 +105,8 @@ class Reduction:
     composite: dict[str, Any]  # per_checkpoint DataFrame + before/after summaries
     incomplete: dict[str, dict[int, list[str]]] = field(default_factory=dict)  # benchmark -> shots -> missing
     warnings: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # optional features not applied, and why
+    latent_metrics: list[str] = field(default_factory=list)  # continuous metrics that were tested
 
     @property
     def checkpoints(self) -> pd.DataFrame:
@@ -129,11 +152,33 @@ def reduce_table(df: pd.DataFrame, options: ReduceOptions | None = None) -> Redu
     options.validate()
     table = df.drop(columns=[c for c in df.columns if c.startswith("_")])
     points = pool_equal_flops(table)
-    per_shot = decide(
-        series_statistics(points), alpha=options.alpha, strict=options.strict, correction=options.correction
+    settings = options.settings
+    stats_table, batches, notes = series_statistics(points, settings)
+    per_shot = decide(stats_table, alpha=options.alpha, correction=options.correction)
+    latent_metrics = [m for m in CONTINUOUS_METRICS if f"{m}_improves" in per_shot]
+    observed = group_codes(
+        per_shot["n_points"].to_numpy() >= MIN_CHECKPOINTS,
+        *(per_shot[c].to_numpy()[None, :] for c in ("above_chance", "monotone", "evidence_against")),
+        benchmark_starts(per_shot),
+    )[0]
+    confidence, alternatives = group_confidence(
+        per_shot, batches, settings, options.correction, observed, options.bootstrap, options.seed
     )
+    if options.bootstrap == 0:
+        notes.append("confidence not computed (--bootstrap 0)")
     categories = _categories(table, options.category_of)
-    classification = classify(per_shot, categories, options.standard_shots)
+    classification = classify(
+        per_shot,
+        categories,
+        options.standard_shots,
+        strict=options.strict,
+        alpha=options.alpha,
+        latent_metrics=latent_metrics,
+        confidence=confidence,
+    )
+    classification.insert(
+        classification.columns.get_loc("borderline") + 1, "redraw_alternative", alternatives
+    )
     warnings = []
     incomplete = _incomplete(table)
     for name, by_shots in incomplete.items():
@@ -145,13 +190,9 @@ def reduce_table(df: pd.DataFrame, options: ReduceOptions | None = None) -> Redu
     for flops in pooled.index[pooled > 1]:
         names = sorted(table.loc[table["flops"] == flops, "checkpoint"].unique())
         warnings.append(f"checkpoints {', '.join(names)} share flops={flops:g}; their results are pooled")
-    small = per_shot[(per_shot["n_points"] >= 3) & ~per_shot["rank_test_used"]]
-    if not small.empty and not options.strict:
-        warnings.append(
-            f"series with {int(small['n_points'].min())} checkpoints cannot reach alpha={options.alpha} with an exact rank "
-            "test (min p = 1/k!); monotonicity there rests on the sampling-noise tests only"
-        )
     for w in warnings:
         log.warning(w)
     composite = before_after(table, classification, _default_shots(table, options), categories)
-    return Reduction(options, table, per_shot, classification, composite, incomplete, warnings)
+    return Reduction(
+        options, table, per_shot, classification, composite, incomplete, warnings, notes, latent_metrics
+    )

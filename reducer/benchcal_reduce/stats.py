@@ -1,9 +1,11 @@
-"""The statistics of the reducer, as plain vectorised functions on numpy arrays.
+"""Multiple testing and rank correlations, as plain vectorised functions on numpy arrays.
 
 Every function works on a batch of series of equal length ``k`` (a 2-D array, one row per
 (benchmark, shots) series, columns ordered by increasing training FLOPs), so a table of
-hundreds of series costs a handful of numpy calls. Null distributions of the rank tests are
-computed once per ``k`` and cached.
+hundreds of series costs a handful of numpy calls. The tests that decide a verdict live in
+``chance`` (above chance) and ``monotone`` (rising, drop, flat); the rank correlations here
+are descriptive (reported, and used to pick the recommended shot count) and the exact
+Kendall test serves the composite's trend.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from functools import cache
 
 import numpy as np
-from scipy import special, stats
+from scipy import stats
 
 # ---- multiple testing ----------------------------------------------------------------------------
 
@@ -19,43 +21,30 @@ from scipy import special, stats
 def adjust_pvalues(p: np.ndarray, method: str = "bh") -> np.ndarray:
     """Adjusted p-values over a whole family: Benjamini–Hochberg ("bh") or Holm ("holm").
 
-    NaN entries are not part of the family and stay NaN.
+    A 2-D array is one family per row (the bootstrap adjusts every redraw at once). NaN entries
+    are not part of the family and stay NaN; every row must have its NaNs in the same places.
     """
     p = np.asarray(p, dtype=float)
-    out = np.full_like(p, np.nan)
-    ok = ~np.isnan(p)
-    q = p[ok]
-    m = q.size
-    if m == 0:
-        return out
-    order = np.argsort(q, kind="mergesort")
-    ranked = q[order]
-    if method == "bh":
-        adj = ranked * m / np.arange(1, m + 1)
-        adj = np.minimum.accumulate(adj[::-1])[::-1]  # step-up: monotone from the largest p down
-    elif method == "holm":
-        adj = ranked * (m - np.arange(m))
-        adj = np.maximum.accumulate(adj)  # step-down: monotone from the smallest p up
-    else:
+    if method not in ("bh", "holm"):
         raise ValueError(f"unknown correction {method!r} (use 'bh' or 'holm')")
-    res = np.empty(m)
-    res[order] = np.minimum(adj, 1.0)
-    out[ok] = res
-    return out
-
-
-# ---- above chance --------------------------------------------------------------------------------
-
-
-def above_chance_pvalues(accuracy: np.ndarray, n: np.ndarray, baseline: np.ndarray) -> np.ndarray:
-    """One-sided exact binomial p-value of P(X >= observed correct | n, p = random baseline).
-
-    Accuracy may be a macro average (not an integer count over n); the count is rounded.
-    A baseline of 0 makes any correct answer impossible by chance (p = 0), and none p = 1.
-    """
-    n = np.asarray(n, dtype=float)
-    correct = np.rint(np.asarray(accuracy, dtype=float) * n)
-    return stats.binom.sf(correct - 1, n, np.asarray(baseline, dtype=float))
+    rows = np.atleast_2d(p)
+    out = np.full_like(rows, np.nan)
+    ok = ~np.isnan(rows[0])
+    q = rows[:, ok]
+    m = q.shape[1]
+    if m:
+        order = np.argsort(q, axis=1, kind="mergesort")
+        ranked = np.take_along_axis(q, order, axis=1)
+        if method == "bh":
+            adj = ranked * m / np.arange(1, m + 1)
+            adj = np.minimum.accumulate(adj[:, ::-1], axis=1)[:, ::-1]  # step-up: from the largest p down
+        else:
+            adj = ranked * (m - np.arange(m))
+            adj = np.maximum.accumulate(adj, axis=1)  # step-down: from the smallest p up
+        res = np.empty_like(q)
+        np.put_along_axis(res, order, np.minimum(adj, 1.0), axis=1)
+        out[:, ok] = res
+    return out if p.ndim == 2 else out[0]
 
 
 # ---- rank correlations ---------------------------------------------------------------------------
@@ -120,11 +109,6 @@ def kendall_trend_pvalues(inversions: np.ndarray, k: int) -> np.ndarray:
     return cdf[np.asarray(inversions, dtype=int)]
 
 
-def min_trend_pvalue(k: int) -> float:
-    """Smallest p-value the exact rank test can give with k checkpoints (1/k!)."""
-    return float(np.exp(-special.gammaln(k + 1)))
-
-
 def fisher_ci(r: np.ndarray, k: int, kind: str, level: float = 0.95) -> tuple[np.ndarray, np.ndarray]:
     """Approximate confidence interval of a rank correlation via Fisher's z.
 
@@ -152,59 +136,3 @@ def fisher_ci(r: np.ndarray, k: int, kind: str, level: float = 0.95) -> tuple[np
     half = stats.norm.ppf(0.5 + level / 2) * se
     lo, hi = np.tanh(z - half), np.tanh(z + half)
     return np.where(r <= -1, -1.0, lo), np.where(r >= 1, 1.0, hi)
-
-
-# ---- sampling-noise tests ------------------------------------------------------------------------
-
-
-def slope_test(y: np.ndarray, n: np.ndarray, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted least-squares slope of accuracy on x (log10 FLOPs) and its one-sided p-value.
-
-    Null: every checkpoint has the same true accuracy (the pooled one), so each point is
-    binomial noise with variance p(1-p)/n_i; weights 1/var. A series with pooled accuracy 0
-    or 1 carries no evidence of a trend (p = 1).
-    """
-    pooled = (y * n).sum(axis=1, keepdims=True) / n.sum(axis=1, keepdims=True)
-    var0 = pooled * (1 - pooled)
-    w = np.where(var0 > 0, n / np.where(var0 > 0, var0, 1.0), 0.0)
-    wsum = w.sum(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        xbar = (w * x).sum(axis=1, keepdims=True) / wsum
-        sxx = (w * (x - xbar) ** 2).sum(axis=1)
-        slope = (w * (x - xbar) * y).sum(axis=1) / sxx
-        z = slope * np.sqrt(sxx)
-    ok = (var0[:, 0] > 0) & (sxx > 0)
-    slope = np.where(ok, slope, 0.0)
-    p = np.where(ok, stats.norm.sf(np.where(ok, z, 0.0)), 1.0)
-    return slope, p
-
-
-def drop_test(y: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Largest decrease between consecutive checkpoints and its Bonferroni-adjusted p-value.
-
-    Each step is a one-sided two-proportion z-test (pooled variance) for a decrease; the k-1
-    steps of a series are one family, so "any step significantly down" at level alpha is
-    min p * (k - 1) <= alpha (Holm's first step). A drop within noise does not count.
-    """
-    d = np.diff(y, axis=1)
-    n0, n1 = n[:, :-1], n[:, 1:]
-    pooled = (y[:, :-1] * n0 + y[:, 1:] * n1) / (n0 + n1)
-    se = np.sqrt(pooled * (1 - pooled) * (1 / n0 + 1 / n1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        z = np.where(se > 0, -d / np.where(se > 0, se, 1.0), 0.0)
-    p_step = np.where(d < 0, stats.norm.sf(z), 1.0)
-    steps = y.shape[1] - 1
-    p_any = np.minimum(p_step.min(axis=1) * steps, 1.0)
-    return np.maximum(-d.min(axis=1), 0.0), p_any
-
-
-def signal_to_noise(slope: np.ndarray, x: np.ndarray, y: np.ndarray, n: np.ndarray) -> np.ndarray:
-    """Gain predicted by the fitted slope over the FLOPs range, in units of one checkpoint's noise.
-
-    Noise = root-mean binomial standard error of the series' points; a series of exact 0s or
-    1s has no noise and gets NaN.
-    """
-    noise = np.sqrt((y * (1 - y) / n).mean(axis=1))
-    gain = slope * (x.max(axis=1) - x.min(axis=1))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(noise > 0, gain / np.where(noise > 0, noise, 1.0), np.nan)

@@ -18,6 +18,8 @@ import pandas as pd
 
 from benchcal.errors import BadInput
 from benchcal.results import (
+    CONTINUOUS_METRICS,
+    LOWER_IS_BETTER_METRICS,
     TABLE_COLUMNS,
     TABLE_OPTIONAL_COLUMNS,
     CheckpointSummary,
@@ -27,6 +29,19 @@ from benchcal.results import (
 )
 
 MIN_CHECKPOINTS = 3
+# A given stderr may differ from the binomial one of n items (macro-averages over categories of
+# unequal size, bootstrap pass@k), but not by more than this factor either way: beyond it, n
+# or stderr is for something else (categories, tokens) and the row is rejected.
+STDERR_TOLERANCE = 5.0
+# Numeric optional columns: allowed range as (low, high, high inclusive) (NaN/empty = not given).
+_OPTIONAL_NUMERIC = {
+    "stderr": (0.0, math.inf, True),
+    "majority_rate": (0.0, 1.0, False),
+    "gold_prob": (0.0, 1.0, True),
+    "gold_margin": (-math.inf, math.inf, True),
+    "bits_per_byte": (0.0, math.inf, True),
+    **{f"{m}_stderr": (0.0, math.inf, True) for m in CONTINUOUS_METRICS},
+}
 # Column holding where each row came from, for error messages; dropped after validation.
 _WHERE = "_where"
 
@@ -106,7 +121,8 @@ def _fail_where(df: pd.DataFrame, mask: np.ndarray, message: str) -> None:
 
 
 def validate_table(raw: pd.DataFrame, source: str) -> pd.DataFrame:
-    """Check and type the table; returns a clean copy with TABLE_COLUMNS (+ category, stderr)."""
+    """Check and type the table; returns a clean copy with TABLE_COLUMNS and every optional column
+    the reducer uses (NaN / "" where not given)."""
     missing = [c for c in TABLE_COLUMNS if c not in raw.columns]
     if missing:
         raise BadInput(
@@ -145,14 +161,102 @@ def validate_table(raw: pd.DataFrame, source: str) -> pd.DataFrame:
     )
     df["num_fewshot"] = df["num_fewshot"].astype(int)
     df["n"] = df["n"].astype(int)
-    df["category"] = raw["category"].astype(str).str.strip().to_numpy() if "category" in raw.columns else ""
-    df["category"] = df["category"].replace({"nan": "", "None": ""})
-    df["stderr"] = (
-        pd.to_numeric(raw["stderr"], errors="coerce").to_numpy() if "stderr" in raw.columns else math.nan
-    )
+    for col in ("category", "metric", "run"):
+        text = raw[col].astype(str).str.strip().to_numpy() if col in raw.columns else ""
+        df[col] = pd.Series(text, index=df.index, dtype=object).replace({"nan": "", "None": ""})
+    for col, (low, high, closed) in _OPTIONAL_NUMERIC.items():
+        df[col] = _optional_numeric(raw.assign(**{_WHERE: df[_WHERE]}), col, low, high, closed)
+    _check_metric(df)
+    _check_stderr(df)
     _check_duplicates(df)
     _check_checkpoints(df, source)
+    _check_constant_per_series(df, "random_baseline")
+    _check_constant_per_series(df, "majority_rate")
     return df
+
+
+def _optional_numeric(raw: pd.DataFrame, col: str, low: float, high: float, closed: bool) -> np.ndarray:
+    """An optional numeric column: absent or empty cells are NaN (not given); text that is not
+    a number, or a number out of range, names the row."""
+    if col not in raw.columns:
+        return np.full(len(raw), math.nan)
+    values = raw[col]
+    text = values.astype(str).str.strip() if values.dtype == object else values
+    given = ~(values.isna() | text.isin(["", "nan", "NaN", "None"])).to_numpy()
+    num = pd.to_numeric(text.where(given, None), errors="coerce").astype(float).to_numpy()
+    bad = given & np.isnan(num)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise BadInput(
+            f"{raw[_WHERE].iat[i]}: column {col!r} must be a number or empty, got {values.iat[i]!r}"
+        )
+    out_of_range = given & ((num < low) | (num > high if closed else num >= high) | ~np.isfinite(num))
+    if out_of_range.any():
+        i = int(np.argmax(out_of_range))
+        bracket = "]" if closed else ")"
+        raise BadInput(
+            f"{raw[_WHERE].iat[i]}: column {col!r} must be in [{low:g}, {high:g}{bracket}, got {values.iat[i]!r}"
+        )
+    return num
+
+
+def _check_metric(df: pd.DataFrame) -> None:
+    """The primary metric must be higher-is-better: the tests look for accuracy rising with FLOPs."""
+    bad_names = {
+        name
+        for name in df["metric"].unique()
+        if (low := str(name).lower()) in LOWER_IS_BETTER_METRICS
+        or "lower" in low
+        # e.g. "word_perplexity", "val_loss"
+        or any(low.endswith("_" + m) or low.startswith(m + "_") for m in LOWER_IS_BETTER_METRICS)
+    }
+    lower = df["metric"].isin(bad_names).to_numpy()
+    if lower.any():
+        i = int(np.argmax(lower))
+        raise BadInput(
+            f"{df[_WHERE].iat[i]}: column 'metric' is {df['metric'].iat[i]!r}, a lower-is-better metric; "
+            "the primary metric must be an accuracy (higher is better). Give continuous metrics in their "
+            f"own columns ({', '.join(CONTINUOUS_METRICS)})"
+        )
+
+
+def _check_stderr(df: pd.DataFrame) -> None:
+    """A given stderr must be compatible with n: within STDERR_TOLERANCE of the binomial standard
+    error sqrt(p(1-p)/n). Checked where that is informative (0.01 <= p <= 0.99)."""
+    acc, n, se = df["accuracy"].to_numpy(), df["n"].to_numpy(dtype=float), df["stderr"].to_numpy()
+    binomial = np.sqrt(acc * (1 - acc) / n)
+    checked = np.isfinite(se) & (acc >= 0.01) & (acc <= 0.99)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ratio = np.where(checked, se / binomial, 1.0)
+    bad = checked & ((ratio > STDERR_TOLERANCE) | (ratio < 1 / STDERR_TOLERANCE))
+    if bad.any():
+        i = int(np.argmax(bad))
+        implied = acc[i] * (1 - acc[i]) / se[i] ** 2 if se[i] > 0 else math.inf
+        raise BadInput(
+            f"{df[_WHERE].iat[i]}: 'n' = {int(n[i])} is inconsistent with 'stderr' = {se[i]:.4g} at accuracy "
+            f"{acc[i]:.4g}: the binomial standard error of n items is {binomial[i]:.4g} (the stderr implies "
+            f"about {implied:.4g} items; tolerated factor {STDERR_TOLERANCE:g}). Give the number of scored "
+            "examples as n and the standard error of the accuracy as stderr"
+        )
+
+
+def _check_constant_per_series(df: pd.DataFrame, col: str) -> None:
+    """A random baseline (or majority rate) is a property of the benchmark's answers, not of a
+    checkpoint: one value per (benchmark, num_fewshot)."""
+    key = ["benchmark", "num_fewshot"]
+    vals = df[col].fillna(-1.0)
+    grouped = vals.groupby([df[k] for k in key])
+    spread = grouped.transform("max") - grouped.transform("min")
+    bad = (spread > 1e-9).to_numpy()
+    if bad.any():
+        first = df[bad].iloc[0]
+        same = df[bad & (df[key] == first[key]).all(axis=1).to_numpy()]
+        other = same[(same[col].fillna(-1.0) - vals[same.index[0]]).abs() > 1e-9].iloc[0]
+        raise BadInput(
+            f"{other[_WHERE]}: {col!r} is {float(other[col]):g} for benchmark {first['benchmark']!r} "
+            f"{int(first['num_fewshot'])}-shot on checkpoint {other['checkpoint']!r}, but "
+            f"{float(same[col].iat[0]):g} at {same[_WHERE].iat[0]}; one value per benchmark and shot count"
+        )
 
 
 def _check_duplicates(df: pd.DataFrame) -> None:

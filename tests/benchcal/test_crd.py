@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchcal import spec
+from benchcal import api
 
 SOURCE = Path(__file__).resolve().parents[2] / "crds" / "calibrationruns.benchcal.dev.yaml"
 # the only subtrees allowed to keep unknown fields: core/v1 types passed through unchanged
@@ -35,9 +35,7 @@ def _walk(node: dict, path: str = ""):
 
 
 def test_package_copy_is_byte_identical_to_the_source():
-    assert spec.crd_text() == SOURCE.read_text(), (
-        "run: cp crds/calibrationruns.benchcal.dev.yaml benchcal/crd/"
-    )
+    assert api.crd_text() == SOURCE.read_text(), "benchcal/crd/ is a generated copy of crds/: run make crds"
 
 
 def test_is_a_valid_apiextensions_v1_crd():
@@ -68,7 +66,7 @@ def test_names_scope_subresources_and_printer_columns():
 
 
 def test_schema_is_structural_and_documented():
-    schema = spec.openapi_schema()
+    schema = api.openapi_schema()
     for path, node in _walk(schema):
         if node.get("x-kubernetes-int-or-string"):
             assert "type" not in node
@@ -87,7 +85,7 @@ def test_schema_is_structural_and_documented():
 def test_every_cel_rule_has_a_message():
     rules = [
         (path, r)
-        for path, node in _walk(spec.openapi_schema())
+        for path, node in _walk(api.openapi_schema())
         for r in node.get("x-kubernetes-validations", [])
     ]
     assert len(rules) >= 8

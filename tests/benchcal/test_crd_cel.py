@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchcal import spec
+from benchcal import api
 
 from .test_crd import _walk
 
@@ -112,7 +112,7 @@ CASES = [
 
 def _rules() -> dict[tuple[str, str], str]:
     found = {}
-    for path, node in _walk(spec.openapi_schema()):
+    for path, node in _walk(api.openapi_schema()):
         for rule in node.get("x-kubernetes-validations", []):
             found[(path, rule["message"])] = rule["rule"]
     return found

@@ -5,16 +5,14 @@ from __future__ import annotations
 import json
 from types import SimpleNamespace
 
+import jsonschema
 import pytest
 
+from benchcal import naming
+from benchcal.api import openapi_schema, to_json_schema
+from benchcal.classification import BenchmarkVerdict, StatusClassification
 from benchcal.errors import BadInput
-from benchcal.publish import (
-    merge_summaries,
-    normalize_classification,
-    run_status_patch,
-    split_target,
-    summary_configmap,
-)
+from benchcal.publish import merge_summaries, run_status_patch, split_target, summary_configmap
 from benchcal.results import CheckpointSummary, TaskResult
 
 
@@ -40,13 +38,21 @@ def test_configmap_carries_run_labels_and_owner_from_env():
         "tiny-summary-s1",
         {"BENCHCAL_RUN": "tiny", "BENCHCAL_RUN_UID": "u1", "BENCHCAL_CHECKPOINT": "s1"},
     )
-    assert cm["metadata"]["labels"]["benchcal.dev/run"] == "tiny"
-    assert cm["metadata"]["labels"]["benchcal.dev/component"] == "summary"
+    assert cm["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "benchcal",
+        "benchcal.dev/run": "tiny",
+        "benchcal.dev/component": "summary",
+        "benchcal.dev/checkpoint": "s1",
+    }
     assert cm["metadata"]["ownerReferences"][0]["uid"] == "u1"
     back = CheckpointSummary.from_dict(json.loads(cm["data"]["summary.json"]))
     assert back.results[0].benchmark == "arc_easy"
     bare = summary_configmap(summary(), "ml", "x", {})
-    assert "benchcal.dev/run" not in bare["metadata"]["labels"] and "ownerReferences" not in bare["metadata"]
+    assert bare["metadata"]["labels"] == {
+        "app.kubernetes.io/managed-by": "benchcal",
+        "benchcal.dev/component": "summary",
+    }
+    assert "ownerReferences" not in bare["metadata"]
 
 
 def test_configmap_refuses_oversized_summaries():
@@ -68,76 +74,23 @@ def test_merge_summaries_joins_shards_and_orders_by_flops():
     assert len(shards[0].results) == 1  # inputs untouched
 
 
-def test_normalize_classification_is_bounded():
-    benchmarks = {
-        f"b{i:03d}": {
-            "group": "robust",
-            "recommended_shots": 3,
-            "spearman_rho": 0.9,
-            "p_value": 0.01,
-            "label": "text is dropped",
-        }
-        for i in range(70)
-    }
-    out = normalize_classification({"benchmarks": benchmarks})
-    assert len(out["benchmarks"]) == 64 and out["truncated"] is True
-    assert out["counts"] == {
-        "robust": 70,
-        "shot_dependent": 0,
-        "poorly_behaved": 0,
-        "noise": 0,
-        "insufficient_data": 0,
-    }
-    assert out["benchmarks"][0] == {
-        "name": "b000",
-        "group": "robust",
-        "recommendedShots": 3,
-        "numbers": {"spearman_rho": 0.9, "p_value": 0.01},
-    }
-    listed = normalize_classification(
-        {
-            "benchmarks": [{"name": "x", "group": "noise", "numbers": {"margin": float("nan")}}],
-            "counts": {"noise": 1},
-        }
-    )
-    assert listed["benchmarks"] == [{"name": "x", "group": "noise"}] and listed["counts"]["noise"] == 1
-
-
 def test_run_status_patch_with_results_ref():
-    patch = run_status_patch({"benchmarks": []}, {"uri": "/r/report", "sha256": "ab", "size": 12})
+    empty = StatusClassification.from_verdicts([])
+    patch = run_status_patch(empty, {"uri": "/r/report", "sha256": "ab", "size": 12})
     assert patch["status"]["resultsRef"] == {"uri": "/r/report", "sha256": "ab", "size": 12}
-    assert "resultsRef" not in run_status_patch({}, None)["status"]
+    assert "resultsRef" not in run_status_patch(empty, None)["status"]
 
 
-def test_normalize_accepts_the_reducer_status_summary_shape():
-    summary = {  # the shape benchcal_reduce.status_summary returns
-        "counts": {"robust": 1, "shot_dependent": 0, "poorly_behaved": 0, "noise": 1},
-        "benchmarks": {
-            "arc_easy": {"group": "robust", "recommendedShots": 3, "spearman": 0.9, "maxAccuracy": 0.61},
-            "jeopardy": {"group": "noise", "recommendedShots": None, "spearman": None, "maxAccuracy": 0.01},
-        },
-        "totalBenchmarks": 2,
-        "truncated": False,
-        "compositeMonotone": {"before": False, "after": True},
-        "checkpoints": 3,
-    }
-    out = normalize_classification(summary)
-    assert out["benchmarks"] == [
-        {
-            "name": "arc_easy",
-            "group": "robust",
-            "recommendedShots": 3,
-            "numbers": {"spearman": 0.9, "maxAccuracy": 0.61},
-        },
-        {"name": "jeopardy", "group": "noise", "numbers": {"maxAccuracy": 0.01}},
-    ]
-    assert out["totalBenchmarks"] == 2 and out["compositeMonotone"] == {"before": False, "after": True}
-    import jsonschema
-
-    from benchcal.spec import openapi_schema, to_json_schema
-
+def test_run_status_patch_carries_the_typed_classification_as_the_crd_wants_it():
+    classification = StatusClassification.from_verdicts(
+        [BenchmarkVerdict("arc_easy", "robust", 3, {"spearman": 0.9})],
+        composite_before=False,
+        composite_after=True,
+    )
+    patch = run_status_patch(classification, None)
+    assert patch == {"status": {"classification": classification.to_status()}}
     schema = to_json_schema(openapi_schema()["properties"]["status"]["properties"]["classification"])
-    jsonschema.Draft4Validator(schema).validate(out)
+    jsonschema.Draft4Validator(schema).validate(patch["status"]["classification"])
 
 
 class _ApiException(Exception):
@@ -214,9 +167,11 @@ def test_publish_then_collect_round_trip(fake_client, monkeypatch):
     assert [(s.checkpoint, s.results[0].accuracy) for s in got] == [("s1", 0.3), ("s2", 0.6)]
     with pytest.raises(BadInput, match="no summary ConfigMaps"):
         collect_summaries("ml/other-run")
-    write_run_status("ml/tiny", {"benchmarks": {"a": {"group": "robust"}}}, {"uri": "/r", "size": 3})
+    classification = StatusClassification.from_verdicts([BenchmarkVerdict("a", "robust")])
+    write_run_status("ml/tiny", classification, {"uri": "/r", "size": 3})
     ((ns, name, body),) = fake_client.status_patches
     assert (ns, name) == ("ml", "tiny") and body["status"]["resultsRef"] == {"uri": "/r", "size": 3}
+    assert body["status"]["classification"]["benchmarks"] == [{"name": "a", "group": "robust"}]
 
 
 def test_publish_forbidden_names_the_fix(fake_client):
@@ -231,10 +186,7 @@ def test_collect_rejects_a_corrupt_configmap(fake_client):
     from benchcal.publish import collect_summaries
 
     fake_client.configmaps[("ml", "bad")] = {
-        "metadata": {
-            "name": "bad",
-            "labels": {"benchcal.dev/component": "summary", "benchcal.dev/run": "tiny"},
-        },
+        "metadata": {"name": "bad", "labels": naming.child_labels("tiny", naming.SUMMARY, "s1")},
         "data": {"summary.json": "{not json"},
     }
     with pytest.raises(BadInput, match="ConfigMap ml/bad: invalid JSON"):

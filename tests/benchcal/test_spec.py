@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 
 import pytest
 import yaml
 
+from benchcal.api import MAX_LISTED_PROBLEMS, to_json_schema
 from benchcal.errors import BadInput
-from benchcal.spec import MAX_LISTED_PROBLEMS, load_run, parse_run, to_json_schema
+from benchcal.spec import load_run, parse_run
 
 BASE = {
     "apiVersion": "benchcal.dev/v1alpha1",
@@ -61,7 +63,9 @@ def test_valid_run_resolves_sources_flops_and_defaults():
         ("jeopardy", (0, 1, 3, 5, 10)),
     ]
     assert run.suite.seed == 1234 and run.suite.limit == 50
-    assert run.evaluator["backoffLimit"] == 1 and run.evaluator["shards"] == 1
+    assert run.evaluator.backoff_limit == 1 and run.evaluator.shards == 1  # CRD defaults
+    assert run.evaluator.dtype == "auto" and run.evaluator.trust_remote_code is False
+    assert run.evaluator.max_length is None and run.evaluator.image is None and run.evaluator.pod == {}
     assert run.classification.alpha == 0.05 and run.classification.strict is False
     assert run.results is None and run.suspend is False and run.queue_name == ""
 
@@ -223,3 +227,38 @@ def test_json_schema_conversion_handles_kubernetes_extensions():
     assert out["additionalProperties"] is False
     assert out["properties"]["q"] == {"anyOf": [{"type": "integer"}, {"type": "string"}]}
     assert "additionalProperties" not in out["properties"]["free"]
+
+
+def test_the_typed_evaluator_section_covers_every_crd_property_once():
+    from benchcal.api import openapi_schema
+    from benchcal.spec import APPENDED_FIELDS, EVALUATOR_FIELDS, POD_FIELDS, EvaluatorSettings
+
+    props = openapi_schema()["properties"]["spec"]["properties"]["evaluator"]["properties"]
+    named = [*EVALUATOR_FIELDS, *POD_FIELDS, *APPENDED_FIELDS]
+    assert sorted(named) == sorted(props) and len(set(named)) == len(named)
+    fields = [f.name for f in dataclasses.fields(EvaluatorSettings)]
+    assert sorted(fields) == sorted([*EVALUATOR_FIELDS.values(), "pod"])
+    # no defaults of its own: every default comes from the CRD
+    assert all(f.default is dataclasses.MISSING for f in dataclasses.fields(EvaluatorSettings))
+
+
+def test_evaluator_settings_are_typed_and_pass_kubernetes_fields_through():
+    ev = {
+        "dtype": "bfloat16", "maxLength": 2048, "tokenBudget": 8192, "trustRemoteCode": True,
+        "shards": 2, "backoffLimit": 3, "activeDeadlineSeconds": 600, "image": "e:1",
+        "serviceAccountName": "sa", "resources": {"limits": {"nvidia.com/gpu": 1}},
+        "nodeSelector": {"gpu": "h100"}, "env": [{"name": "X", "value": "1"}],
+        "volumes": [{"name": "data", "emptyDir": {}}], "volumeMounts": [{"name": "data", "mountPath": "/d"}],
+    }  # fmt: skip
+    run = parse_run(doc_with("spec.evaluator", ev))
+    got = run.evaluator
+    assert (got.dtype, got.max_length, got.token_budget, got.trust_remote_code) == (
+        "bfloat16",
+        2048,
+        8192,
+        True,
+    )
+    assert (got.shards, got.backoff_limit, got.active_deadline_seconds) == (2, 3, 600)
+    assert (got.image, got.service_account_name) == ("e:1", "sa")
+    assert got.resources == {"limits": {"nvidia.com/gpu": 1}}
+    assert got.pod == {k: ev[k] for k in ("nodeSelector", "env", "volumes", "volumeMounts")}

@@ -1,5 +1,12 @@
 """The e2e harness: a cluster (local server + job runner, or E2E_KUBECONFIG), the operator as a
-real process (``kopf run --standalone -m benchcal_operator.handlers``), kubectl, and waits.
+real process, kubectl, and waits.
+
+Locally the world is as strict as a cluster (docs/testing.md): the test namespace
+``benchcal-e2e`` enforces Pod Security ``restricted``; the chart's rendered objects (CRD,
+ServiceAccounts, RBAC; tests/e2e/chart.py) are applied as on ``helm install``; the operator runs
+the rendered Deployment's command (``benchcal operator --standalone``, cluster-wide) and env,
+authenticated with its ServiceAccount's token; evaluator and reducer pods get the token of the
+chart's Job ServiceAccount. kubectl (``e2e.kubectl``) is the admin.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from tests.e2e import chart
 from tests.kube.fixtures import Kubectl, LocalCluster, external_kubeconfig, wait_for
 from tests.kube.jobrunner import CommandOverride
 
@@ -23,37 +31,46 @@ CRD_FILE = REPO / "crds" / "calibrationruns.benchcal.dev.yaml"
 EXAMPLE = REPO / "examples" / "calibrationrun-minimal.yaml"
 MANIFESTS = Path(__file__).resolve().parent / "manifests"
 RESULTS_CLAIM = "benchcal-results"
+# the process on this machine differs from the Deployment's pod only here: no fixed metrics
+# port (tests run side by side), a short resync so waits stay short
+LOCAL_OPERATOR_ENV = {"BENCHCAL_METRICS_PORT": "0", "BENCHCAL_RESYNC_SECONDS": "5"}
 TERMINAL = ("Succeeded", "Failed", "Invalid")
+
+
+TEST_NAMESPACE = "benchcal-e2e"
+RESTRICTED = {
+    "pod-security.kubernetes.io/enforce": "restricted",
+    "pod-security.kubernetes.io/enforce-version": "latest",
+}
+
+
+def kopf_command(namespace: str) -> list[str]:
+    """The operator watching one namespace (E2E_START_OPERATOR against a real cluster)."""
+    kopf = Path(sys.executable).parent / "kopf"
+    return [str(kopf), "run", "--standalone", "--namespace", namespace, "-m", "benchcal_operator.handlers"]
 
 
 class OperatorProcess:
     """The operator as a separate OS process, so tests can kill -9 and restart it."""
 
-    def __init__(self, kubeconfig: Path, log_path: Path, namespace: str, env: dict[str, str] | None = None):
+    def __init__(
+        self, kubeconfig: Path, log_path: Path, command: list[str], env: dict[str, str] | None = None
+    ):
         self.kubeconfig = kubeconfig
         self.log_path = log_path
-        self.namespace = namespace
+        self.command = command
         self.env = dict(env or {})
         self.proc: subprocess.Popen | None = None
         self.starts = 0
 
     def start(self) -> None:
-        kopf = Path(sys.executable).parent / "kopf"
-        cmd = [
-            str(kopf),
-            "run",
-            "--standalone",
-            "--namespace",
-            self.namespace,
-            "-m",
-            "benchcal_operator.handlers",
-        ]
+        cmd = list(self.command)
         env = {
             **os.environ,
-            "KUBECONFIG": str(self.kubeconfig),
             "BENCHCAL_METRICS_PORT": "0",
             "BENCHCAL_RESYNC_SECONDS": "5",
             **self.env,
+            "KUBECONFIG": str(self.kubeconfig),
         }
         env.pop("KUBERNETES_SERVICE_HOST", None)
         self.starts += 1
@@ -107,6 +124,7 @@ class E2E:
         command_override: CommandOverride | None = None,
         max_parallel_pods: int = 2,
         operator_env: dict[str, str] | None = None,
+        chart_mode: str = "cluster",
     ):
         self.work_dir = work_dir
         self.results_dir = work_dir / "results-pvc"
@@ -121,20 +139,46 @@ class E2E:
             ).start()
             self.cluster.runner.failure_backoff = 0.5
             kubeconfig = self.cluster.kubeconfig
-            self.namespace = "default"
+            self.namespace = TEST_NAMESPACE
         else:
             kubeconfig = self.external
             self.namespace = f"benchcal-e2e-{uuid.uuid4().hex[:6]}"
         self.kubectl = Kubectl(kubeconfig, self.namespace)
         if self.external is not None:
-            self.kubectl("create", "namespace", self.namespace)
-        self.kubectl("apply", "-f", str(CRD_FILE))
+            self._namespace(self.namespace)
+            self.kubectl("apply", "-f", str(CRD_FILE))
+            self._wait_crd()
+            self.operator = OperatorProcess(
+                kubeconfig, work_dir / "operator.log", kopf_command(self.namespace), operator_env
+            )
+            if os.environ.get("E2E_START_OPERATOR") == "1":
+                self.operator.start()
+            return
+        # locally: install the chart as helm would, then run its operator as its ServiceAccount
+        self.install = chart.install(self.namespace, chart_mode)
+        self._namespace(chart.RELEASE_NAMESPACE)
+        self._namespace(self.namespace)
+        for crd in self.install.crd_files:
+            self.kubectl("apply", "-f", str(crd))
+        self._wait_crd()
+        for ns, text in chart.manifests_by_namespace(self.install).items():
+            Kubectl(kubeconfig, ns or self.namespace)("apply", "-f", "-", input=text)
+        assert self.cluster is not None
+        operator_kubeconfig = self.cluster.kubeconfig_for(*self.install.operator_account)
+        command = [str(Path(sys.executable).parent / self.install.operator_args[0])]
+        command += self.install.operator_args[1:]
+        env = {**self.install.operator_env, **LOCAL_OPERATOR_ENV, **(operator_env or {})}
+        self.operator = OperatorProcess(operator_kubeconfig, work_dir / "operator.log", command, env)
+        self.operator.start()
+
+    def _namespace(self, name: str) -> None:
+        doc = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": name, "labels": RESTRICTED}}
+        self.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc))
+
+    def _wait_crd(self) -> None:
         self.kubectl(
             "wait", "--for=condition=Established", "crd/calibrationruns.benchcal.dev", "--timeout=30s"
         )
-        self.operator = OperatorProcess(kubeconfig, work_dir / "operator.log", self.namespace, operator_env)
-        if self.external is None or os.environ.get("E2E_START_OPERATOR") == "1":
-            self.operator.start()
 
     @property
     def local(self) -> bool:
@@ -175,6 +219,11 @@ class E2E:
     def host_path(self, pod_uid: str, path: str) -> Path | None:
         assert self.cluster is not None and self.cluster.runner is not None
         return self.cluster.runner.host_path(pod_uid, path)
+
+    def forbidden(self, user_prefix: str = "system:serviceaccount:") -> list[str]:
+        """403 messages the local server sent to ServiceAccounts (the operator, the pods) so far."""
+        assert self.cluster is not None
+        return [m for u, m in self.cluster.server.denials if u.startswith(user_prefix)]
 
     def job_creations(self) -> dict[str, int]:
         """Job name -> how many times a Job of that name was created (local only)."""

@@ -11,13 +11,18 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchcal import layout
 from tests.e2e.harness import E2E, load_manifest, sleep, wait_until
 
 pytestmark = [pytest.mark.e2e]
 
 
+def _checkpoints(e2e: E2E, run: str) -> Path:
+    return layout.checkpoints_dir(e2e.results_dir / run)  # the PVC sub-path of the run is its root
+
+
 def _results(e2e: E2E, run: str) -> list[Path]:
-    return sorted((e2e.results_dir / run).glob("*/results/*/*shot.json"))
+    return sorted(_checkpoints(e2e, run).glob("*/results/*/*shot.json"))
 
 
 def _running_evaluator_pod(e2e: E2E, run: str, checkpoint: str) -> dict | None:
@@ -39,12 +44,12 @@ def test_operator_kill_watch_restart_and_pod_disruption(e2e: E2E, tiny_series_bu
 
     # 1) an evaluator pod is disrupted after it finished at least one (benchmark, shots) pair
     first = wait_until(lambda: _results(e2e, name), 600, "a first finished pair")[0]
-    checkpoint = first.relative_to(e2e.results_dir / name).parts[0]
+    checkpoint = first.relative_to(_checkpoints(e2e, name)).parts[0]
     victim = wait_until(lambda: _running_evaluator_pod(e2e, name, checkpoint), 60, "the evaluator pod")
     done_before = {
-        p for p in _results(e2e, name) if p.relative_to(e2e.results_dir / name).parts[0] == checkpoint
+        p for p in _results(e2e, name) if p.relative_to(_checkpoints(e2e, name)).parts[0] == checkpoint
     }
-    e2e.cluster.runner.disrupt_pod("default", victim["metadata"]["name"])
+    e2e.cluster.runner.disrupt_pod(e2e.namespace, victim["metadata"]["name"])
 
     # 2) the operator dies without cleanup and (3) every watch stream is cut, then it comes back
     e2e.operator.kill()

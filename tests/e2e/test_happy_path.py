@@ -8,6 +8,14 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchcal.classification import (
+    INCONCLUSIVE,
+    NOISE,
+    POORLY_BEHAVED,
+    ROBUST,
+    SHOT_DEPENDENT,
+    StatusClassification,
+)
 from tests.e2e.harness import E2E, EXAMPLE, MANIFESTS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -31,14 +39,16 @@ def test_minimal_run_succeeds(e2e: E2E, tiny_series_built: None) -> None:
     assert conditions["Succeeded"]["status"] == "True"
     assert status["observedGeneration"] == run["metadata"]["generation"]
 
-    # the classification the reducer wrote: every benchmark classified into one of the four groups
-    classification = status["classification"]
-    groups = {"robust", "shot_dependent", "poorly_behaved", "noise"}
+    # the classification the reducer wrote: every benchmark in one of the groups, with a confidence
+    # (read back through its one typed definition: any other shape fails here)
+    classification = StatusClassification.from_status(status["classification"])
+    groups = {ROBUST, SHOT_DEPENDENT, POORLY_BEHAVED, NOISE, INCONCLUSIVE}
     benchmarks = {b["name"] if isinstance(b, dict) else b for b in doc["spec"]["suite"].get("benchmarks", [])}
-    per_benchmark = classification["benchmarks"]
-    names = set(per_benchmark) if isinstance(per_benchmark, dict) else {b["name"] for b in per_benchmark}
+    names = {b.name for b in classification.benchmarks}
     assert benchmarks <= names or not benchmarks
-    assert sum(classification["counts"].get(g, 0) for g in groups) == len(names)
+    assert classification.total_benchmarks == len(names) and not classification.truncated
+    assert sum(classification.counts[g] for g in groups) == len(names)
+    assert all(b.confidence is not None and 0 <= b.confidence <= 1 for b in classification.benchmarks)
 
     # kubectl get shows the printer columns, filled in
     table = e2e.kubectl("get", "calrun", name).stdout.splitlines()
@@ -63,3 +73,11 @@ def test_minimal_run_succeeds(e2e: E2E, tiny_series_built: None) -> None:
             report = e2e.host_path(reducer["items"][0]["metadata"]["uid"], str(report))
         assert report is not None and report.exists() and report.stat().st_size > 0, uri
         assert hashlib.sha256(report.read_bytes()).hexdigest() == status["resultsRef"]["sha256"]
+
+        # under the chart's RBAC, in a restricted namespace: the operator and every pod were
+        # authenticated as their ServiceAccounts, and none of their requests was refused
+        labels = e2e.kubectl.json("get", "namespace", e2e.namespace)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+        pods = e2e.kubectl.json("get", "pods", "-l", f"benchcal.dev/run={name}")["items"]
+        assert pods and {p["spec"]["serviceAccountName"] for p in pods} == {"benchcal-job"}
+        assert e2e.forbidden() == [], e2e.forbidden()

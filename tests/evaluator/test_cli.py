@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from benchcal.cli import main
+from benchcal.app.cli import main
 from benchcal.results import read_summary, result_path
 from benchcal_eval.cli import ProgressReporter
 from tests.evaluator.tiny_checkpoint import tiny_checkpoint_dir, write_tiny_tasks

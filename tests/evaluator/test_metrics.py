@@ -109,6 +109,9 @@ def test_cot_answer_is_taken_after_the_last_delimiter_before_the_stop_string():
 def test_cut_at_stop_uses_the_earliest_stop():
     assert cut_at_stop("abc\nQ: x\n\n", ["\n\n", "\nQ:"]) == "abc"
     assert cut_at_stop("abc", ["", "zz"]) == "abc"
+    # the one cut used by generation too (engine.generation imports it from here)
+    assert cut_at_stop("abc\n\nQ: x.", ["Q:", "\n\n"]) == "abc"
+    assert cut_at_stop("no stop here", ["zz", ""]) == "no stop here"
 
 
 def _pass_at_k_bruteforce(n, c, k):

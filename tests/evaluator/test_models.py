@@ -135,9 +135,9 @@ def test_smollm2_gguf_loads_and_engine_matches_reference(smollm2_gguf):
     requests.append(ScoreRequest(tuple(tok("1, 2, 3, 4,")["input_ids"]), tuple(tok(" 5, 6")["input_ids"])))
     ours = ScoringEngine(lm, row_tokens=64).score(requests)
     ref = naive_score(lm.model, requests)
-    # fp32 through 30 layers, packed rows vs one row per request: ~2e-5 per continuation token
-    # measured (5 tokens: 1.02e-4), so the bound scales with the tokens summed
-    for a, b, req in zip(ours, ref, requests, strict=True):
-        assert abs(a.logprob - b.logprob) < 1e-4 * len(req.continuation), (req, a.logprob, b.logprob)
+    # fp32 through 30 layers, packed rows vs one sequence per call: the summation order differs,
+    # so the bound is per scored token (measured: at most 2.0e-5 per token on this machine).
+    for a, b, r in zip(ours, ref, requests, strict=True):
+        assert abs(a.logprob - b.logprob) <= 5e-5 * len(r.continuation), (r, a.logprob, b.logprob)
     assert [a.greedy for a in ours] == [b.greedy for b in ref]
     assert max(range(4), key=lambda i: ours[i].logprob) == 0  # " Paris"

@@ -12,7 +12,8 @@ import random
 import pytest
 
 from benchcal.errors import BadInput
-from benchcal.tasks.registry import get_task, load_examples
+from benchcal.tasks.loading import load_examples
+from benchcal.tasks.registry import get_task
 from benchcal_eval.prompts import build_instances, fewshot_indices
 from tests.evaluator.task_specs import spec
 

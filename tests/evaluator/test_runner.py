@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
-from benchcal.errors import BadInput
 from benchcal.results import read_summary, result_path
 from benchcal.tasks.registry import load_task_file
+from benchcal.tasks.selection import grid
+from benchcal_eval.plan import prepare
 from benchcal_eval.requests import EngineStats
-from benchcal_eval.runner import config_key, parse_shots, prepare, run_checkpoint
+from benchcal_eval.runner import run_checkpoint
 from benchcal_eval.sandbox import Limits
 from tests.evaluator.tiny_checkpoint import tiny_checkpoint_dir, write_tiny_tasks
 
@@ -66,7 +66,7 @@ class CannedEngine:
 
 
 def _run(lm, tasks, names, shots, out, **kw):
-    plan = prepare([tasks[n] for n in names], shots, extra_tasks=list(tasks.values()), **kw)
+    plan = prepare(grid([tasks[n] for n in names], shots), **kw)
     engine = CountingEngine(lm)
     summary = run_checkpoint(lm, engine, plan, out, checkpoint="ck", flops=1e15)
     return summary, engine
@@ -82,7 +82,7 @@ def test_scores_match_the_one_request_at_a_time_reference(lm, tasks, tmp_path):
     assert not summary.failures and len(summary.results) == 6
     for result in summary.results:
         task = tasks[result.benchmark]
-        rows = plan_rows = prepare([task], (result.num_fewshot,)).examples[task.name]
+        rows = plan_rows = prepare(grid([task], (result.num_fewshot,))).examples[task.name]
         instances = build_instances(task, rows, result.num_fewshot)
         encoded = encode_task(task, rows, instances, lm.tokenizer, lm.max_length)
         per_example = [
@@ -142,7 +142,7 @@ def test_one_failing_pair_does_not_stop_the_others(lm, tasks, tmp_path):
     data = tmp_path / "long.jsonl"
     data.write_text(json.dumps({"context": "the cat", "continuation": " ".join(["mat"] * 400)}) + "\n")
     long_task = replace(tasks["tiny_lm"], name="tiny_long", data_file=str(data))
-    plan = prepare([tasks["tiny_mc"], long_task, tasks["tiny_schema"]], (0,))
+    plan = prepare(grid([tasks["tiny_mc"], long_task, tasks["tiny_schema"]], (0,)))
     summary = run_checkpoint(lm, CountingEngine(lm), plan, tmp_path / "out", checkpoint="ck")
     assert [r.benchmark for r in summary.results] == ["tiny_mc", "tiny_schema"]
     assert [(f.benchmark, f.num_fewshot) for f in summary.failures] == [("tiny_long", 0)]
@@ -152,7 +152,7 @@ def test_one_failing_pair_does_not_stop_the_others(lm, tasks, tmp_path):
 
 
 def test_generation_exact_match_is_wired_through(lm, tasks, tmp_path):
-    plan = prepare([tasks["tiny_gen"]], (0,), per_example=True)
+    plan = prepare(grid([tasks["tiny_gen"]], (0,)), per_example=True)
     outputs = [[" in France\nQuestion: next"], [" The answer is 42"], [" mat"]]
     summary = run_checkpoint(lm, CannedEngine(outputs), plan, tmp_path, checkpoint="ck")
     result = summary.results[0]
@@ -179,7 +179,7 @@ def test_code_pass_at_k_runs_completions_in_the_sandbox(lm, tmp_path):
         ["    return a + b\n", "    return a * b\n"],
         ["    while True:\n        pass\n", "    return -a\n"],
     ]
-    plan = prepare([task], (0,), per_example=True, sandbox=Limits(timeout_s=2.0, memory_mb=512))
+    plan = prepare(grid([task], (0,)), per_example=True, sandbox=Limits(timeout_s=2.0, memory_mb=512))
     summary = run_checkpoint(lm, CannedEngine(outputs), plan, tmp_path / "out", checkpoint="ck")
     result = summary.results[0]
     assert result.metric == "pass@1" and result.accuracy == pytest.approx(0.5)  # 1/2 on each problem
@@ -190,78 +190,27 @@ def test_code_pass_at_k_runs_completions_in_the_sandbox(lm, tmp_path):
     assert per_example[1]["samples"][0]["result"].startswith("timeout")
 
 
-def test_prepare_rejects_bad_runs_before_any_work(tasks, tmp_path):
-    bad = tmp_path / "bad.jsonl"
-    bad.write_text('{"context": "a", "continuation": "b"}\n{"context": "a", \n')
-    with pytest.raises(BadInput, match=r"bad\.jsonl:2"):
-        prepare([replace(tasks["tiny_lm"], data_file=str(bad))], (0,))
-    with pytest.raises(BadInput, match="shot"):
-        prepare([tasks["tiny_lm"]], (-1,))
-    with pytest.raises(BadInput, match="no benchmarks"):
-        prepare([], (0,))
-    with pytest.raises(BadInput, match="unavailable"):
-        prepare([replace(tasks["tiny_lm"], available=False, unavailable_reason="data missing")], (0,))
-
-
-@pytest.mark.parametrize("text", ["", "0,x", "1,-1", "3,3", "1.5"])
-def test_parse_shots_rejects(text):
-    with pytest.raises(BadInput, match="--shots"):
-        parse_shots(text)
-
-
-def test_parse_shots_accepts():
-    assert parse_shots("0, 1,3,5,10") == (0, 1, 3, 5, 10)
-
-
-def test_config_key_covers_what_changes_scores(tasks, tmp_path):
-    task = tasks["tiny_lm"]
-    ident = {"source": "/m", "config_sha256": "abc", "dtype": "float32", "device": "cpu"}
-    base = config_key(ident, task, 3, seed=None, limit=None, max_length=256)
-    assert base == config_key({**ident, "device": "cuda"}, task, 3, seed=None, limit=None, max_length=256)
-    assert base == config_key(
-        ident, task, 3, seed=1234, limit=None, max_length=256
-    )  # the task's default seed
-    changed = [
-        config_key({**ident, "config_sha256": "abd"}, task, 3, seed=None, limit=None, max_length=256),
-        config_key({**ident, "dtype": "bfloat16"}, task, 3, seed=None, limit=None, max_length=256),
-        config_key(ident, task, 5, seed=None, limit=None, max_length=256),
-        config_key(ident, task, 3, seed=7, limit=None, max_length=256),
-        config_key(ident, task, 3, seed=None, limit=10, max_length=256),
-        config_key(ident, task, 3, seed=None, limit=None, max_length=128),
-        config_key(
-            ident, replace(task, continuation_delimiter="\n"), 3, seed=None, limit=None, max_length=256
-        ),
-    ]
-    assert base not in changed and len(set(changed)) == len(changed)
-    copy = tmp_path / "copy.jsonl"
-    copy.write_text(Path(task.data_file).read_text())  # same content elsewhere: same key
-    assert base == config_key(
-        ident, replace(task, data_file=str(copy)), 3, seed=None, limit=None, max_length=256
-    )
-    copy.write_text(Path(task.data_file).read_text() + '{"context": "x", "continuation": "y"}\n')
-    assert base != config_key(
-        ident, replace(task, data_file=str(copy)), 3, seed=None, limit=None, max_length=256
-    )
-
-
-def test_summary_covers_earlier_invocations_into_the_same_directory(lm, tasks, tmp_path):
-    # benchcal.commands runs one invocation per distinct shot list into one checkpoint directory.
+def test_the_summary_covers_exactly_the_pairs_of_the_call(lm, tasks, tmp_path):
+    # One call evaluates a whole checkpoint (benchcal.commands): its summary lists its own pairs.
     _run(lm, tasks, ["tiny_mc"], (0,), tmp_path)
     summary, _ = _run(lm, tasks, ["tiny_schema"], (0, 1), tmp_path)
     assert sorted((r.benchmark, r.num_fewshot) for r in summary.results) == [
+        ("tiny_schema", 0),
+        ("tiny_schema", 1),
+    ]
+    assert sorted((r.benchmark, r.num_fewshot) for r in read_summary(tmp_path).results) == [
+        ("tiny_schema", 0), ("tiny_schema", 1)
+    ]  # fmt: skip
+    assert result_path(tmp_path, "tiny_mc", 0).exists()  # the other call's finished result is kept
+
+
+def test_pairs_with_different_shot_lists_run_in_one_call_with_one_model(lm, tasks, tmp_path):
+    from benchcal.tasks.selection import select
+
+    pairs = select("tiny_mc:0;tiny_schema:0,1", extra=list(tasks.values()))
+    engine = CountingEngine(lm)
+    summary = run_checkpoint(lm, engine, prepare(pairs), tmp_path, checkpoint="ck")
+    assert [(r.benchmark, r.num_fewshot) for r in summary.results] == [
         ("tiny_mc", 0), ("tiny_schema", 0), ("tiny_schema", 1)
     ]  # fmt: skip
-    # Results computed under other settings (here: another limit) are not summarised.
-    summary, _ = _run(lm, tasks, ["tiny_schema"], (0,), tmp_path, limit=1)
-    assert sorted((r.benchmark, r.num_fewshot) for r in summary.results) == [("tiny_schema", 0)]
-
-
-def test_shards_split_the_pairs_without_overlap(tasks):
-    specs = list(tasks.values())
-    plans = [prepare(specs, (0, 1), shard=(i, 3)) for i in range(3)]
-    everything = [(t.name, k) for t, k in prepare(specs, (0, 1)).pairs]
-    split = [[(t.name, k) for t, k in p.pairs] for p in plans]
-    assert sorted(pair for part in split for pair in part) == sorted(everything)
-    assert all(split), "every shard gets work when there are more pairs than shards"
-    with pytest.raises(BadInput, match="shard index"):
-        prepare(specs, (0,), shard=(3, 3))
+    assert len(engine.calls) == 3 and not summary.failures

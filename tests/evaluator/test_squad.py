@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import pytest
 
-from benchcal.cli import main
+from benchcal.app.cli import main
 from benchcal.results import read_summary
-from benchcal.tasks.registry import get_task, load_examples, preset_shots
+from benchcal.tasks.loading import load_examples
+from benchcal.tasks.registry import get_task, preset_shots
 from benchcal_eval.prompts import build_instances
 from tests.evaluator.tiny_checkpoint import tiny_checkpoint_dir
 

@@ -11,7 +11,8 @@ import dataclasses
 import pytest
 
 from benchcal.errors import BadInput
-from benchcal.tasks.registry import get_task, load_examples
+from benchcal.tasks.loading import load_examples
+from benchcal.tasks.registry import get_task
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.tokenize import (
     ANSWER_BUFFER_TOKENS,

@@ -20,7 +20,7 @@ import pytest
 
 from tests.kube.apiserver import LocalApiServer
 from tests.kube.jobrunner import CommandOverride, JobRunner
-from tests.kube.kubeconfig import write_kubeconfig
+from tests.kube.satoken import PodCredentials
 
 
 class LocalCluster:
@@ -39,19 +39,24 @@ class LocalCluster:
     ):
         self.work_dir = Path(work_dir)
         self.server = LocalApiServer(log_dir=self.work_dir / "logs", bookmark_interval=bookmark_interval)
-        self.kubeconfig = write_kubeconfig(self.work_dir / "kubeconfig", self.server.url)
+        self.kubeconfig = self.server.admin_kubeconfig(self.work_dir / "kubeconfig")  # system:masters
         self.runner: JobRunner | None = None
         if runner:
             self.runner = JobRunner(
                 self.server.api,
                 work_dir=self.work_dir / "node",
                 log_dir=self.work_dir / "logs",
-                kubeconfig=self.kubeconfig,
+                credentials=PodCredentials.of(self.server),
                 max_parallel_pods=max_parallel_pods,
                 command_override=command_override,
                 extra_env=extra_env,
                 pvc_dirs=pvc_dirs,
             )
+
+    def kubeconfig_for(self, namespace: str, service_account: str) -> Path:
+        """A kubeconfig that authenticates as ``system:serviceaccount:NS:SA`` (the SA must exist)."""
+        path = self.work_dir / "kubeconfigs" / f"{namespace}-{service_account}"
+        return self.server.kubeconfig_for(path, namespace, service_account)
 
     def start(self) -> LocalCluster:
         self.server.start()
@@ -133,7 +138,7 @@ def kube_server(tmp_path: Path) -> Iterator[LocalApiServer]:
 def kubectl(kube_server: LocalApiServer, tmp_path: Path) -> Kubectl:
     if not kubectl_available():
         pytest.skip("kubectl is not on PATH")
-    return Kubectl(write_kubeconfig(tmp_path / "kubeconfig", kube_server.url))
+    return Kubectl(kube_server.admin_kubeconfig(tmp_path / "kubeconfig"))
 
 
 def external_kubeconfig() -> Path | None:

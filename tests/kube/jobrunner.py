@@ -20,6 +20,7 @@ from typing import Any
 from tests.kube.apiserver.api import Api
 from tests.kube.apiserver.errors import ApiError
 from tests.kube.apiserver.types import now_iso
+from tests.kube.events import EventRecorder
 from tests.kube.jobpolicy import (
     INDEX_ANNOTATION,
     TRACKING,
@@ -32,9 +33,11 @@ from tests.kube.jobpolicy import (
 )
 from tests.kube.kubelet import Kubelet, RunningPod
 from tests.kube.node import NodeAgent
+from tests.kube.satoken import PodCredentials
 
 log = logging.getLogger(__name__)
 
+MAX_CREATE_BACKOFF = 60.0
 CommandOverride = Callable[[dict[str, Any], dict[str, Any]], "list[str] | None"]
 
 
@@ -45,7 +48,7 @@ class JobRunner(NodeAgent):
         *,
         work_dir: Path,
         log_dir: Path,
-        kubeconfig: Path,
+        credentials: PodCredentials | None = None,
         node_name: str = "local-node",
         max_parallel_pods: int = 2,
         pvc_dirs: dict[str, Path] | None = None,
@@ -53,6 +56,7 @@ class JobRunner(NodeAgent):
         command_override: CommandOverride | None = None,
         interval: float = 0.1,
         failure_backoff: float = 1.0,
+        create_backoff: float = 1.0,
     ):
         self.api = api
         self.node = node_name
@@ -60,12 +64,18 @@ class JobRunner(NodeAgent):
         self.command_override = command_override
         self.interval = interval
         self.failure_backoff = failure_backoff  # the real controller starts at 10 s; tests use less
+        # refused pod creates are retried after 1 s, doubling up to a minute (DefaultJobApiBackOff)
+        self.create_backoff = create_backoff
+        self.create_delays: dict[str, float] = {}
+        self.next_create_at: dict[str, float] = {}
+        self.create_failures: dict[str, int] = {}  # job uid -> refused pod creates (tests assert on it)
+        self.recorder = EventRecorder(api, "job-controller")
         self.start_delay = 0.0
         self.kubelet = Kubelet(
             api,
             work_dir=work_dir,
             log_dir=log_dir,
-            kubeconfig=kubeconfig,
+            credentials=credentials,
             pvc_dirs=pvc_dirs,
             extra_env=extra_env,
         )
@@ -283,7 +293,8 @@ class JobRunner(NodeAgent):
     ) -> int:
         """Create the missing pods; returns how many were created."""
         meta, spec = job["metadata"], job["spec"]
-        if time.monotonic() < self.next_pod_at.get(meta["uid"], 0.0):
+        now = time.monotonic()
+        if now < self.next_pod_at.get(meta["uid"], 0.0) or now < self.next_create_at.get(meta["uid"], 0.0):
             return 0
         if spec.get("podReplacementPolicy") == "Failed" and terminating:
             return 0  # wait for terminating pods to be fully gone before replacing them
@@ -292,17 +303,20 @@ class JobRunner(NodeAgent):
             busy = {int(p["metadata"]["annotations"][INDEX_ANNOTATION]) for p in active + terminating}
             todo = [i for i in range(spec["completions"]) if i not in done_idx and i not in busy]
             todo = todo[: max(0, parallelism - len(active))]
-            for i in todo:
-                self._create_pod(job, i)
+            for n, i in enumerate(todo):
+                if not self._create_pod(job, i):
+                    return n
             return len(todo)
         completions = spec.get("completions")
         remaining = (completions - succeeded) if completions is not None else parallelism
         missing = max(0, min(parallelism, remaining) - len(active))
-        for _ in range(missing):
-            self._create_pod(job, None)
+        for n in range(missing):
+            if not self._create_pod(job, None):
+                return n
         return missing
 
-    def _create_pod(self, job: dict[str, Any], index: int | None) -> None:
+    def _create_pod(self, job: dict[str, Any], index: int | None) -> bool:
+        """Create one pod; on refusal record FailedCreate and back off, as the real controller."""
         meta = job["metadata"]
         template = job["spec"]["template"]
         pod_meta: dict[str, Any] = {
@@ -341,8 +355,23 @@ class JobRunner(NodeAgent):
                 }
                 for c in spec["containers"]
             ]
-        self.api.create(self.pods_t, meta["namespace"], {"metadata": pod_meta, "spec": spec})
+        try:
+            self.api.create(self.pods_t, meta["namespace"], {"metadata": pod_meta, "spec": spec})
+        except ApiError as exc:
+            if "because it is being terminated" not in exc.message:  # no event, as upstream
+                self.recorder.warning(
+                    {**job, "apiVersion": "batch/v1", "kind": "Job"},
+                    "FailedCreate",
+                    f"Error creating: {exc.message}",
+                )
+            delay = self.create_delays.get(meta["uid"], self.create_backoff)
+            self.create_delays[meta["uid"]] = min(delay * 2, MAX_CREATE_BACKOFF)
+            self.next_create_at[meta["uid"]] = time.monotonic() + delay
+            self.create_failures[meta["uid"]] = self.create_failures.get(meta["uid"], 0) + 1
+            return False
+        self.create_delays.pop(meta["uid"], None)
         self.pods_created[meta["uid"]] = self.pods_created.get(meta["uid"], 0) + 1
+        return True
 
     def _write_status(self, job: dict[str, Any], status: dict[str, Any]) -> None:
         if status != (job.get("status") or {}):

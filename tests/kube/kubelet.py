@@ -9,7 +9,9 @@ Mapping rules (documented in docs/testing.md):
   wherever the mountPath occurs as a whole path component (so ``/tmp/hf`` -> ``<tmpdir>/hf``).
 - env: ``$(VAR)`` expansion as Kubernetes does; fieldRef (metadata.name/namespace/uid/labels/
   annotations, spec.nodeName, status.podIP), secretKeyRef, configMapKeyRef, envFrom.
-  ``KUBECONFIG`` points at the local server (so in-cluster-or-kubeconfig clients work).
+  A container that mounts a ServiceAccount token volume (``projected``, added by the server's
+  ServiceAccount admission unless ``automountServiceAccountToken: false``) gets ``KUBECONFIG``
+  pointing at a kubeconfig with that token (see satoken.py); others get no API credentials.
 - the image is ignored: the command runs on this machine with the test's PATH.
 """
 
@@ -29,6 +31,7 @@ from typing import Any
 
 from tests.kube.apiserver.api import Api
 from tests.kube.apiserver.errors import ApiError
+from tests.kube.satoken import PodCredentials, fill_projected, token_mount
 
 _VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
 
@@ -98,14 +101,14 @@ class Kubelet:
         *,
         work_dir: Path,
         log_dir: Path,
-        kubeconfig: Path,
+        credentials: PodCredentials | None = None,
         pvc_dirs: dict[str, Path] | None = None,
         extra_env: dict[str, str] | None = None,
     ):
         self.api = api
         self.work_dir = work_dir
         self.log_dir = log_dir
-        self.kubeconfig = kubeconfig
+        self.credentials = credentials
         self.pvc_dirs = dict(pvc_dirs or {})
         self.extra_env = dict(extra_env or {})
 
@@ -137,6 +140,9 @@ class Kubelet:
                 path = self.pvc_dirs.get(claim) or self.work_dir / "pvcs" / ns / claim
             elif "hostPath" in vol:
                 path = Path(vol["hostPath"]["path"])
+            elif "projected" in vol:
+                path = pod_dir / "volumes" / name
+                fill_projected(self.credentials, pod, vol, path, self._data)
             else:
                 path = pod_dir / "volumes" / name
                 for key, plural, ref in (
@@ -156,7 +162,11 @@ class Kubelet:
         return out
 
     def _env(
-        self, pod: dict[str, Any], container: dict[str, Any], path_map: list[tuple[str, str]]
+        self,
+        pod: dict[str, Any],
+        container: dict[str, Any],
+        path_map: list[tuple[str, str]],
+        kubeconfig: Path | None = None,
     ) -> dict[str, str]:
         ns = pod["metadata"]["namespace"]
         env = {
@@ -179,7 +189,8 @@ class Kubelet:
         # the "image" is this checkout: its interpreter's bin dir (benchcal, kopf) comes first on PATH
         env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
         env.update(self.extra_env)
-        env["KUBECONFIG"] = str(self.kubeconfig)
+        if kubeconfig is not None:
+            env["KUBECONFIG"] = str(kubeconfig)
         env["HOSTNAME"] = pod["spec"].get("hostname") or pod["metadata"]["name"]
         base = dict(env)
         for src in container.get("envFrom") or []:
@@ -235,7 +246,13 @@ class Kubelet:
             log_path.parent.mkdir(parents=True, exist_ok=True)
             log = log_path.open("ab")
             try:
-                env = self._env(pod, container, path_map)
+                token_volume = token_mount(container)
+                kubeconfig = None
+                if token_volume is not None and self.credentials is not None:
+                    kubeconfig = self.credentials.kubeconfig_for(
+                        volumes[token_volume], meta["namespace"], pod_dir / f"kubeconfig-{cname}"
+                    )
+                env = self._env(pod, container, path_map, kubeconfig)
                 argv = [
                     rewrite_paths(expand_vars(a, env), path_map)
                     for a in (container.get("command") or []) + (container.get("args") or [])

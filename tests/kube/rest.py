@@ -4,15 +4,36 @@ from __future__ import annotations
 
 import http.client
 import json
+import ssl
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 
 class Rest:
-    def __init__(self, base_url: str):
+    """``token=None`` sends no Authorization header (the server answers 401)."""
+
+    def __init__(self, base_url: str, *, token: str | None = None, ca_file: str | None = None):
         parts = urlsplit(base_url)
-        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 80
+        self.host, self.port = parts.hostname or "127.0.0.1", parts.port or 443
+        self.token = token
+        self.context = (
+            ssl.create_default_context(cafile=str(ca_file)) if ca_file else ssl.create_default_context()
+        )
+
+    @classmethod
+    def admin(cls, server: Any) -> Rest:
+        return cls(server.url, token=server.admin_token, ca_file=server.ca_file)
+
+    @classmethod
+    def as_token(cls, server: Any, token: str | None) -> Rest:
+        return cls(server.url, token=token, ca_file=server.ca_file)
+
+    def _connection(self, timeout: float) -> http.client.HTTPSConnection:
+        return http.client.HTTPSConnection(self.host, self.port, timeout=timeout, context=self.context)
+
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
 
     def request(
         self,
@@ -22,9 +43,9 @@ class Rest:
         content_type: str = "application/json",
         headers: dict[str, str] | None = None,
     ) -> tuple[int, Any]:
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=30)
+        conn = self._connection(30)
         data = json.dumps(body).encode() if body is not None else None
-        hdrs = {"Content-Type": content_type, "Accept": "application/json", **(headers or {})}
+        hdrs = {"Content-Type": content_type, "Accept": "application/json", **self._auth(), **(headers or {})}
         conn.request(method, path, body=data, headers=hdrs)
         resp = conn.getresponse()
         raw = resp.read()
@@ -56,8 +77,8 @@ class Rest:
 
     def watch(self, path: str, timeout: float = 10) -> Iterator[dict[str, Any]]:
         """Yield watch events until the server ends the stream (or the socket times out)."""
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout)
-        conn.request("GET", path, headers={"Accept": "application/json"})
+        conn = self._connection(timeout)
+        conn.request("GET", path, headers={"Accept": "application/json", **self._auth()})
         resp = conn.getresponse()
         try:
             while True:

@@ -72,7 +72,7 @@ BASE = "/apis/example.com/v1/namespaces/default/widgets"
 
 @pytest.fixture
 def rest(kube_server) -> Rest:
-    r = Rest(kube_server.url)
+    r = Rest.admin(kube_server)
     code, crd = r.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", CRD)
     assert code == 201, crd
     return r
@@ -99,7 +99,7 @@ def test_schema_validation_errors_name_the_field(rest: Rest) -> None:
     assert "should be greater than or equal to 1" in err["message"]
     code, err = rest.post(BASE, _widget("w2"))
     assert code == 422 and err["details"]["causes"][0] == {
-        "reason": "FieldValueInvalid",
+        "reason": "FieldValueRequired",  # the cause type is the field error's type, as upstream
         "message": "Required value",
         "field": "spec.size",
     }

@@ -24,7 +24,7 @@ def _owner_and_child(rest: Rest, owner: str = "owner", child: str = "child", blo
 
 
 def test_background_deletion_collects_dependents(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     _owner_and_child(rest)
     assert rest.delete(f"{NS}/configmaps/owner")[0] == 200
     assert rest.get(f"{NS}/configmaps/owner")[0] == 404
@@ -32,7 +32,7 @@ def test_background_deletion_collects_dependents(kube_server) -> None:
 
 
 def test_foreground_deletion_waits_for_dependents(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     _owner_and_child(rest)
     rest.patch(f"{NS}/configmaps/child", {"metadata": {"finalizers": ["example.com/slow"]}})
     code, obj = rest.delete(f"{NS}/configmaps/owner", {"propagationPolicy": "Foreground"})
@@ -44,7 +44,7 @@ def test_foreground_deletion_waits_for_dependents(kube_server) -> None:
 
 
 def test_orphan_deletion_keeps_dependents_without_owner_refs(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     _owner_and_child(rest)
     rest.delete(f"{NS}/configmaps/owner", {"propagationPolicy": "Orphan"})
     wait_for(lambda: rest.get(f"{NS}/configmaps/owner")[0] == 404, 5)
@@ -54,7 +54,7 @@ def test_orphan_deletion_keeps_dependents_without_owner_refs(kube_server) -> Non
 
 def test_plain_job_delete_orphans_pods_like_batch_v1(kube_server) -> None:
     """batch/v1 keeps its legacy default: an API DELETE without a policy orphans the pods."""
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     job = {
         "metadata": {"name": "j"},
         "spec": {
@@ -94,7 +94,7 @@ def test_plain_job_delete_orphans_pods_like_batch_v1(kube_server) -> None:
 
 
 def test_dependent_of_a_missing_owner_is_collected(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     ref = {
         "apiVersion": "v1",
         "kind": "ConfigMap",
@@ -106,7 +106,7 @@ def test_dependent_of_a_missing_owner_is_collected(kube_server) -> None:
 
 
 def test_namespace_deletion_removes_contents(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     rest.post("/api/v1/namespaces", {"metadata": {"name": "doomed"}})
     wait_for(lambda: rest.get("/api/v1/namespaces/doomed/serviceaccounts/default")[0] == 200, 5)
     rest.post("/api/v1/namespaces/doomed/configmaps", {"metadata": {"name": "x"}})

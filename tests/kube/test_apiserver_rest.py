@@ -11,7 +11,7 @@ CM = "/api/v1/namespaces/default/configmaps"
 
 @pytest.fixture
 def rest(kube_server) -> Rest:
-    return Rest(kube_server.url)
+    return Rest.admin(kube_server)
 
 
 def _cm(name: str, labels: dict[str, str] | None = None, **data: str) -> dict:
@@ -58,7 +58,7 @@ def test_create_get_list_and_errors(rest: Rest) -> None:
     assert (
         code == 200
         and lst["kind"] == "ConfigMapList"
-        and [i["metadata"]["name"] for i in lst["items"]] == ["a"]
+        and [i["metadata"]["name"] for i in lst["items"]] == ["a", "kube-root-ca.crt"]
     )
     assert int(lst["metadata"]["resourceVersion"]) >= int(meta["resourceVersion"])
     code, err = rest.post("/api/v1/namespaces/nowhere/configmaps", _cm("b"))
@@ -157,9 +157,10 @@ def test_label_and_field_selectors(rest: Rest) -> None:
     assert names("labelSelector=app%3Dx") == ["one", "two"]
     assert names("labelSelector=app%3Dx,tier!%3Da") == ["two"]
     assert names("labelSelector=tier+in+(a,b)") == ["one", "two"]
-    assert names("labelSelector=!tier") == ["three"]
+    assert names("labelSelector=!tier") == ["kube-root-ca.crt", "three"]
     assert names("fieldSelector=metadata.name%3Done") == ["one"]
-    assert names("fieldSelector=metadata.name!%3Done") == ["three", "two"]
+    # every namespace holds the root-CA ConfigMap, as on a real cluster
+    assert names("fieldSelector=metadata.name!%3Done") == ["kube-root-ca.crt", "three", "two"]
     assert rest.get(f"{CM}?fieldSelector=data.x%3D1")[0] == 400
 
 
@@ -174,7 +175,7 @@ def test_list_pagination(rest: Rest) -> None:
         _, page = rest.get(f"{CM}?limit=2&continue={token}")
         seen += [i["metadata"]["name"] for i in page["items"]]
         token = page["metadata"].get("continue")
-    assert sorted(seen) == [f"page-{i}" for i in range(5)]
+    assert sorted(seen) == ["kube-root-ca.crt"] + [f"page-{i}" for i in range(5)]
 
 
 def test_finalizers_block_deletion(rest: Rest) -> None:

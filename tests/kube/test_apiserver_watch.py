@@ -22,7 +22,7 @@ def _collect(rest: Rest, path: str, out: list[dict], timeout: float = 10) -> thr
 
 
 def test_watch_streams_changes_and_resumes(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     _, a = rest.post(CM, {"metadata": {"name": "a"}})
     events: list[dict] = []
     th = _collect(
@@ -45,14 +45,17 @@ def test_watch_streams_changes_and_resumes(kube_server) -> None:
 
 
 def test_watch_without_version_starts_with_current_state(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     rest.post(CM, {"metadata": {"name": "existing"}})
     events = list(rest.watch(f"{CM}?watch=true&timeoutSeconds=1"))
-    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [("ADDED", "existing")]
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "existing"),
+        ("ADDED", "kube-root-ca.crt"),
+    ]
 
 
 def test_too_old_resource_version_is_410_gone(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     _, a = rest.post(CM, {"metadata": {"name": "a"}})
     rest.patch(f"{CM}/a", {"data": {"x": "1"}})
     kube_server.compact()
@@ -62,7 +65,7 @@ def test_too_old_resource_version_is_410_gone(kube_server) -> None:
 
 
 def test_bookmarks_only_when_allowed(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     _, lst = rest.get(CM)
     rv = lst["metadata"]["resourceVersion"]
     with_marks = list(
@@ -74,7 +77,7 @@ def test_bookmarks_only_when_allowed(kube_server) -> None:
 
 
 def test_label_selector_watch_sees_objects_enter_and_leave(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     _, lst = rest.get(CM)
     events: list[dict] = []
     th = _collect(
@@ -91,7 +94,7 @@ def test_label_selector_watch_sees_objects_enter_and_leave(kube_server) -> None:
 
 
 def test_restart_watches_ends_open_streams(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     events: list[dict] = []
     done = threading.Event()
 
@@ -107,7 +110,7 @@ def test_restart_watches_ends_open_streams(kube_server) -> None:
 
 
 def test_namespaced_watch_ignores_other_namespaces(kube_server) -> None:
-    rest = Rest(kube_server.url)
+    rest = Rest.admin(kube_server)
     rest.post("/api/v1/namespaces", {"metadata": {"name": "other"}})
     _, lst = rest.get("/api/v1/configmaps")
     events: list[dict] = []

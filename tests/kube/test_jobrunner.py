@@ -263,3 +263,88 @@ def test_deleting_a_running_job_in_background_removes_its_pods(cluster: LocalClu
     api.delete(api.type("batch", "v1", "jobs"), "default", "doomed", {"propagationPolicy": "Background"})
     wait_for(lambda: not _pods(cluster, "doomed"), 15, what="pods of the deleted Job gone")
     assert not cluster.runner.running
+
+
+# ------------------------------------------------------------ admission refusals and credentials
+def _events(cluster: LocalCluster, job: str) -> list[dict]:
+    api = cluster.server.api
+    events, _ = api.list(api.type("", "v1", "events"), "default")
+    return [e for e in events if e["involvedObject"]["name"] == job and e["involvedObject"]["kind"] == "Job"]
+
+
+def test_missing_service_account_gives_failed_create_and_no_pod(cluster: LocalCluster) -> None:
+    api = cluster.server.api
+    cluster.runner.create_backoff = 0.2
+    job = _job("orphan", "true", pod={"serviceAccountName": "ghost"})
+    api.create(api.type("batch", "v1", "jobs"), "default", job)
+    # the controller retries with backoff and aggregates the repeats into one event's count
+    (event,) = wait_for(
+        lambda: [e for e in _events(cluster, "orphan") if e.get("count", 1) >= 3] or None,
+        20,
+        what="repeated FailedCreate",
+    )
+    assert event["type"] == "Warning" and event["reason"] == "FailedCreate"
+    assert event["source"] == {"component": "job-controller"}
+    assert event["message"] == (
+        'Error creating: pods "orphan-" is forbidden: error looking up service account default/ghost: '
+        'serviceaccount "ghost" not found'
+    )
+    assert _pods(cluster, "orphan") == []
+    status = api.get(api.type("batch", "v1", "jobs"), "default", "orphan")["status"]
+    assert status.get("active", 0) == 0 and not status.get("conditions")
+    # the account appears: the next retry creates the pod and the Job completes
+    api.create(api.type("", "v1", "serviceaccounts"), "default", {"metadata": {"name": "ghost"}})
+    wait_for(
+        lambda: any(
+            c["type"] == "Complete"
+            for c in api.get(api.type("batch", "v1", "jobs"), "default", "orphan")["status"].get("conditions")
+            or []
+        ),
+        30,
+        what="the Job to complete once its ServiceAccount exists",
+    )
+
+
+def test_pod_security_refusal_is_a_failed_create(cluster: LocalCluster) -> None:
+    api = cluster.server.api
+    ns = {"metadata": {"name": "locked", "labels": {"pod-security.kubernetes.io/enforce": "restricted"}}}
+    api.create(api.type("", "v1", "namespaces"), None, ns)
+    _, warnings = api.create(api.type("batch", "v1", "jobs"), "locked", _job("loose", "true"))
+    assert warnings and warnings[0].startswith('would violate PodSecurity "restricted:latest"')
+
+    def refused() -> list[dict] | None:
+        events, _ = api.list(api.type("", "v1", "events"), "locked")
+        return [e for e in events if e["reason"] == "FailedCreate"] or None
+
+    (event,) = wait_for(refused, 20, what="FailedCreate for PodSecurity")
+    assert event["message"].startswith('Error creating: pods "loose-')
+    assert (
+        'is forbidden: violates PodSecurity "restricted:latest": allowPrivilegeEscalation != false'
+        in event["message"]
+    )
+    pods, _ = api.list(api.type("", "v1", "pods"), "locked")
+    assert pods == []
+
+
+def test_pods_authenticate_as_their_service_account(cluster: LocalCluster, tmp_path: Path) -> None:
+    api = cluster.server.api
+    api.create(api.type("", "v1", "serviceaccounts"), "default", {"metadata": {"name": "worker"}})
+    probe = "kubectl get configmaps kube-root-ca.crt -o name; kubectl get pods 2>&1; true"
+    job = _run(cluster, _job("whoami", probe, pod={"serviceAccountName": "worker"}))
+    assert job["status"]["succeeded"] == 1
+    log = (
+        tmp_path / "logs" / "default" / _pods(cluster, "whoami")[0]["metadata"]["name"] / "main.log"
+    ).read_text()
+    # the token is the pod's own ServiceAccount's: no RBAC grant, so both reads are refused
+    assert 'User "system:serviceaccount:default:worker" cannot get resource "configmaps"' in log
+    assert 'User "system:serviceaccount:default:worker" cannot list resource "pods"' in log
+    # without automount the pod has no credentials at all
+    job = _run(
+        cluster,
+        _job(
+            "no-token",
+            'test -z "$KUBECONFIG" && test ! -e /var/run/secrets/kubernetes.io/serviceaccount/token',
+            pod={"automountServiceAccountToken": False},
+        ),
+    )
+    assert job["status"]["succeeded"] == 1

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchcal_operator import jobs, naming
+from benchcal import commands, naming
+from benchcal_operator import jobs
 from benchcal_operator.settings import Settings
 
 SETTINGS = Settings(evaluator_image="eval:1", reducer_image="reduce:1")
@@ -55,6 +56,8 @@ def test_failure_policy_fails_fast_on_bad_input_and_ignores_preemption(make_run)
     run = make_run(evaluator={"backoffLimit": 2, "activeDeadlineSeconds": 3600})
     spec = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)["spec"]
     assert spec["backoffLimit"] == 2 and spec["activeDeadlineSeconds"] == 3600
+    defaults = jobs.build_evaluator_job(make_run(), make_run().checkpoints[0], SETTINGS)["spec"]
+    assert defaults["backoffLimit"] == 1 and "activeDeadlineSeconds" not in defaults  # the CRD's defaults
     rules = spec["podFailurePolicy"]["rules"]
     assert rules[0] == {
         "action": "FailJob",
@@ -70,21 +73,30 @@ def test_evaluate_command_follows_the_cli_contract(make_run):
     assert cmd[:2] == ["benchcal", "evaluate"]
     args = dict(zip(cmd[2::2], cmd[3::2], strict=True))
     assert args["--model"] == "builtin:tiny-series/s1"
-    assert args["--tasks"] == "arc_easy,jeopardy" and args["--shots"] == "0,3"
-    assert args["--out"] == "/benchcal/results/runs/tiny/s1"
+    assert args["--tasks"] == "arc_easy:0,3;jeopardy:0,3" and "--shots" not in args
+    assert args["--out"] == "/benchcal/results/runs/tiny/checkpoints/s1"  # benchcal.layout
     assert args["--checkpoint"] == "s1" and float(args["--flops"]) == 1e15
-    assert args["--limit"] == "20" and args["--seed"] == "1234"
+    assert args["--limit"] == "20" and args["--seed"] == "1234" and args["--dtype"] == "auto"
     assert args["--publish-configmap"] == "ml/tiny-summary-s1"
+    # the container args are exactly the shared command line, with the pod's model and out paths
+    assert cmd == commands.evaluate_command(
+        run,
+        run.checkpoints[0],
+        model="builtin:tiny-series/s1",
+        out_dir="/benchcal/results/runs/tiny/checkpoints/s1",
+        publish_target="ml/tiny-summary-s1",
+    )
 
 
-def test_different_shot_lists_chain_commands_and_publish_once(make_run):
+def test_different_shot_lists_are_one_command_without_a_shell(make_run):
     run = make_run(
         suite={"benchmarks": [{"name": "arc_easy", "shots": [0]}, {"name": "jeopardy"}], "shots": [0, 3]}
     )
     cmd = _container(jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))["args"]
-    assert cmd[:2] == ["sh", "-c"]
-    assert cmd[2].count("benchcal evaluate") == 2 and cmd[2].count("--publish-configmap") == 1
-    assert cmd[2].index("--publish-configmap") > cmd[2].rindex("benchcal evaluate")
+    # tini (the image's ENTRYPOINT) forwards SIGTERM straight to the evaluator: no `sh -c` in between
+    assert cmd[:2] == ["benchcal", "evaluate"] and "sh" not in cmd
+    assert cmd.count("evaluate") == 1 and cmd.count("--publish-configmap") == 1
+    assert cmd[cmd.index("--tasks") + 1] == "arc_easy:0;jeopardy:0,3"
 
 
 def test_pvc_model_is_mounted_read_only(make_run):

@@ -213,8 +213,9 @@ def test_transition_events(make_run):
 
 def test_derived_and_reducer_status_fit_the_crd_schema(make_run, run_body):
     """Nothing the operator or reducer writes may be pruned by the structural schema."""
+    from benchcal.api import validate_document
+    from benchcal.classification import BenchmarkVerdict, StatusClassification
     from benchcal.publish import run_status_patch
-    from benchcal.spec import validate_document
 
     jobs = [
         obs("s1", "Succeeded"),
@@ -225,7 +226,7 @@ def test_derived_and_reducer_status_fit_the_crd_schema(make_run, run_body):
     status = derive_status(make_run(), {j.name: j for j in jobs}, now=T1)
     status.update(
         run_status_patch(
-            {"benchmarks": {"arc_easy": {"group": "robust", "recommendedShots": 3, "rho": 1.0}}},
+            StatusClassification.from_verdicts([BenchmarkVerdict("arc_easy", "robust", 3, {"rho": 1.0})]),
             {"uri": "/r", "sha256": "0" * 64, "size": 1},
         )["status"]
     )

@@ -81,7 +81,13 @@ def test_cerebras_gpt_common_sense_and_lambada_are_robust(shared_dir):
     wino = red.per_shot[
         (red.per_shot["benchmark"] == "winogrande") & (red.per_shot["num_fewshot"] == 5)
     ].iloc[0]
-    assert wino["max_drop"] == pytest.approx(0.043) and 0.05 < wino["drop_p"] < 0.2
+    assert wino["max_drop"] == pytest.approx(0.043) and 0.05 < wino["drop_p"] < 0.25
+    # the two benchmarks whose evidence is close to a threshold say so; the others are clear
+    cls = red.classification.set_index("benchmark")
+    assert set(cls.index[cls["borderline"]]) == {"openbook_qa", "winogrande"}
+    assert (cls.loc[~cls["borderline"], "confidence"] >= 0.95).all()
+    # no run column: the noise is the item standard error, a lower bound
+    assert (red.per_shot["noise_source"] == "item_se_lower_bound").all() and (red.per_shot["snr"] > 3).all()
 
 
 def test_cerebras_gpt_strict_check_rejects_the_dips(shared_dir):
@@ -89,6 +95,8 @@ def test_cerebras_gpt_strict_check_rejects_the_dips(shared_dir):
     g = groups(red)
     assert g["openbook_qa"] == g["winogrande"] == "poorly_behaved"
     assert all(g[b] == "robust" for b in ("arc_challenge", "arc_easy", "hellaswag", "lambada_openai", "piqa"))
+    # the literal rule is fragile: ARC-Challenge's strict verdict survives under a third of the redraws
+    assert red.classification.set_index("benchmark").at["arc_challenge", "confidence"] < 0.5
 
 
 def test_cerebras_gpt_mup_small_models_are_at_chance_on_hard_tasks(shared_dir):
@@ -96,3 +104,21 @@ def test_cerebras_gpt_mup_small_models_are_at_chance_on_hard_tasks(shared_dir):
     g = groups(reduce_table(cerebras_table(shared_dir, "Cerebras-GPT-muP")))
     assert g["arc_challenge"] == g["openbook_qa"] == "noise"
     assert g["lambada_openai"] == g["hellaswag"] == g["piqa"] == "robust"
+
+
+def test_cerebras_gpt_mup_winogrande_rises_at_the_largest_model(shared_dir):
+    """Changed by issue 13: was poorly_behaved ("drop it"), now robust and borderline.
+
+    WinoGrande sits at chance for 111M-1.3B (0.505-0.534) and reaches 0.557/0.560 at 2.7B. With
+    1267 items that last step is 2.8 standard errors above the pooled small models at both shot
+    counts, and no fall exceeds noise, so the series is monotone within noise; the old exact rank
+    test could only see the shuffled order of the four chance-level points. The 7-model
+    Cerebras-GPT family (same recipe, larger models) shows what follows: 0.602 at 6.7B and 0.646 at
+    13B, robust. The verdict rests on one checkpoint, and its confidence (about one half) says so.
+    """
+    red = reduce_table(cerebras_table(shared_dir, "Cerebras-GPT-muP"))
+    row = red.classification.set_index("benchmark").loc["winogrande"]
+    assert row["group"] == "robust" and row["borderline"] and row["confidence"] < 0.8
+    ps = red.per_shot[red.per_shot["benchmark"] == "winogrande"]
+    assert ((ps["rise_p"] > 0.005) & (ps["rise_p"] < 0.05)).all() and (ps["drop_p"] > 0.5).all()
+    assert (ps["best_checkpoint"] == "Cerebras-GPT-muP-2.7B").all()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from scipy import stats as ss
 
 from benchcal.errors import BadInput
 from benchcal_reduce.classify import recommend_shots
@@ -51,8 +52,9 @@ def test_the_four_groups():
     assert cls.at["some", "recommended_shots"] == 0
     assert pd.isna(cls.at["bad", "recommended_shots"]) and pd.isna(cls.at["chance", "recommended_shots"])
     assert "not above chance" in cls.at["chance", "reason"]
-    assert "5-shot: no rising trend" in cls.at["some", "reason"]
-    assert "drop of 0.150 beyond noise" in cls.at["bad", "reason"]
+    assert "5-shot: flat: no significant rise" in cls.at["some", "reason"]
+    assert "fall of 0.150 beyond noise" in cls.at["bad", "reason"]
+    assert cls.at["some", "shots_not_monotone"] == "5" and cls.at["some", "shots_undetermined"] == "none"
 
 
 def test_flat_series_at_chance_is_not_monotone_and_constant_is_not_either():
@@ -81,12 +83,15 @@ def test_drop_beyond_noise_breaks_monotonicity():
     assert not row["significant_drop"]
 
 
-def test_three_checkpoints_rest_on_sampling_noise_tests():
+def test_three_checkpoints_are_tested_like_any_other_length():
+    # no rank test whose best p is 1/3! = 0.17: the isotonic tests use the size of each gain
     red = reduce({("b", 0): [0.30, 0.40, 0.50], ("c", 0): [0.30, 0.31, 0.30]})
     row = shot_row(red, "b", 0)
-    assert not row["rank_test_used"] and row["monotone"]
-    assert not shot_row(red, "c", 0)["monotone"]
-    assert any("cannot reach alpha" in w for w in red.warnings)
+    assert row["monotone"] and row["rise_p"] < 1e-10
+    # 3 checkpoints over 2 decades on n=1000: a gain of 0.02/decade cannot be ruled out -> undetermined
+    c = shot_row(red, "c", 0)
+    assert not c["monotone"] and c["trend"] == "undetermined" and group_of(red, "c") == "inconclusive"
+    assert red.warnings == []
 
 
 def test_thirty_checkpoints():
@@ -94,9 +99,8 @@ def test_thirty_checkpoints():
     trend = np.clip(np.linspace(0.3, 0.6, 30) + rng.normal(0, 0.005, 30), 0, 1)
     noise = np.clip(0.4 + rng.normal(0, 0.01, 30), 0, 1)
     red = reduce({("t", 0): list(trend), ("z", 0): list(noise)}, n=2000)
-    assert shot_row(red, "t", 0)["monotone"] and shot_row(red, "t", 0)["rank_test_used"]
+    assert shot_row(red, "t", 0)["monotone"] and shot_row(red, "t", 0)["rise_p"] < 1e-20
     assert not shot_row(red, "z", 0)["monotone"]
-    assert shot_row(red, "t", 0)["trend_p"] < 1e-20
 
 
 def test_equal_flops_are_pooled_and_reported():
@@ -142,21 +146,27 @@ def test_incomplete_benchmarks_are_reported_not_dropped():
     assert red.incomplete == {"b": {5: ["c4"]}}
 
 
-def test_insufficient_data_group():
+def test_fewer_than_three_checkpoints_is_inconclusive():
     df = make_table({("full", 0): RISING, ("two", 0): RISING})
     df = df[~((df["benchmark"] == "two") & df["checkpoint"].isin(["c0", "c1", "c2"]))]
     red = reduce_table(valid(df), pinned_options())
-    assert group_of(red, "two") == "insufficient_data"
+    assert group_of(red, "two") == "inconclusive"
+    row = red.classification.set_index("benchmark").loc["two"]
+    assert row["reason"].startswith("fewer than 3 checkpoints") and row["confidence"] == 1.0
+    assert shot_row(red, "two", 0)["trend"] == "untested"
 
 
-def test_above_chance_uses_largest_flops_and_table_wide_correction():
-    # last checkpoint 0.29 on n=500 vs 0.25: p ~ 0.02 alone, not after correcting over 10 tests
+def test_above_chance_tests_the_best_point_with_margin_and_table_wide_correction():
+    # best point 0.32 on n=500 vs null 0.25 + 0.02*0.75 = 0.265: p*5 ~ 0.03 alone, not after 10 tests
     series = {(f"null{i}", 0): [0.25, 0.25, 0.25, 0.25, 0.25] for i in range(9)}
-    series[("edge", 0)] = [0.25, 0.26, 0.27, 0.28, 0.29]
+    series[("edge", 0)] = [0.25, 0.27, 0.32, 0.28, 0.29]
     red = reduce(series, n=500)
     row = shot_row(red, "edge", 0)
+    single = ss.binomtest(160, 500, 0.265, alternative="greater").pvalue
+    assert row["above_chance_p"] == pytest.approx(5 * single) and row["best_checkpoint"] == "c2"
     assert row["above_chance_p"] < 0.05 < row["above_chance_q"]
     assert group_of(red, "edge") == "noise"
+    assert "best 0-shot 0.320 (c2)" in red.classification.set_index("benchmark").at["edge", "reason"]
     alone = reduce({("edge", 0): series[("edge", 0)]}, n=500)
     assert shot_row(alone, "edge", 0)["above_chance"]
     holm = reduce(series, n=500, correction="holm")
@@ -168,15 +178,20 @@ def test_bad_options():
         reduce({("b", 0): RISING}, alpha=1.5)
 
 
-def test_rising_needs_both_rank_order_and_gain_beyond_noise():
+def test_order_within_noise_is_no_rise_and_a_late_jump_after_noise_is_one():
     red = reduce(
         {
             ("tiny", 0): [0.500, 0.501, 0.502, 0.503, 0.504],  # perfect order, gain far within noise
-            ("jump", 0): [0.30, 0.31, 0.295, 0.305, 0.30, 0.298, 0.60],  # big gain, order otherwise random
+            ("jump", 0): [0.30, 0.31, 0.295, 0.305, 0.30, 0.298, 0.60],  # flat within noise, then a jump
         },
         n={"tiny": 100, "jump": 10000},
         baseline=0.25,
     )
     tiny, jump = shot_row(red, "tiny", 0), shot_row(red, "jump", 0)
-    assert tiny["trend_p"] < 0.05 < tiny["slope_p"] and not tiny["monotone"]
-    assert jump["slope_p"] < 0.05 < jump["trend_p"] and not jump["monotone"]
+    # ranks alone would call "tiny" a trend (Kendall tau = 1); its gain is 0.1 standard errors
+    assert tiny["kendall"] == 1.0 and tiny["rise_p"] > 0.5 and tiny["trend"] == "undetermined"
+    # "jump" is consistent with a non-decreasing truth (its 1.5-point dips are within noise) and rises:
+    # monotone within noise, but it orders only the last step right, which decision accuracy reports
+    assert jump["monotone"] and not jump["significant_drop"] and jump["decision_accuracy"] == 0.5
+    strict = reduce({("jump", 0): [0.30, 0.31, 0.295, 0.305, 0.30, 0.298, 0.60]}, n=10000, strict=True)
+    assert not shot_row(strict, "jump", 0)["monotone"]  # the study's literal rule: every step up

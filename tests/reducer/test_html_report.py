@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchcal_reduce.classify import GROUPS
+from benchcal.classification import GROUPS
 from benchcal_reduce.html_report import report_html, table_columns
 from benchcal_reduce.reduce import reduce_table
 from benchcal_reduce.report import write_outputs

@@ -11,7 +11,8 @@ import types
 import pandas as pd
 import pytest
 
-from benchcal.cli import main
+from benchcal.app.cli import main
+from benchcal.classification import BenchmarkVerdict, StatusClassification
 from benchcal.results import CheckpointSummary, TaskResult
 from benchcal_reduce.reduce import reduce_table
 from benchcal_reduce.report import PER_SHOT_COLUMNS, status_summary, write_outputs
@@ -55,11 +56,20 @@ def test_write_outputs_without_figures(tmp_path, reduction):
     assert summary["calibrated_suite"] == {
         "benchmarks": {"chance": 0, "good": 0},
         "flaggedNoise": ["chance"],
+        "latentTrend": [],
         "removed": [],
+        "undecided": [],
     }
     assert summary["benchmarks"]["chance"]["recommended_shots"] is None
+    assert summary["options"]["bootstrap"] == 200 and summary["options"]["min_margin"] == 0.02
+    assert 0 <= summary["benchmarks"]["good"]["confidence"] <= 1
+    for col in ("confidence", "borderline", "redraw_alternative", "latent_trend", "mean_snr"):
+        assert col in cls.columns
     report = paths["report.md"].read_text()
     assert "## robust" in report and "## noise" in report and "Gauntlet composite" in report
+    assert "## Signal and noise" in report and "item_se_lower_bound" in report
+    assert "## Not applied" in report and "latent-trend check not applied" in report
+    assert "seeded redraws" in report
     assert not (tmp_path / "figures").exists()
 
 
@@ -80,25 +90,57 @@ def test_figures(tmp_path, reduction):
     assert "[index.html](index.html)" in report
 
 
+def test_figure_titles_carry_group_confidence_and_borderline():
+    from benchcal_reduce.figures import figure_title
+
+    row = {"group": "robust", "recommended_shots": 0, "confidence": 0.97, "borderline": False}
+    assert figure_title("arc", row) == "arc: robust (use 0-shot), confidence 0.97"
+    row = {
+        "group": "noise",
+        "recommended_shots": pd.NA,
+        "confidence": 0.61,
+        "borderline": True,
+        "latent_trend": True,
+    }
+    assert figure_title("copa", row) == "copa: noise (latent trend), confidence 0.61 (borderline)"
+    assert figure_title(
+        "x", {"group": "inconclusive", "recommended_shots": pd.NA, "confidence": float("nan")}
+    ) == ("x: inconclusive")
+
+
 def test_status_summary_is_bounded_and_camel_case(reduction):
     # group names stay the CRD's (status.classification.counts.shot_dependent), field names are camelCase
-    status = status_summary(reduction, max_benchmarks=1)
+    status = status_summary(reduction, max_benchmarks=1).to_status()
     assert status["counts"] == {
         "robust": 1,
         "shot_dependent": 0,
         "poorly_behaved": 0,
         "noise": 1,
-        "insufficient_data": 0,
+        "inconclusive": 0,
     }
-    assert status["truncated"] and status["totalBenchmarks"] == 2 and list(status["benchmarks"]) == ["chance"]
+    assert status["truncated"] and status["totalBenchmarks"] == 2
+    assert [b["name"] for b in status["benchmarks"]] == ["chance"]
     full = status_summary(reduction)
-    assert full["benchmarks"]["good"] == {
+    good = next(b for b in full.benchmarks if b.name == "good")
+    assert good == BenchmarkVerdict(
+        "good",
+        "robust",
+        0,
+        {"spearman": 1.0, "maxAccuracy": 0.5},
+        confidence=1.0,
+        borderline=False,
+        latent_trend=False,
+    )
+    assert good.to_status() == {
+        "name": "good",
         "group": "robust",
         "recommendedShots": 0,
-        "spearman": 1.0,
-        "maxAccuracy": 0.5,
+        "confidence": 1.0,
+        "borderline": False,
+        "latentTrend": False,
+        "numbers": {"spearman": 1.0, "maxAccuracy": 0.5},
     }
-    json.dumps(full)  # JSON-serialisable as is
+    json.dumps(full.to_status())  # JSON-serialisable as is
 
 
 def _csv(tmp_path):
@@ -110,8 +152,23 @@ def _csv(tmp_path):
 def test_cli_writes_outputs_and_maps_bad_input_to_exit_2(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["reduce", str(_csv(tmp_path)), "--out", str(out), "--no-figures", "--alpha", "0.01"]) == 0
-    assert "robust" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "robust" in printed and "confidence" in printed
     assert json.loads((out / "summary.json").read_text())["options"]["alpha"] == 0.01
+    args = ["--min-margin", "0.05", "--min-gain", "0.03", "--bootstrap", "0", "--seed", "4", "--no-figures"]
+    assert main(["reduce", str(_csv(tmp_path)), "--out", str(out), *args]) == 0
+    options = json.loads((out / "summary.json").read_text())["options"]
+    assert options | {"alpha": 0} == {
+        "alpha": 0,
+        "strict": False,
+        "correction": "bh",
+        "min_margin": 0.05,
+        "min_gain": 0.03,
+        "bootstrap": 0,
+        "seed": 4,
+    }
+    assert "not computed" in capsys.readouterr().out
+    assert main(["reduce", str(_csv(tmp_path)), "--out", str(out), "--min-margin", "1.5"]) == 2
     bad = tmp_path / "bad.csv"
     bad.write_text("checkpoint,flops\nc1,1\n")
     assert main(["reduce", str(bad), "--out", str(out)]) == 2
@@ -168,7 +225,8 @@ def test_cli_configmaps_and_status(tmp_path, monkeypatch):
     )
     assert rc == 0 and calls["collect"] == "ns/run"
     target, classification, ref = calls["status"]
-    assert target == "ns/run" and classification["benchmarks"]["arc_easy"]["group"] == "robust"
+    assert target == "ns/run" and isinstance(classification, StatusClassification)
+    assert [(b.name, b.group) for b in classification.benchmarks] == [("arc_easy", "robust")]
     report = (out / "report.md").read_bytes()
     assert ref == {
         "uri": (out / "report.md").resolve().as_uri(),
@@ -193,4 +251,12 @@ def test_status_fits_the_crd_status_schema(reduction, repo_root):
     assert cls["counts"]["robust"] == 1 and cls["counts"]["noise"] == 1
     good = next(b for b in cls["benchmarks"] if b["name"] == "good")
     assert good["group"] == "robust" and good["recommendedShots"] == 0
+    assert good["confidence"] == 1.0 and good["borderline"] is False and good["latentTrend"] is False
     assert good["numbers"] == {"spearman": 1.0, "maxAccuracy": 0.5}
+    assert set(cls["counts"]) == set(
+        status_schema["properties"]["classification"]["properties"]["counts"]["properties"]
+    )
+    # a confidence outside [0, 1] would not fit the schema
+    bad = {**patch["status"], "classification": {**cls, "benchmarks": [{**good, "confidence": 1.5}]}}
+    with pytest.raises(jsonschema.ValidationError):
+        jsonschema.validate(bad, status_schema)

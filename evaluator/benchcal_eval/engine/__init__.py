@@ -1,6 +1,7 @@
 """Scoring engine: packed shared-context log-likelihood scoring and batched generation.
 
-``packing`` (pure row packing), ``attention`` (tree mask tensors), ``scoring`` (ScoringEngine),
+``packing`` (pure row packing), ``inputs`` (the padded tensors of a batch), ``attention`` (the
+tree mask and the attention path; ``flex_attention`` on GPU), ``scoring`` (ScoringEngine),
 ``naive`` (one-request-at-a-time reference), ``generation`` (greedy / sampled decoding).
 """
 

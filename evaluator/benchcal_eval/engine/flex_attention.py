@@ -8,10 +8,11 @@ ids; ``create_block_mask`` turns it into a block-sparse ``BlockMask`` whose full
 by the fused kernel. HF decoders loaded with ``attn_implementation="flex_attention"`` take a 4-D
 BlockMask as ``attention_mask`` unchanged.
 
-Importing this module registers the builder as ``ATTENTION_BUILDERS["flex"]``; the builder
+``attention.resolve_attention`` imports this module for "flex" (and "auto" on CUDA); the builder
 carries ``attn_implementation`` so the engine can switch the model's attention to match.
-Rows are right-padded to a multiple of the block size (fewer distinct shapes to compile for);
-padding attends only to itself, exactly as in the dense mask, and is never scored.
+Rows are right-padded to a multiple of the block size (fewer distinct shapes to compile for) by
+the shared ``inputs.assemble_inputs``; padding attends only to itself, exactly as in the dense
+mask, and is never scored.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 import torch
 from torch.nn.attention.flex_attention import BlockMask, create_block_mask
 
-from benchcal_eval.engine.attention import ATTENTION_BUILDERS, AttentionInputs
+from benchcal_eval.engine.inputs import AttentionInputs, assemble_inputs
 from benchcal_eval.engine.packing import CONTEXT, PAD, Row
 
 __all__ = ["BLOCK_SIZE", "build_flex_attention_inputs", "tree_block_mask", "tree_mask_mod"]
@@ -72,41 +73,8 @@ def build_flex_attention_inputs(
 ) -> AttentionInputs:
     """Like ``attention.build_attention_inputs`` but with a BlockMask (``dtype`` is unused)."""
     del dtype  # a BlockMask has no value dtype; kept for the builder signature
-    t = padded_length(rows)
-    ids: list[list[int]] = []
-    pos: list[list[int]] = []
-    seg: list[list[int]] = []
-    br: list[list[int]] = []
-    score_index: list[int] = []
-    targets: list[int] = []
-    owners: list[int] = []
-    local: dict[int, int] = {}
-    for i, r in enumerate(rows):
-        pad = t - len(r)
-        ids.append([*r.tokens, *([0] * pad)])
-        pos.append([*r.position_ids, *([0] * pad)])
-        seg.append([*r.segment_ids, *([PAD] * pad)])
-        br.append([*r.branch_ids, *([CONTEXT] * pad)])
-        score_index.extend(i * t + p for p in r.score_positions)
-        targets.extend(r.targets)
-        owners.extend(local.setdefault(o, len(local)) for o in r.owners)
-
-    def as_long(x: list) -> torch.Tensor:
-        return torch.tensor(x, dtype=torch.long, device=device)
-
-    return AttentionInputs(
-        input_ids=as_long(ids),
-        position_ids=as_long(pos),
-        attention_mask=tree_block_mask(as_long(seg), as_long(br)),  # type: ignore[arg-type]
-        score_index=as_long(score_index),
-        targets=as_long(targets),
-        owners=as_long(owners),
-        owner_ids=list(local),
-        n_tokens=sum(len(r) for r in rows),
-    )
+    return assemble_inputs(rows, padded_length(rows), device, tree_block_mask)
 
 
 # The HF attention implementation this builder's mask is meant for (read by the engine).
 build_flex_attention_inputs.attn_implementation = "flex_attention"  # type: ignore[attr-defined]
-
-ATTENTION_BUILDERS.setdefault("flex", build_flex_attention_inputs)

@@ -15,18 +15,8 @@ from typing import Any
 
 import torch
 
+from benchcal_eval.metrics import cut_at_stop
 from benchcal_eval.requests import GenerationRequest
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> str:
-    """Text up to (excluding) the earliest occurrence of any stop string."""
-    cut = len(text)
-    for s in stop:
-        if s:
-            at = text.find(s)
-            if at != -1:
-                cut = min(cut, at)
-    return text[:cut]
 
 
 def _special_ids(tokenizer: Any, model: Any) -> tuple[int, list[int]]:

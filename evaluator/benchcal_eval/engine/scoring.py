@@ -16,7 +16,8 @@ from typing import Any
 
 import torch
 
-from benchcal_eval.engine.attention import AttentionInputs, resolve_attention
+from benchcal_eval.engine.attention import resolve_attention
+from benchcal_eval.engine.inputs import AttentionInputs
 from benchcal_eval.engine.packing import pack_requests
 from benchcal_eval.kernels import lm_head_logprobs
 from benchcal_eval.requests import EngineStats, GenerationRequest, ScoreRequest, ScoreResult

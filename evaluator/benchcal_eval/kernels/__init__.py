@@ -1,7 +1,9 @@
-"""Fused LM-head scoring: one entry point, implementation picked in one place.
+"""Fused LM-head scoring, ``lm_head_logprobs``: one entry point, implementation picked in one place.
 
-``lm_head_logprobs`` dispatches to the Triton kernel on CUDA and to the pure-torch reference
-elsewhere. ``BENCHCAL_KERNEL=reference|triton`` (or the ``impl`` argument) overrides the choice.
+It dispatches to the Triton kernel (``triton_lm_head_logprobs.py``) on CUDA and to the pure-torch
+reference (``reference.py``) elsewhere. ``BENCHCAL_KERNEL=reference|triton`` (or the ``impl``
+argument) overrides the choice. (The kernel module is not named ``lm_head_logprobs.py``: importing
+a submodule binds its name on this package, which would replace this function.)
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ def lm_head_logprobs(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """hidden [N, C], weight [V, C], targets [N] -> (target log-prob fp32 [N], target-is-argmax [N])."""
     if select_impl(hidden.device, impl) == "triton":
-        from benchcal_eval.kernels.triton_logprobs import triton_lm_head_logprobs
+        from benchcal_eval.kernels.triton_lm_head_logprobs import triton_lm_head_logprobs
 
         return triton_lm_head_logprobs(hidden, weight, targets, bias, scale=scale, softcap=softcap)
     return reference_lm_head_logprobs(hidden, weight, targets, bias, scale=scale, softcap=softcap)

@@ -1,8 +1,13 @@
-"""Pure-torch reference of the fused LM-head scoring op: the executable spec for the Triton kernel.
+"""Pure-torch versions of the fused LM-head scoring op (``kernels.lm_head_logprobs``).
 
-``lm_head_logprobs(hidden, weight, targets)`` returns, for each of N scored positions, the
-log-probability of its target token and whether the target is the argmax. It materialises
-the ``[chunk, V]`` logits one chunk at a time (never ``[N, V]`` at once), in fp32.
+``lm_head_logprobs(hidden, weight, targets)`` is the executable spec of the Triton kernel
+(``kernels.triton_lm_head_logprobs``) and the CPU path: for each of N scored positions, the
+log-probability of its target token and whether the target is the argmax. It materialises the
+``[chunk, V]`` logits one chunk at a time (never ``[N, V]`` at once), in fp32.
+
+``eager_lm_head_logprobs`` is the baseline the kernel is benchmarked against
+(``benchmarks/bench_lm_head_logprobs.py``): what an evaluator does without the fused op, the
+whole ``[N, V]`` logits in the input dtype, then an fp32 log-softmax.
 
 Ties: the target counts as greedy iff its logit equals the row maximum (``>=``), i.e. every
 maximiser is accepted. The Triton kernel follows the same rule, so both agree on exact ties.
@@ -57,3 +62,14 @@ def lm_head_logprobs(
         out_lp[start : start + chunk_size] = target_logit - torch.logsumexp(logits, dim=1)
         out_greedy[start : start + chunk_size] = target_logit >= logits.max(dim=1).values
     return out_lp, out_greedy
+
+
+def eager_lm_head_logprobs(
+    hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The unfused baseline: ``log_softmax((hidden @ weight.T).float())`` gathered at the targets."""
+    logits = hidden @ weight.T
+    logp = torch.log_softmax(logits.float(), dim=-1)
+    target = logp.gather(1, targets[:, None]).squeeze(1)
+    greedy = target >= logp.max(dim=-1).values
+    return target, greedy

@@ -10,7 +10,6 @@ flex = pytest.importorskip("benchcal_eval.engine.flex_attention")
 from torch.nn.attention.flex_attention import create_mask  # noqa: E402
 
 from benchcal_eval.engine.attention import (  # noqa: E402
-    ATTENTION_BUILDERS,
     build_attention_inputs,
     resolve_attention,
     tree_mask,
@@ -63,10 +62,12 @@ def test_flex_inputs_gather_the_same_positions_as_dense():
     assert torch.equal(sparse.position_ids[:, :td], dense.position_ids)
 
 
-def test_flex_builder_is_registered_and_auto_stays_dense_on_cpu():
-    assert ATTENTION_BUILDERS["flex"] is flex.build_flex_attention_inputs
-    assert resolve_attention("auto", torch.device("cpu")) is build_attention_inputs
+def test_flex_builder_is_resolved_and_auto_stays_dense_on_cpu():
     assert resolve_attention("flex", torch.device("cpu")) is flex.build_flex_attention_inputs
+    assert resolve_attention("auto", torch.device("cpu")) is build_attention_inputs
+    assert resolve_attention("dense", torch.device("cuda")) is build_attention_inputs
+    with pytest.raises(ValueError, match="attention must be one of"):
+        resolve_attention("sparse", torch.device("cpu"))
 
 
 def tiny_llama(device: str, dtype: torch.dtype):

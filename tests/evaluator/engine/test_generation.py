@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from benchcal_eval.engine import ScoringEngine
-from benchcal_eval.engine.generation import cut_at_stop
 from benchcal_eval.requests import GenerationRequest as G
 from tests.evaluator.engine.conftest import as_loaded, tiny_llama
 
@@ -28,11 +27,6 @@ def engine():
 
 
 CONTEXTS = [(5, 6, 7), (11, 12, 13, 14, 15, 16, 17, 18), (40,), (3, 9, 27, 81)]
-
-
-def test_cut_at_stop_uses_the_earliest_stop_string():
-    assert cut_at_stop("abc\n\nQ: x.", ["Q:", "\n\n"]) == "abc"
-    assert cut_at_stop("no stop here", ["zz", ""]) == "no stop here"
 
 
 def test_batched_greedy_equals_one_at_a_time(engine):

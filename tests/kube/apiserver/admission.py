@@ -10,76 +10,129 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from tests.kube.apiserver import builtins, schema
-from tests.kube.apiserver.errors import ApiError, invalid
+from tests.kube.apiserver import builtins, cel, plugins, schema, validation
+from tests.kube.apiserver.errors import ApiError, cause_type, invalid
 from tests.kube.apiserver.resources import ResourceType
+
+NAME_RULES = {
+    "Namespace": "label",
+    "Role": "path",
+    "ClusterRole": "path",
+    "RoleBinding": "path",
+    "ClusterRoleBinding": "path",
+}
 
 
 def admit(
     t: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None, field_validation: str
 ) -> list[str]:
+    """Defaults, then every validation error of the object in one 422 (as the real server)."""
     warnings: list[str] = []
     name = obj["metadata"]["name"]
+    errs = validation.object_meta(obj["metadata"], name_rule=NAME_RULES.get(t.kind, "subdomain"))
     if not t.builtin and t.schema is not None:
-        pruned = schema.prune(obj, t.schema, root=True)
-        dropped = dropped_paths(obj, pruned)
-        if dropped and field_validation == "Strict":
-            raise ApiError(
-                400,
-                "BadRequest",
-                f'{t.kind} in version "{t.version}" cannot be handled as a '
-                f"{t.kind}: strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in dropped),
-            )
-        if dropped and field_validation == "Warn":
-            warnings += [f'unknown field "{p}"' for p in dropped]
-        obj.clear()
-        obj.update(pruned)
-        schema.apply_defaults(obj, t.schema)
-        body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-        if t.status_subresource:
-            body.pop("status", None)
-        errs = schema.validate(
-            body,
-            {
-                **t.schema,
-                "required": [
-                    r
-                    for r in t.schema.get("required", [])
-                    if r not in ("apiVersion", "kind", "metadata")
-                    and not (t.status_subresource and r == "status")
-                ],
-            },
-        )
-        builtins.validate_name(t.kind, t.group, name)
-        if errs:
-            raise invalid(t.kind, t.group, name, errs)
-        return warnings
-    if t.kind == "Job":
+        warnings += _admit_custom(t, obj, old, field_validation, errs)
+    elif t.kind == "Job":
         if old is None:
             builtins.prepare_job(obj, obj["metadata"]["uid"])
-        builtins.validate_job(obj)
+        errs += builtins.job_errors(obj)
         if old is not None:
-            builtins.validate_job_update(old, obj)
+            errs += builtins.job_update_errors(old, obj)
     elif t.kind == "Pod":
         if old is None:
             builtins.prepare_pod(obj)
-        builtins.validate_name("Pod", "", name)
-        errs = builtins.validate_pod_spec("Pod", "", name, obj.get("spec"), "spec")
-        if errs:
-            raise invalid("Pod", "", name, errs)
+        errs += validation.pod_spec(obj.get("spec"), "spec")
     elif t.kind == "Namespace":
-        builtins.validate_name("Namespace", "", name, label=True)
         if old is None:
             builtins.prepare_namespace(obj)
+        errs += plugins.namespace_label_errors(obj)
     elif t.kind == "CustomResourceDefinition":
         admit_crd(obj)
     elif t.kind == "ConfigMap":
-        builtins.validate_name("ConfigMap", "", name)
         data = obj.get("data") or {}
         size = sum(len(k) + len(str(v)) for k, v in data.items())
         if size > 1024 * 1024:
-            raise invalid("ConfigMap", "", name, [("data", "Too long: must have at most 1048576 bytes")])
+            errs.append(("data", "Too long: must have at most 1048576 bytes"))
+    elif t.kind in ("RoleBinding", "ClusterRoleBinding"):
+        errs += builtins.binding_errors(obj, old, t.kind)
+    elif t.kind in ("Role", "ClusterRole"):
+        errs += builtins.role_errors(obj, t.kind)
+    if errs:
+        raise invalid(t.kind, t.group, name, errs)
     return warnings
+
+
+def _admit_custom(
+    t: ResourceType,
+    obj: dict[str, Any],
+    old: dict[str, Any] | None,
+    field_validation: str,
+    errs: list[tuple[str, str]],
+) -> list[str]:
+    """A custom resource: prune, strict-field check, default, schema validation, CEL rules."""
+    assert t.schema is not None
+    warnings: list[str] = []
+    pruned = schema.prune(obj, t.schema, root=True)
+    dropped = dropped_paths(obj, pruned)
+    if dropped and field_validation == "Strict":
+        raise ApiError(
+            400,
+            "BadRequest",
+            f'{t.kind} in version "{t.version}" cannot be handled as a '
+            f"{t.kind}: strict decoding error: " + ", ".join(f'unknown field "{p}"' for p in dropped),
+        )
+    if dropped and field_validation == "Warn":
+        warnings += [f'unknown field "{p}"' for p in dropped]
+    obj.clear()
+    obj.update(pruned)
+    schema.apply_defaults(obj, t.schema)
+    body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
+    if t.status_subresource:
+        body.pop("status", None)
+    required = [
+        r
+        for r in t.schema.get("required", [])
+        if r not in ("apiVersion", "kind", "metadata") and not (t.status_subresource and r == "status")
+    ]
+    errs += schema.validate(body, {**t.schema, "required": required})
+    errs += cel_errors(
+        t.schema, cel_view(t, obj), cel_view(t, old) if old is not None else cel.MISSING, "", errs
+    )
+    return warnings
+
+
+BLOCKING = {
+    "FieldValueNotSupported",
+    "FieldValueRequired",
+    "FieldValueTooLong",
+    "FieldValueTooMany",
+    "FieldValueTypeInvalid",
+}
+
+
+def cel_errors(
+    schema_: Any, value: Any, old: Any, path: str, errs: list[tuple[str, str]]
+) -> list[tuple[str, str]]:
+    """CEL rules, unless a blocking schema error means the object lacks the shape they assume."""
+    if not cel.has_rules(schema_):
+        return []  # no CEL validator at all for such a schema (upstream: NewValidator returns nil)
+    if any(cause_type(m) in BLOCKING for _, m in errs):
+        return [
+            (
+                "<nil>",
+                'Invalid value: "null": some validation rules were not checked because the object was '
+                "invalid; correct the existing errors to complete validation",
+            )
+        ]
+    return cel.validate(schema_, value, old, path)
+
+
+def cel_view(t: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+    view = cel.root_view(obj)
+    view.pop("apiVersion", None), view.pop("kind", None)
+    if t.status_subresource:
+        view.pop("status", None)
+    return view
 
 
 def admit_crd(crd: dict[str, Any]) -> None:
@@ -102,9 +155,9 @@ def admit_crd(crd: dict[str, Any]) -> None:
             ("spec.versions", "Invalid value: must have exactly one version marked as storage version")
         )
     for i, v in enumerate(versions):
-        errs += schema.check_structural(
-            (v.get("schema") or {}).get("openAPIV3Schema"), f"spec.versions[{i}].schema.openAPIV3Schema"
-        )
+        root = (v.get("schema") or {}).get("openAPIV3Schema")
+        errs += schema.check_structural(root, f"spec.versions[{i}].schema.openAPIV3Schema")
+        errs += cel.rule_errors(root, f"spec.versions[{i}].schema.openAPIV3Schema")
     if errs:
         raise invalid("CustomResourceDefinition", "apiextensions.k8s.io", name, errs)
     spec.setdefault("scope", "Namespaced")
@@ -132,12 +185,14 @@ def merge_subresource(
     return new
 
 
-def admit_status(t: ResourceType, obj: dict[str, Any]) -> dict[str, Any]:
+def admit_status(t: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None = None) -> dict[str, Any]:
     status_schema = (t.schema.get("properties") or {}).get("status") if t.schema else None
+    old_status = (old or {}).get("status", cel.MISSING)
     if "status" in obj and status_schema is not None:
         obj["status"] = schema.prune(obj["status"], status_schema)
         schema.apply_defaults(obj["status"], status_schema)
         errs = schema.validate(obj["status"], status_schema, "status")
+        errs += cel_errors(status_schema, obj["status"], old_status, "status", errs)
         if errs:
             raise invalid(t.kind, t.group, obj["metadata"]["name"], errs)
     return obj

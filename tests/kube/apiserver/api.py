@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from tests.kube.apiserver import admission, schema
+from tests.kube.apiserver import admission, bootstrap, plugins, rbac, schema
 from tests.kube.apiserver.errors import ApiError, already_exists, conflict, invalid, not_found
 from tests.kube.apiserver.patch import json_merge, json_patch, strategic_merge
 from tests.kube.apiserver.resources import ResourceType, builtin_types
@@ -28,13 +28,18 @@ _NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"  # the alphabet generateName suffixe
 
 
 class Api:
-    def __init__(self, history: int = 20000):
+    def __init__(self, history: int = 20000, root_ca_pem: str = ""):
         self.store = Store(history)
         self.types = TypeRegistry(builtin_types())
         self.gc_wakeup = threading.Event()
         self.create_counts: dict[StoreKey, int] = {}  # successful creates per name (tests detect duplicates)
-        for ns in ("default", "kube-system", "kube-public"):
+        self.root_ca_pem = root_ca_pem  # published in every namespace as ConfigMap kube-root-ca.crt
+        for ns in ("default", "kube-system", "kube-public", "kube-node-lease"):
             self.create(self.type("", "v1", "namespaces"), None, {"metadata": {"name": ns}})
+        for role in bootstrap.cluster_roles():
+            self.create(self.type(rbac.GROUP, "v1", "clusterroles"), None, role)
+        for binding in bootstrap.cluster_role_bindings():
+            self.create(self.type(rbac.GROUP, "v1", "clusterrolebindings"), None, binding)
 
     # ------------------------------------------------------------ type registry (see types.py)
     def type(self, group: str, version: str, plural: str) -> ResourceType:
@@ -115,6 +120,8 @@ class Api:
             self._check_namespace_open(namespace or "")
         else:
             meta.pop("namespace", None)
+        if t.kind == "Pod":  # mutating admission runs before the name is generated
+            plugins.admit_service_account(self.store, t, obj, namespace or "")
         if not meta.get("name"):
             if meta.get("generateName"):
                 meta["name"] = meta["generateName"] + "".join(random.choices(_NAME_CHARS, k=5))
@@ -134,6 +141,7 @@ class Api:
         if t.status_subresource and t.kind != "CustomResourceDefinition":
             obj.pop("status", None)  # status is not settable on create through the main resource
         warnings = admission.admit(t, obj, None, field_validation)
+        warnings += plugins.admit_pod_security(self.store, t, obj, namespace or "")
         if t.builtin is False or t.kind in ("Job", "CustomResourceDefinition", "Namespace"):
             meta["generation"] = 1
         key = self._key(t, namespace, name)
@@ -224,7 +232,7 @@ class Api:
                     )
             warnings = admission.admit(t, new, old, field_validation) if not subresource else []
             if subresource and not t.builtin and t.schema is not None:
-                new = admission.admit_status(t, new)
+                new = admission.admit_status(t, new, old)
             if admission.spec_changed(t, old, new) and "generation" in meta:
                 meta["generation"] = int(meta["generation"]) + 1
             if admission.same(old, new):
@@ -402,12 +410,20 @@ class Api:
     def _after_write(self, t: ResourceType, obj: dict[str, Any], old: dict[str, Any] | None) -> None:
         if t.kind == "CustomResourceDefinition":
             self.types.register_crd(obj, self.store)
+        if t.kind == "ClusterRole":
+            rbac.aggregate_cluster_roles(self)
         if t.kind == "Namespace" and old is None:
-            sa = {"metadata": {"name": "default"}}
+            # the ServiceAccount and root-CA publisher controllers, done at once
+            ns = obj["metadata"]["name"]
             with contextlib.suppress(ApiError):
-                self.create(self.type("", "v1", "serviceaccounts"), obj["metadata"]["name"], sa)
+                self.create(self.type("", "v1", "serviceaccounts"), ns, {"metadata": {"name": "default"}})
+            ca = {"metadata": {"name": plugins.ROOT_CA_CONFIGMAP}, "data": {"ca.crt": self.root_ca_pem}}
+            with contextlib.suppress(ApiError):
+                self.create(self.type("", "v1", "configmaps"), ns, ca)
 
     def _after_delete(self, t: ResourceType, obj: dict[str, Any]) -> None:
         if t.kind == "CustomResourceDefinition":
             self.types.unregister_crd(obj, self.store)
+        if t.kind == "ClusterRole":
+            rbac.aggregate_cluster_roles(self)
         self.gc_wakeup.set()

@@ -2,32 +2,9 @@
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
-from tests.kube.apiserver.errors import invalid
-
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
-
-
-def validate_name(kind: str, group: str, name: str, *, label: bool = False) -> None:
-    limit = 63 if label else 253
-    pattern = DNS_LABEL if label else DNS_SUBDOMAIN
-    if len(name) > limit or not pattern.match(name):
-        what = "RFC 1123 label" if label else "RFC 1123 subdomain"
-        raise invalid(
-            kind,
-            group,
-            name,
-            [
-                (
-                    "metadata.name",
-                    f'Invalid value: "{name}": a lowercase {what} must consist of lower case alphanumeric characters, '
-                    f"'-' or '.', and must start and end with an alphanumeric character (at most {limit} characters)",
-                )
-            ],
-        )
+from tests.kube.apiserver import validation
 
 
 def default_pod_spec(spec: dict[str, Any], restart_policy: str = "Always") -> None:
@@ -43,21 +20,6 @@ def default_pod_spec(spec: dict[str, Any], restart_policy: str = "Always") -> No
             "imagePullPolicy", "Always" if str(c.get("image", "")).endswith(":latest") else "IfNotPresent"
         )
         c.setdefault("resources", {})
-
-
-def validate_pod_spec(kind: str, group: str, name: str, spec: Any, path: str) -> list[tuple[str, str]]:
-    if not isinstance(spec, dict):
-        return [(path, "Required value")]
-    errs = []
-    containers = spec.get("containers")
-    if not containers:
-        errs.append((f"{path}.containers", "Required value"))
-    for i, c in enumerate(containers or []):
-        if not c.get("name"):
-            errs.append((f"{path}.containers[{i}].name", "Required value"))
-        if not c.get("image"):
-            errs.append((f"{path}.containers[{i}].image", "Required value"))
-    return errs
 
 
 def prepare_job(job: dict[str, Any], uid: str) -> None:
@@ -89,12 +51,12 @@ def prepare_job(job: dict[str, Any], uid: str) -> None:
     job.setdefault("status", {})
 
 
-def validate_job(job: dict[str, Any]) -> None:
-    name = job["metadata"]["name"]
-    validate_name("Job", "batch", name, label=True)
+def job_errors(job: dict[str, Any]) -> list[tuple[str, str]]:
+    """batch/v1 ``ValidateJob`` (the parts we need): Indexed names, the pod template, counts."""
     spec = job.get("spec") or {}
+    errs = validation.indexed_job_name(job)
+    errs += validation.pod_template(spec.get("template"), "spec.template")
     tmpl = (spec.get("template") or {}).get("spec")
-    errs = validate_pod_spec("Job", "batch", name, tmpl, "spec.template.spec")
     policy = (tmpl or {}).get("restartPolicy")
     if policy not in ("OnFailure", "Never"):
         errs.append(
@@ -116,11 +78,10 @@ def validate_job(job: dict[str, Any]) -> None:
             errs.append((f"spec.{key}", f"Invalid value: {v}: must be greater than or equal to 0"))
     if spec.get("completionMode") == "Indexed" and spec.get("completions") is None:
         errs.append(("spec.completions", "Required value: when completion mode is Indexed"))
-    if errs:
-        raise invalid("Job", "batch", name, errs)
+    return errs
 
 
-def validate_job_update(old: dict[str, Any], new: dict[str, Any]) -> None:
+def job_update_errors(old: dict[str, Any], new: dict[str, Any]) -> list[tuple[str, str]]:
     """spec.template and spec.selector are immutable (the template may change while suspended)."""
     o, n = old.get("spec") or {}, new.get("spec") or {}
     errs = []
@@ -131,8 +92,65 @@ def validate_job_update(old: dict[str, Any], new: dict[str, Any]) -> None:
     for key in ("completionMode", "podFailurePolicy"):
         if o.get(key) != n.get(key):
             errs.append((f"spec.{key}", "Invalid value: field is immutable"))
-    if errs:
-        raise invalid("Job", "batch", new["metadata"]["name"], errs)
+    return errs
+
+
+def role_errors(role: dict[str, Any], kind: str) -> list[tuple[str, str]]:
+    errs = []
+    for i, rule in enumerate(role.get("rules") or []):
+        if not rule.get("verbs"):
+            errs.append((f"rules[{i}].verbs", "Required value: verbs must contain at least one value"))
+        if rule.get("nonResourceURLs") and kind == "Role":
+            errs.append(
+                (
+                    f"rules[{i}].nonResourceURLs",
+                    "Invalid value: namespaced rules cannot apply to non-resource URLs",
+                )
+            )
+        if not rule.get("nonResourceURLs") and not rule.get("resources"):
+            errs.append(
+                (f"rules[{i}].resources", "Required value: resource rules must supply at least one resource")
+            )
+        if rule.get("resources") and rule.get("apiGroups") is None:
+            errs.append(
+                (f"rules[{i}].apiGroups", "Required value: resource rules must supply at least one api group")
+            )
+    return errs
+
+
+def binding_errors(binding: dict[str, Any], old: dict[str, Any] | None, kind: str) -> list[tuple[str, str]]:
+    ref = binding.get("roleRef") or {}
+    errs = []
+    if ref.get("apiGroup") != "rbac.authorization.k8s.io":
+        errs.append(
+            (
+                "roleRef.apiGroup",
+                f'Unsupported value: "{ref.get("apiGroup", "")}": supported values: "rbac.authorization.k8s.io"',
+            )
+        )
+    allowed = ("ClusterRole",) if kind == "ClusterRoleBinding" else ("Role", "ClusterRole")
+    if ref.get("kind") not in allowed:
+        errs.append(
+            (
+                "roleRef.kind",
+                f'Unsupported value: "{ref.get("kind", "")}": supported values: '
+                + ", ".join(f'"{k}"' for k in allowed),
+            )
+        )
+    if not ref.get("name"):
+        errs.append(("roleRef.name", "Required value"))
+    for i, subject in enumerate(binding.get("subjects") or []):
+        if (
+            subject.get("kind") == "ServiceAccount"
+            and not subject.get("namespace")
+            and kind == "ClusterRoleBinding"
+        ):
+            errs.append((f"subjects[{i}].namespace", "Required value"))
+        if not subject.get("name"):
+            errs.append((f"subjects[{i}].name", "Required value"))
+    if old is not None and old.get("roleRef") != binding.get("roleRef"):
+        errs.append(("roleRef", f"Invalid value: {ref!r}: cannot change roleRef"))
+    return errs
 
 
 def prepare_pod(pod: dict[str, Any]) -> None:

@@ -56,6 +56,24 @@ def conflict(type_label: str, name: str) -> ApiError:
     )
 
 
+_CAUSE_TYPES = (
+    ("Duplicate value", "FieldValueDuplicate"),
+    ("Not found", "FieldValueNotFound"),
+    ("Required value", "FieldValueRequired"),
+    ("Unsupported value", "FieldValueNotSupported"),
+    ("Forbidden", "FieldValueForbidden"),
+    ("Too long", "FieldValueTooLong"),
+    ("Too many", "FieldValueTooMany"),
+)
+
+
+def cause_type(message: str) -> str:
+    """The StatusCause type of a field error, from its ErrorBody (field.ErrorType.String())."""
+    if "in body must be of type" in message:
+        return "FieldValueTypeInvalid"
+    return next((t for prefix, t in _CAUSE_TYPES if message.startswith(prefix)), "FieldValueInvalid")
+
+
 def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str]]) -> ApiError:
     """422 with one cause per (field, message), message formatted like the real server."""
     label = f"{kind}.{group}" if group else kind
@@ -69,6 +87,6 @@ def invalid(kind: str, group: str, name: str, causes: list[tuple[str, str]]) -> 
             "name": name,
             "group": group,
             "kind": kind,
-            "causes": [{"reason": "FieldValueInvalid", "message": m, "field": f} for f, m in causes],
+            "causes": [{"reason": cause_type(m), "message": m, "field": f} for f, m in causes],
         },
     )

@@ -16,8 +16,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from tests.kube.apiserver import openapi, resources
+from tests.kube.apiserver import openapi, protobuf, requestinfo, resources, reviews
+from tests.kube.apiserver.authn import UserInfo, impersonate
 from tests.kube.apiserver.errors import ApiError
+from tests.kube.apiserver.requestinfo import RequestInfo
 from tests.kube.apiserver.selectors import parse_field_selector, parse_label_selector
 from tests.kube.apiserver.tables import to_table
 
@@ -43,6 +45,7 @@ class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "benchcal-local-apiserver"
     owner: LocalApiServer  # set on the subclass by LocalApiServer
+    user: UserInfo  # who sent the current request (after impersonation)
 
     def log_message(self, format: str, *args: Any) -> None:  # route to logging, not stderr
         log.debug("%s " + format, self.address_string(), *args)
@@ -61,12 +64,16 @@ class Handler(BaseHTTPRequestHandler):
         if self.command != "HEAD":
             self.wfile.write(body)
 
-    def _body(self) -> Any:
+    def _raw_body(self) -> bytes:
         length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
+        return self.rfile.read(length) if length else b""
+
+    def _decode(self, raw: bytes) -> Any:
         if not raw:
             return None
         ctype = self.headers.get("Content-Type", "")
+        if "protobuf" in ctype and (decoded := protobuf.decode_envelope(raw)) is not None:
+            return decoded  # kubectl auth can-i / whoami / create token
         if "protobuf" in ctype or "cbor" in ctype:
             raise ApiError(
                 415,
@@ -103,8 +110,20 @@ class Handler(BaseHTTPRequestHandler):
         self.owner.request_count += 1
         started = time.monotonic()
         try:
-            body = self._body() if method in ("POST", "PUT", "PATCH", "DELETE") else None
-            self._route(method, url.path.rstrip("/") or "/", query, body)
+            # read the body first: a refused request must not leave it on a keep-alive connection
+            raw = self._raw_body() if method in ("POST", "PUT", "PATCH", "DELETE") else b""
+            path = url.path.rstrip("/") or "/"
+            # the real filter order: authenticate, impersonate, authorize, then decode and serve
+            user = self.owner.authn.authenticate(self.headers.get("Authorization"))
+            user = impersonate(self.owner.authz, user, self.headers)
+            info = requestinfo.parse(method, path, query)
+            try:
+                self.owner.authz.check(user, info)
+            except ApiError as exc:
+                self.owner.denials.append((user.name, exc.message))
+                raise
+            self.user = user
+            self._route(method, path, query, self._decode(raw), info)
             if query.get("watch") not in ("true", "1"):
                 self.owner.request_seconds += time.monotonic() - started
         except ApiError as exc:
@@ -116,56 +135,46 @@ class Handler(BaseHTTPRequestHandler):
             self._send(500, ApiError(500, "InternalError", f"Internal error occurred: {exc}").status())
 
     # ------------------------------------------------------------ routing
-    def _route(self, method: str, path: str, query: dict[str, str], body: Any) -> None:
+    def _route(self, method: str, path: str, query: dict[str, str], body: Any, info: RequestInfo) -> None:
         api = self.owner.api
         types = api.all_types()
-        if path in ("/healthz", "/readyz", "/livez"):
-            return self._send(200, b"ok", "text/plain")
-        if path == "/version":
-            return self._send(200, VERSION)
-        if path == "/openapi/v3":
-            return self._send(200, openapi.root_document(types))
-        if path.startswith("/openapi/v3/"):
-            doc = openapi.gv_document(types, path[len("/openapi/v3/") :])
-            if doc is None:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            return self._send(200, doc)
-        if path == "/api":
-            return self._send(200, resources.api_versions_doc())
-        if path == "/apis":
-            return self._send(200, resources.api_group_list(types))
-        parts = path.strip("/").split("/")
-        if parts[0] == "api" and len(parts) >= 2:
-            group, version, rest = "", parts[1], parts[2:]
-        elif parts[0] == "apis" and len(parts) >= 2:
-            if len(parts) == 2:
-                doc = resources.api_group(types, parts[1])
-                if doc is None:
-                    raise ApiError(404, "NotFound", "the server could not find the requested resource")
-                return self._send(200, doc)
-            group, version, rest = parts[1], parts[2], parts[3:]
-        else:
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
-        gv = f"{group}/{version}" if group else version
-        if not rest:
-            doc = resources.resource_list(types, gv)
-            if doc is None:
-                raise ApiError(404, "NotFound", "the server could not find the requested resource")
-            return self._send(200, doc)
-        watch_prefix = rest[0] == "watch"
-        if watch_prefix:
-            rest = rest[1:]
+        if not info.resource_request:
+            return self._nonresource(path, types)
+        group, version, rest = info.api_group, info.api_version, list(info.parts)
+        if info.via_watch_prefix:
             query["watch"] = "true"
-        namespace = None
-        if len(rest) >= 3 and rest[0] == "namespaces" and rest[2] not in ("status", "finalize"):
-            namespace, rest = rest[1], rest[2:]
+        if not rest or not rest[0]:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
         plural, name, sub = rest[0], (rest[1] if len(rest) > 1 else None), (rest[2] if len(rest) > 2 else "")
+        # the Namespace object is cluster-scoped, although its requests carry its name as namespace
+        namespace = (info.namespace or None) if plural != "namespaces" else None
         if sub == "finalize":
             sub = "status"
         t = api.type(group, version, plural)
         if t.namespaced and namespace is None and name is not None:
             raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        if t.virtual:
+            if method != "POST" or name is not None:
+                raise ApiError(405, "MethodNotAllowed", f"the server does not allow this method on {plural}")
+            return self._send(201, reviews.handle(plural, body, self.user, self.owner.authz))
+        if sub == "token" and plural == "serviceaccounts" and method == "POST":
+            doc = reviews.token_request(self.owner.authn, api.store, namespace or "", name or "", body)
+            return self._send(201, doc)
         self._resource(method, t, namespace, name, sub, query, body)
+
+    def _nonresource(self, path: str, types: list[Any]) -> None:
+        if path in ("/healthz", "/readyz", "/livez"):
+            return self._send(200, b"ok", "text/plain")
+        if path == "/version":
+            return self._send(200, VERSION)
+        doc = (
+            openapi.document(types, path)
+            if path.startswith("/openapi/v3")
+            else resources.discovery(types, path)
+        )
+        if doc is None:
+            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+        return self._send(200, doc)
 
     def _resource(
         self,
@@ -181,7 +190,7 @@ class Handler(BaseHTTPRequestHandler):
         dry_run = query.get("dryRun") == "All"
         fv = query.get("fieldValidation", "")
         if (
-            (sub and sub not in ("status", "log"))
+            (sub and sub not in ("status", "log", "token"))
             or (sub == "status" and not t.status_subresource)
             or (sub == "log" and not t.log_subresource)
         ):

@@ -65,3 +65,10 @@ def root_document(types: list[ResourceType]) -> dict[str, Any]:
         digest = hashlib.sha512(json.dumps(doc, sort_keys=True).encode()).hexdigest()[:32].upper()
         paths[gv] = {"serverRelativeURL": f"/openapi/v3/{gv}?hash={digest}"}
     return {"paths": paths}
+
+
+def document(types: list[ResourceType], path: str) -> dict[str, Any] | None:
+    """``/openapi/v3`` (the root) or ``/openapi/v3/<group-version path>``."""
+    if path == "/openapi/v3":
+        return root_document(types)
+    return gv_document(types, path[len("/openapi/v3/") :])

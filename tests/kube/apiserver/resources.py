@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+RBAC = "rbac.authorization.k8s.io"
+AUTHZ = "authorization.k8s.io"
 VERBS = ["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"]
 
 
@@ -29,6 +31,10 @@ class ResourceType:
     printer_columns: list[dict[str, Any]] = field(default_factory=list)
     # batch/v1 Jobs orphan their pods on a plain API DELETE (kubectl asks for Background).
     default_orphan: bool = False
+    # create-only, never stored (SelfSubjectAccessReview, TokenReview, ...): see reviews.py
+    virtual: bool = False
+    # further subresources for discovery, e.g. {"token": ["create"]} on serviceaccounts
+    extra_subresources: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def api_version(self) -> str:
@@ -48,7 +54,7 @@ class ResourceType:
             "singularName": self.singular or self.kind.lower(),
             "namespaced": self.namespaced,
             "kind": self.kind,
-            "verbs": VERBS,
+            "verbs": ["create"] if self.virtual else VERBS,
         }
         if self.short_names:
             entry["shortNames"] = self.short_names
@@ -73,6 +79,16 @@ class ResourceType:
                     "namespaced": True,
                     "kind": self.kind,
                     "verbs": ["get"],
+                }
+            )
+        for sub, verbs in self.extra_subresources.items():
+            out.append(
+                {
+                    "name": f"{self.plural}/{sub}",
+                    "singularName": "",
+                    "namespaced": self.namespaced,
+                    "kind": "TokenRequest" if sub == "token" else self.kind,
+                    "verbs": verbs,
                 }
             )
         return out
@@ -114,7 +130,15 @@ def builtin_types() -> list[ResourceType]:
             status_subresource=True,
             log_subresource=True,
         ),
-        ResourceType("", "v1", "serviceaccounts", "ServiceAccount", True, ["sa"]),
+        ResourceType(
+            "",
+            "v1",
+            "serviceaccounts",
+            "ServiceAccount",
+            True,
+            ["sa"],
+            extra_subresources={"token": ["create"]},
+        ),
         ResourceType(
             "",
             "v1",
@@ -135,6 +159,16 @@ def builtin_types() -> list[ResourceType]:
             default_orphan=True,
         ),
         ResourceType("events.k8s.io", "v1", "events", "Event", True, ["ev"]),
+        ResourceType(RBAC, "v1", "roles", "Role", True),
+        ResourceType(RBAC, "v1", "rolebindings", "RoleBinding", True),
+        ResourceType(RBAC, "v1", "clusterroles", "ClusterRole", False),
+        ResourceType(RBAC, "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+        ResourceType(AUTHZ, "v1", "selfsubjectaccessreviews", "SelfSubjectAccessReview", False, virtual=True),
+        ResourceType(AUTHZ, "v1", "selfsubjectrulesreviews", "SelfSubjectRulesReview", False, virtual=True),
+        ResourceType(AUTHZ, "v1", "subjectaccessreviews", "SubjectAccessReview", False, virtual=True),
+        ResourceType(
+            "authentication.k8s.io", "v1", "selfsubjectreviews", "SelfSubjectReview", False, virtual=True
+        ),
         ResourceType("coordination.k8s.io", "v1", "leases", "Lease", True),
         ResourceType(
             "apiextensions.k8s.io",
@@ -189,3 +223,19 @@ def resource_list(types: list[ResourceType], group_version: str) -> dict[str, An
         "groupVersion": group_version,
         "resources": entries,
     }
+
+
+def discovery(types: list[ResourceType], path: str) -> dict[str, Any] | None:
+    """The discovery document at ``/api``, ``/apis``, ``/apis/G``, ``/api/v1`` or ``/apis/G/V``."""
+    if path == "/api":
+        return api_versions_doc()
+    if path == "/apis":
+        return api_group_list(types)
+    parts = path.strip("/").split("/")
+    if parts[0] == "apis" and len(parts) == 2:
+        return api_group(types, parts[1])
+    if parts[0] == "apis" and len(parts) == 3:
+        return resource_list(types, f"{parts[1]}/{parts[2]}")
+    if parts[0] == "api" and len(parts) == 2:
+        return resource_list(types, parts[1])
+    return None

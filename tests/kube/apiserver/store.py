@@ -39,6 +39,7 @@ class Store:
         self.history: list[Event] = []
         self.max_history = history
         self.oldest_rv = self.rv  # events with rv <= oldest_rv are no longer retained
+        self.group_rv: dict[str, int] = {}  # API group -> resourceVersion of its last write (caches)
 
     def next_rv(self) -> int:
         self.rv += 1
@@ -73,6 +74,7 @@ class Store:
         with self.lock:
             prev = self.objects.get(key)
             rv = self.next_rv()
+            self.group_rv[key[0]] = rv
             obj = copy.deepcopy(obj)
             obj["metadata"]["resourceVersion"] = str(rv)
             self.objects[key] = obj
@@ -87,6 +89,7 @@ class Store:
                 return None
             self.by_uid.pop(obj["metadata"]["uid"], None)
             rv = self.next_rv()
+            self.group_rv[key[0]] = rv
             obj = copy.deepcopy(obj)
             obj["metadata"]["resourceVersion"] = str(rv)
             self._record(Event(rv, key[0], key[1], "DELETED", obj, obj))

@@ -30,11 +30,11 @@ ATOL = {torch.float32: 2e-5, torch.float16: 2e-3, torch.bfloat16: 2e-2}
 
 @pytest.fixture(scope="module")
 def kernel():
-    from benchcal_eval.kernels import triton_logprobs
+    from benchcal_eval.kernels import triton_lm_head_logprobs as module
 
-    if DEVICE == "cpu" and not triton_logprobs._INTERPRET:
+    if DEVICE == "cpu" and not module._INTERPRET:
         pytest.skip(f"triton was imported before TRITON_INTERPRET=1 was set (by {sys.argv[0]})")
-    return triton_logprobs.triton_lm_head_logprobs
+    return module.triton_lm_head_logprobs
 
 
 def fp64_logprobs(hidden, weight, targets, bias=None, scale=None, softcap=None):
@@ -197,7 +197,7 @@ def test_out_of_range_target_gives_nan_and_bad_shapes_raise(kernel):
 
 @pytest.mark.parametrize("sm_count", [None, 132])
 def test_launch_geometry_covers_the_vocabulary_without_empty_splits(sm_count):
-    from benchcal_eval.kernels.triton_logprobs import launch_geometry
+    from benchcal_eval.kernels.triton_lm_head_logprobs import launch_geometry
 
     for n in (1, 7, 64, 200, 4096, 8192, 32768):
         for v in (17, 100, 1031, 50304, 128256, 151936):
@@ -221,3 +221,14 @@ def test_bf16_on_gpu_realistic_shapes(kernel, n, c, v):
     argmax_targets = (hidden.float() @ weight.float().T).argmax(dim=1)
     _, greedy_at_argmax = kernel(hidden, weight, argmax_targets)
     assert greedy_at_argmax.float().mean().item() > 0.999
+
+
+def test_the_dispatch_is_not_shadowed_by_the_kernel_module():
+    # Importing a submodule binds its name on the package: a kernel module named like the
+    # dispatch function (kernels/lm_head_logprobs.py) would replace the function.
+    import importlib
+
+    import benchcal_eval.kernels as kernels
+
+    importlib.import_module("benchcal_eval.kernels.triton_lm_head_logprobs")
+    assert kernels.lm_head_logprobs is lm_head_logprobs and callable(kernels.lm_head_logprobs)

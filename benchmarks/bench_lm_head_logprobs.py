@@ -1,13 +1,14 @@
 """Fused Triton LM-head scoring vs torch eager: median time and peak memory per shape.
 
-torch eager is what an evaluator does without the kernel: ``logits = h @ W.T`` (bf16, cuBLAS),
-``log_softmax(logits.float())``, ``gather`` of the target, and the greedy test against the row max.
-Ours is ``triton_lm_head_logprobs`` (logits never leave registers). Both get the same bf16
+torch eager (``kernels.reference.eager_lm_head_logprobs``) is what an evaluator does without the
+kernel: ``logits = h @ W.T`` (bf16, cuBLAS), ``log_softmax(logits.float())``, ``gather`` of the
+target, and the greedy test against the row max. Ours is
+``kernels.triton_lm_head_logprobs.triton_lm_head_logprobs`` (logits never leave registers). Both get the same bf16
 inputs; agreement (max |delta log-prob|, greedy flags) is printed next to the timings.
 
-    python benchmarks/bench_kernel.py                 # the full sweep, needs CUDA (~1-2 min on an H200)
-    python benchmarks/bench_kernel.py --smoke         # tiny shapes; on CPU through the Triton interpreter
-    python benchmarks/bench_kernel.py --csv out.csv   # also append one CSV row per case
+    python benchmarks/bench_lm_head_logprobs.py                 # the full sweep, needs CUDA (~1-2 min on an H200)
+    python benchmarks/bench_lm_head_logprobs.py --smoke         # tiny shapes; on CPU through the Triton interpreter
+    python benchmarks/bench_lm_head_logprobs.py --csv out.csv   # also append one CSV row per case
 
 One line per case: ``kernel V=<V> C=<C> N=<N> on <device>: speedup <r>x; memory <m>x less``.
 Peak memory is what the call allocates on top of its inputs (``max_memory_allocated`` delta).
@@ -33,20 +34,13 @@ if not torch.cuda.is_available():
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluator"))
 
-from benchcal_eval.kernels.triton_logprobs import triton_lm_head_logprobs
+from benchcal_eval.kernels.reference import eager_lm_head_logprobs
+from benchcal_eval.kernels.triton_lm_head_logprobs import triton_lm_head_logprobs
 
 VOCABS = (50304, 128256, 151936)  # GPT-NeoX/Pythia (padded 50k), Llama-3, Qwen2
 HIDDENS = (2048, 4096)
 ROWS = (4096, 32768)
 SMOKE_CASES = ((1031, 64, 37), (4099, 128, 64))
-
-
-def torch_eager(h: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    logits = h @ w.T
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    target = logp.gather(1, t[:, None]).squeeze(1)
-    greedy = target >= logp.max(dim=-1).values
-    return target, greedy
 
 
 def ours(h: torch.Tensor, w: torch.Tensor, t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -93,14 +87,14 @@ def run_case(v: int, c: int, n: int, device: torch.device, dtype: torch.dtype, r
     h = (torch.randn(n, c, device=device, generator=g) * 2).to(dtype)
     w = (torch.randn(v, c, device=device, generator=g) / c**0.5).to(dtype)
     t = torch.randint(0, v, (n,), device=device, generator=g)
-    ref_lp, ref_greedy = torch_eager(h, w, t)
+    ref_lp, ref_greedy = eager_lm_head_logprobs(h, w, t)
     lp, greedy = ours(h, w, t)
     max_diff = (lp - ref_lp).abs().max().item()
     greedy_agree = (greedy == ref_greedy).float().mean().item()
     del ref_lp, ref_greedy, lp, greedy
-    eager_ms = median_ms(lambda: torch_eager(h, w, t), device, reps)
+    eager_ms = median_ms(lambda: eager_lm_head_logprobs(h, w, t), device, reps)
     ours_ms = median_ms(lambda: ours(h, w, t), device, reps)
-    eager_mem = peak_bytes(lambda: torch_eager(h, w, t), device)
+    eager_mem = peak_bytes(lambda: eager_lm_head_logprobs(h, w, t), device)
     ours_mem = peak_bytes(lambda: ours(h, w, t), device)
     tflop = 2 * n * v * c / 1e12
     return {
@@ -146,7 +140,10 @@ def main(argv: list[str] | None = None) -> int:
     cases = SMOKE_CASES if args.smoke else tuple(itertools.product(VOCABS, HIDDENS, ROWS))
     reps = args.reps or (1 if device.type == "cpu" else 10)
     name = device_name(device)
-    print(f"# bench_kernel on {name}; torch {torch.__version__}; dtype {dtype}; git {git_sha()}", flush=True)
+    print(
+        f"# bench_lm_head_logprobs on {name}; torch {torch.__version__}; dtype {dtype}; git {git_sha()}",
+        flush=True,
+    )
 
     rows = []
     for v, c, n in cases:

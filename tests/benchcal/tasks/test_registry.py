@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from benchcal.cli import main
+from benchcal.app.cli import main
 from benchcal.errors import BadInput
+from benchcal.tasks.loading import load_examples
 from benchcal.tasks.registry import (
     get_task,
     list_tasks,
-    load_examples,
     load_task_file,
     preset_shots,
     resolve_tasks,

@@ -1,8 +1,9 @@
-"""The one console script, ``benchcal``.
+"""The one console script, ``benchcal`` (also ``python -m benchcal``).
 
 Each subcommand lives in the component that owns it and is imported only when used, so
 ``benchcal reduce`` never imports torch and ``benchcal operator`` never imports transformers.
-A subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int``.
+A subcommand module provides ``add_arguments(parser)`` and ``run(args) -> int``; exceptions
+become the exit codes of ``benchcal.errors``.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ import logging
 import sys
 
 from benchcal import __version__
-from benchcal.errors import EXIT_BAD_INPUT, EXIT_CRASH, BadInput
+from benchcal.errors import EXIT_BAD_INPUT, EXIT_CRASH, EXIT_INTERRUPTED, BadInput
 
 # name -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "run": (
-        "benchcal.pipeline.cli",
+        "benchcal.app.local_run",
         "run a CalibrationRun YAML locally: evaluate every checkpoint, then reduce",
     ),
     "evaluate": ("benchcal_eval.cli", "evaluate one checkpoint on benchmarks x shot counts"),
@@ -70,11 +71,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
     except Exception:
         logging.getLogger("benchcal").exception("unexpected failure")
         return EXIT_CRASH
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from benchcal.errors import BadInput
-from benchcal.tasks.loading import MANIFEST, read_rows
-from benchcal.tasks.registry import BUILTIN_DATA_DIR, get_task, list_tasks, load_examples
+from benchcal.tasks.loading import MANIFEST, load_examples, read_rows
+from benchcal.tasks.registry import BUILTIN_DATA_DIR, get_task, list_tasks
 
 
 def _build_data_module():

@@ -1,4 +1,4 @@
-"""`benchcal run`: planning (pure) and the whole local pipeline on tiny checkpoints."""
+"""`benchcal run` (benchcal.app.local_run): planning (pure) and the whole local pipeline on tiny checkpoints."""
 
 from __future__ import annotations
 
@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from benchcal.cli import main
+from benchcal.app.cli import main
+from benchcal.app.local_run import default_run_path, local_model_argument, plan_local, results_dir
 from benchcal.errors import BadInput
-from benchcal.pipeline.cli import default_run_path
-from benchcal.pipeline.local import local_model_argument, plan_local, results_dir
 from benchcal.spec import load_run, parse_run
 
 
@@ -29,23 +28,23 @@ def test_embedded_default_plans_five_builtin_checkpoints_in_flops_order(tmp_path
     run = load_run(default_run_path())
     steps = plan_local(run, tmp_path)
     assert [s.checkpoint for s in steps] == ["s1", "s2", "s3", "s4", "s5"]
-    first = steps[0].commands
-    assert len(first) == 1  # every benchmark has the same shots: one evaluator call
-    argv = first[0]
-    assert argv[:3] == [sys.executable, "-m", "benchcal.cli"]
+    argv = steps[0].command  # one evaluator call per checkpoint
+    assert argv[:4] == [sys.executable, "-m", "benchcal", "evaluate"]
     assert argv[argv.index("--model") + 1] == "builtin:tiny-series/s1"
-    assert argv[argv.index("--shots") + 1] == "0,1,3"
+    pairs = argv[argv.index("--tasks") + 1].split(";")
+    assert len(pairs) == len(run.suite.benchmarks) and all(p.endswith(":0,1,3") for p in pairs)
+    assert "--shots" not in argv
     assert argv[argv.index("--out") + 1] == str(tmp_path / "checkpoints" / "s1")
     assert float(argv[argv.index("--flops") + 1]) == run.checkpoints[0].flops
 
 
-def test_benchmarks_with_different_shots_get_separate_evaluator_calls(tmp_path: Path) -> None:
+def test_benchmarks_with_different_shots_share_one_evaluator_call(tmp_path: Path) -> None:
     ckpts = [{"name": f"c{i}", "model": {"path": f"/m/{i}"}, "flops": 10.0 ** (i + 1)} for i in range(3)]
     run = parse_run(_doc(ckpts, [{"name": "copa", "shots": [0]}, {"name": "piqa", "shots": [0, 5]}], limit=7))
     (step, *_) = plan_local(run, tmp_path)
-    assert [c[c.index("--tasks") + 1] for c in step.commands] == ["copa", "piqa"]
-    assert [c[c.index("--shots") + 1] for c in step.commands] == ["0", "0,5"]
-    assert all(c[c.index("--limit") + 1] == "7" for c in step.commands)
+    assert step.command[step.command.index("--tasks") + 1] == "copa:0;piqa:0,5"
+    assert step.command[step.command.index("--limit") + 1] == "7"
+    assert step.command.count("evaluate") == 1
 
 
 def test_cluster_only_model_sources_are_rejected_with_the_field(tmp_path: Path) -> None:

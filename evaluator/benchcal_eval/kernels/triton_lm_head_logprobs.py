@@ -169,7 +169,7 @@ def _lm_head_merge_kernel(
 
 # Launch geometry. Interpreter runs (CPU CI) simulate every program in numpy: small blocks, few
 # programs. On GPU, 64/128 x 128 tiles with K=64 map onto tensor-core MMAs on Ampere and Hopper.
-# Not autotuned yet: these are starting points until benchmarks/bench_kernel.py has run on a GPU.
+# Not autotuned yet: these are starting points until benchmarks/bench_lm_head_logprobs.py has run on a GPU.
 _GPU_BLOCKS = {"BLOCK_N": 64, "BLOCK_V": 128, "BLOCK_K": 64, "num_warps": 4, "num_stages": 4}
 _GPU_BLOCKS_MANY_ROWS = {"BLOCK_N": 128, "BLOCK_V": 128, "BLOCK_K": 64, "num_warps": 8, "num_stages": 3}
 _INTERPRET_BLOCKS = {"BLOCK_N": 16, "BLOCK_V": 64, "BLOCK_K": 32}
