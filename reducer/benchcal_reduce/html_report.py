@@ -2,9 +2,9 @@
 
 Figures are embedded as data URIs and the sorting script and styles are inline, so the file opens
 anywhere (an artifact store, a mail attachment, a pod's volume) with no network. The verdict table
-sorts by any column: click its header, or open ``index.html?sort=<column>[&desc=1]``. New columns
-of the classification (e.g. a confidence) are shown when their name is listed or contains
-"confidence".
+sorts by any column: click its header, or open ``index.html?sort=<column>[&desc=1]``; it shows
+each verdict's confidence (bootstrap share, "not computed" with ``--bootstrap 0``) and its
+borderline and latent-trend flags, as report.md does.
 """
 
 from __future__ import annotations
@@ -18,6 +18,8 @@ from typing import Any
 import pandas as pd
 
 from benchcal.classification import GROUPS
+from benchcal_reduce.classify import BORDERLINE_BELOW
+from benchcal_reduce.labels import group_label
 from benchcal_reduce.palette import group_colour
 from benchcal_reduce.reduce import Reduction
 
@@ -25,6 +27,9 @@ TABLE_COLUMNS = (
     "benchmark",
     "category",
     "group",
+    "confidence",
+    "borderline",
+    "latent_trend",
     "recommended_shots",
     "shots_monotone",
     "shots_above_chance",
@@ -35,12 +40,13 @@ TABLE_COLUMNS = (
 )
 
 
+FLAG_COLUMNS = ("borderline", "latent_trend")  # booleans, shown as yes/no
+NOT_COMPUTED = "not computed"  # the confidence with --bootstrap 0
+
+
 def table_columns(classification: pd.DataFrame) -> list[str]:
-    """The columns shown, in order; any confidence column goes right after ``group``."""
-    cols = [c for c in TABLE_COLUMNS if c in classification.columns]
-    confidence = [c for c in classification.columns if "confidence" in c and c not in cols]
-    at = cols.index("group") + 1 if "group" in cols else len(cols)
-    return cols[:at] + confidence + cols[at:]
+    """The columns shown, in order (those of TABLE_COLUMNS the classification has)."""
+    return [c for c in TABLE_COLUMNS if c in classification.columns]
 
 
 def _is_missing(value: Any) -> bool:
@@ -58,8 +64,10 @@ def _number(value: Any) -> float | None:
 
 def column_type(classification: pd.DataFrame, column: str) -> str:
     """ "number" when every present value is numeric (groups sort by their rank), else "text"."""
-    if column == "group":
+    if column in ("group", "confidence"):
         return "number"
+    if column in FLAG_COLUMNS:
+        return "text"
     values = [v for v in classification[column].tolist() if not _is_missing(v)]
     return "number" if values and all(_number(v) is not None for v in values) else "text"
 
@@ -70,12 +78,20 @@ def _sort_value(column: str, kind: str, value: Any) -> str:
         return str(GROUPS.index(value) if value in GROUPS else len(GROUPS))
     if _is_missing(value):
         return ""
+    if column in FLAG_COLUMNS:
+        return "yes" if value else "no"
     return repr(float(value)) if kind == "number" else str(value).lower()
 
 
-def _shown(value: Any) -> str:
+def _shown(column: str, value: Any, row: dict[str, Any]) -> str:
+    if column == "group":
+        return group_label(row)  # "noise (latent trend)"
+    if column == "confidence":
+        return NOT_COMPUTED if _is_missing(value) else f"{float(value):.2f}"
     if _is_missing(value):
         return ""
+    if column in FLAG_COLUMNS:
+        return "yes" if value else "no"
     if isinstance(value, float):
         return f"{value:.4g}"
     return str(value)
@@ -107,10 +123,11 @@ def verdict_table(classification: pd.DataFrame) -> str:
             style = f' style="color:{group_colour(rec[c])};font-weight:bold"' if c == "group" else ""
             cells.append(
                 f'<td data-sort="{html.escape(_sort_value(c, kinds[c], rec[c]))}"{style}>'
-                f"{html.escape(_shown(rec[c]))}</td>"
+                f"{html.escape(_shown(c, rec[c], rec))}</td>"
             )
         name = html.escape(str(rec.get("benchmark", "")))
-        rows.append(f'<tr data-order="{order}" data-benchmark="{name}">{"".join(cells)}</tr>')
+        marked = ' class="borderline"' if rec.get("borderline") is True else ""
+        rows.append(f'<tr data-order="{order}" data-benchmark="{name}"{marked}>{"".join(cells)}</tr>')
     return (
         f'<table id="verdicts"><thead><tr>{head}</tr></thead>\n<tbody>\n'
         + "\n".join(rows)
@@ -137,6 +154,7 @@ td:last-child { font-size: 12px; color: #555; }
 img { max-width: 100%; }
 details { margin: .3em 0; }
 .counts span { display: inline-block; margin-right: 1.2em; font-weight: bold; }
+tr.borderline td { font-style: italic; background: #fbf6e9; }
 """
 
 # Sorting: stable (ties keep the reducer's order), missing values last in either direction.
@@ -171,6 +189,16 @@ if (query.get("sort")) sortBy(query.get("sort"), query.get("desc") === "1");
 """
 
 
+def _confidence_note(reduction: Reduction) -> str:
+    opts = reduction.options
+    if not opts.bootstrap:
+        return "Confidence not computed (--bootstrap 0)."
+    return (
+        f"Confidence = share of {opts.bootstrap} seeded redraws (seed {opts.seed}) of every point's "
+        f"correct count that give the same group; borderline (rows in italics) below {BORDERLINE_BELOW:.0%}."
+    )
+
+
 def report_html(reduction: Reduction, figures: dict[str, Path] | None = None) -> str:
     """The page; ``figures`` maps names (``overview``, ``composite``, ``benchmarks/<name>``) to PNGs."""
     cls = reduction.classification
@@ -197,13 +225,15 @@ def report_html(reduction: Reduction, figures: dict[str, Path] | None = None) ->
         parts.append(_figure(figures["overview"], "overview: every benchmark by verdict"))
     parts += [
         "<h2>Verdicts</h2>",
-        "<p>Click a column header to sort (again to reverse); <code>?sort=column&amp;desc=1</code> "
+        f"<p>{html.escape(_confidence_note(reduction))} "
+        "Click a column header to sort (again to reverse); <code>?sort=column&amp;desc=1</code> "
         "in the address does the same.</p>",
         verdict_table(cls),
     ]
-    if reduction.warnings:
-        items = "".join(f"<li>{html.escape(w)}</li>" for w in reduction.warnings)
-        parts.append(f"<h2>Warnings</h2><ul>{items}</ul>")
+    for title, items in (("Warnings", reduction.warnings), ("Not applied", reduction.notes)):
+        if items:
+            lis = "".join(f"<li>{html.escape(w)}</li>" for w in items)
+            parts.append(f"<h2>{title}</h2><ul>{lis}</ul>")
     if "composite" in figures:
         parts += ["<h2>Gauntlet composite</h2>", _figure(figures["composite"], "composite before and after")]
     per_benchmark = sorted(k for k in figures if k.startswith("benchmarks/"))

@@ -1,7 +1,8 @@
 """The overview figure: every benchmark at a glance, one small panel each, grouped by verdict.
 
 Like the calibration study's figures: accuracy against training FLOPs (log x), one line per shot
-count, the random baseline dotted; panels of one verdict share a row block and its colour.
+count, the random baseline dotted; panels of one verdict share a row block and its colour
+(``inconclusive`` too). A panel's title carries the verdict's confidence and its flags.
 ``overview_layout`` (which panel goes where) is plain data; ``overview_figure`` draws it.
 """
 
@@ -17,6 +18,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from benchcal.classification import GROUPS
+from benchcal_reduce.labels import confidence_label
 from benchcal_reduce.palette import group_colour
 from benchcal_reduce.reduce import Reduction
 
@@ -78,13 +80,21 @@ def _panel(
     if lo < -0.005:  # accuracy is never negative: shift the window up, keeping its span
         lo, hi = -0.005, hi + (-0.005 - lo)
     ax.set_ylim(lo, hi)
-    rec = row["recommended_shots"]
-    ax.set_title(benchmark + ("" if pd.isna(rec) else f" ({int(rec)}-shot)"), fontsize=7, color=colour)
+    ax.set_title(panel_title(benchmark, row.to_dict()), fontsize=7, color=colour)
     ax.tick_params(labelsize=5, length=2)
     for spine in ax.spines.values():
         spine.set_color(colour)
         spine.set_linewidth(1.2)
     ax.set_facecolor(matplotlib.colors.to_rgba(colour, 0.06))
+
+
+def panel_title(benchmark: str, row: dict) -> str:
+    """ "arc_easy (0-shot)" over "conf. 0.97"; "conf. 0.61 borderline", ", latent trend" when flagged."""
+    rec = row["recommended_shots"]
+    flags = [f"conf. {confidence_label(row)}"]
+    if row.get("latent_trend"):
+        flags.append("latent trend")
+    return benchmark + ("" if pd.isna(rec) else f" ({int(rec)}-shot)") + "\n" + ", ".join(flags)
 
 
 def _legend(fig, all_shots: list[int]) -> None:

@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from benchcal.classification import GROUPS
-from benchcal_reduce.html_report import report_html, table_columns
+from benchcal_reduce.html_report import report_html, table_columns, verdict_table
 from benchcal_reduce.reduce import reduce_table
 from benchcal_reduce.report import write_outputs
 
@@ -24,22 +24,24 @@ SERIES = {
     ("shotdep", 0): [0.40, 0.30, 0.45, 0.28, 0.44], ("shotdep", 5): [0.30, 0.36, 0.42, 0.48, 0.58],
     ("poor", 0): [0.50, 0.30, 0.55, 0.28, 0.44], ("poor", 5): [0.55, 0.31, 0.52, 0.29, 0.50],
     ("chance", 0): [0.25, 0.26, 0.24, 0.25, 0.25], ("chance", 5): [0.25, 0.25, 0.26, 0.25, 0.25],
+    # above chance, but 60 items cannot tell flat from rising: inconclusive, and borderline
+    ("few", 0): [0.50, 0.44, 0.56, 0.47, 0.57], ("few", 5): [0.48, 0.55, 0.46, 0.58, 0.52],
 }  # fmt: skip
-# A stand-in per-verdict confidence (the statistics rewrite adds the real one): distinct values in an
-# order unlike any other column's, so sorting by it is told apart from sorting by anything else.
-CONFIDENCE = {"good": 0.91, "also_good": 0.52, "shotdep": 0.77, "poor": 0.64, "chance": 0.13}
+ITEMS = {"good": 1000, "also_good": 1000, "shotdep": 1000, "poor": 1000, "chance": 1000, "few": 60}
 ROBUST_GREEN = (0x1B, 0x78, 0x37)
 
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
-    reduction = reduce_table(valid(make_table(SERIES)), pinned_options())
-    cls = reduction.classification
-    if "confidence" not in cls.columns:
-        reduction.classification = cls.assign(confidence=cls["benchmark"].map(CONFIDENCE))
+    reduction = reduce_table(valid(make_table(SERIES, n=ITEMS)), pinned_options())
     out = tmp_path_factory.mktemp("report")
     write_outputs(reduction, out)
     return reduction, out
+
+
+def _confidence(reduction) -> dict[str, float]:
+    cls = reduction.classification
+    return dict(zip(cls["benchmark"], cls["confidence"].astype(float), strict=True))
 
 
 def _groups(reduction) -> dict[str, str]:
@@ -54,7 +56,10 @@ def _row_order(dom: str) -> list[str]:
 
 def test_the_example_covers_every_verdict(report):
     reduction, _ = report
-    assert set(_groups(reduction).values()) >= {"robust", "shot_dependent", "poorly_behaved", "noise"}
+    assert set(_groups(reduction).values()) == set(GROUPS)
+    confidence = _confidence(reduction)
+    assert confidence["few"] < 0.8 and reduction.classification.set_index("benchmark").at["few", "borderline"]
+    assert len(set(confidence.values())) >= 3  # sorting by confidence is told apart from the default order
 
 
 def test_page_is_self_contained(report):
@@ -71,12 +76,29 @@ def test_page_is_self_contained(report):
     assert page.index("overview") < page.index('<table id="verdicts"')
 
 
-def test_table_columns_pick_up_a_confidence_column(report):
-    reduction, _ = report
+def test_table_shows_confidence_and_flags_after_the_group(report):
+    reduction, out = report
     cols = table_columns(reduction.classification)
-    assert cols[:4] == ["benchmark", "category", "group", "confidence"]
-    without = table_columns(reduction.classification.drop(columns="confidence"))
-    assert "confidence" not in without and without[2] == "group"
+    assert cols[:6] == ["benchmark", "category", "group", "confidence", "borderline", "latent_trend"]
+    page = (out / "index.html").read_text()
+    row = re.search(r'<tr data-order="\d+" data-benchmark="few" class="borderline">(.*?)</tr>', page)
+    assert row, "the borderline verdict's row is marked"
+    cells = re.findall(r"<td[^>]*>([^<]*)</td>", row.group(1))
+    conf = _confidence(reduction)["few"]
+    assert cells[2:6] == ["inconclusive", f"{conf:.2f}", "yes", "no"]
+    assert "borderline (rows in italics) below 80%" in page
+
+
+def test_latent_trend_and_missing_confidence_are_shown_as_such(report):
+    reduction, _ = report
+    cls = reduction.classification.copy()
+    cls.loc[cls["benchmark"] == "chance", "latent_trend"] = True
+    cls["confidence"] = float("nan")  # as with --bootstrap 0
+    table = verdict_table(cls)
+    row = re.search(r'data-benchmark="chance">(.*?)</tr>', table).group(1)
+    cells = re.findall(r'<td data-sort="([^"]*)"[^>]*>([^<]*)</td>', row)
+    assert cells[2][1] == "noise (latent trend)" and cells[5] == ("yes", "yes")
+    assert cells[3] == ("", "not computed")  # sorts last
 
 
 def test_report_html_without_figures_says_so(report):
@@ -97,30 +119,33 @@ def test_report_html_without_figures_says_so(report):
 def test_chromium_runs_the_script_and_sorts_by_query(report, tmp_path, query, key):
     reduction, out = report
     groups = _groups(reduction)
+    confidence = _confidence(reduction)
     dom = dump_dom(f"{(out / 'index.html').as_uri()}?{query}", tmp_path / "profile")
     rows = _row_order(dom)
     assert sorted(rows) == sorted(groups), "every benchmark has a row"
     default = _row_order((out / "index.html").read_text())  # ties keep this order (stable sort)
-    expected = sorted(groups, key=lambda n: (*key(n, groups[n], CONFIDENCE[n]), default.index(n)))
+    expected = sorted(groups, key=lambda n: (*key(n, groups[n], confidence[n]), default.index(n)))
     assert rows == expected
     assert f'data-sorted-by="{query.split("=", 1)[1].replace("&desc=1", ":desc")}"' in dom
 
 
 def test_clicking_headers_sorts_the_table(report, tmp_path):
-    _, out = report
+    reduction, out = report
+    confidence = _confidence(reduction)
     order = "Array.from(document.querySelectorAll('#verdicts tbody tr')).map(r => r.dataset.benchmark)"
     with DevTools((out / "index.html").as_uri(), tmp_path / "profile") as page:
         page.wait_for("document.readyState === 'complete' && !!document.getElementById('verdicts')")
         default = page.evaluate(order)
-        page.click('th[data-key="confidence"] button')
-        assert page.evaluate(order) == sorted(CONFIDENCE, key=CONFIDENCE.get) != default
+        page.click('th[data-key="confidence"] button')  # ties keep the default order (stable)
+        ascending = sorted(confidence, key=lambda n: (confidence[n], default.index(n)))
+        assert page.evaluate(order) == ascending != default
         page.click('th[data-key="confidence"] button')  # again: reversed
-        assert page.evaluate(order) == sorted(CONFIDENCE, key=CONFIDENCE.get, reverse=True)
+        assert page.evaluate(order) == sorted(confidence, key=lambda n: (-confidence[n], default.index(n)))
         assert page.evaluate(
             "document.querySelector('th[data-key=confidence]').getAttribute('aria-sort')"
         ) == ("descending")
         page.click('th[data-key="benchmark"] button')
-        assert page.evaluate(order) == sorted(CONFIDENCE)
+        assert page.evaluate(order) == sorted(confidence)
 
 
 def _pixels(path) -> np.ndarray:
