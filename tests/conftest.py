@@ -1,4 +1,4 @@
-"""Shared test wiring: GPU tests skip without CUDA; paths to the shared gauntlet data."""
+"""Shared test wiring: GPU tests skip without CUDA; paths to the shared gauntlet data; the SmolLM2 GGUF."""
 
 from __future__ import annotations
 
@@ -46,3 +46,11 @@ def repo_root() -> Path:
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return SHARED_DIR
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf() -> Path:
+    """The real SmolLM2-135M GGUF (tests/models.py): skips without it, fails under CI."""
+    from tests.models import smollm2_gguf as locate
+
+    return locate()

@@ -11,17 +11,10 @@ matplotlib.use("Agg")  # headless: the reducer runs in a Job
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from benchcal.classification import INCONCLUSIVE, NOISE, POORLY_BEHAVED, ROBUST, SHOT_DEPENDENT
 from benchcal_reduce.labels import group_label
+from benchcal_reduce.palette import GROUP_COLOURS
 from benchcal_reduce.reduce import Reduction
 
-GROUP_COLOURS = {
-    ROBUST: "#1b7837",
-    SHOT_DEPENDENT: "#2166ac",
-    POORLY_BEHAVED: "#d6604d",
-    NOISE: "#878787",
-    INCONCLUSIVE: "#b2abd2",
-}
 _SAFE = re.compile(r"[^A-Za-z0-9_.-]+")
 
 

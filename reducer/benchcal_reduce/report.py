@@ -22,6 +22,7 @@ from benchcal.classification import (
 )
 from benchcal.results import atomic_write_text
 from benchcal_reduce.classify import BORDERLINE_BELOW
+from benchcal_reduce.html_report import report_html
 from benchcal_reduce.labels import confidence_label, group_label
 from benchcal_reduce.reduce import Reduction
 
@@ -214,6 +215,13 @@ def report_markdown(
         f"above chance = beyond the floor by {opts.min_margin:g} (rescaled), flat = rising less than "
         f"{opts.min_gain:g} (rescaled) per decade of FLOPs; {confidence}.",
         "",
+        *(
+            [f"![overview: every benchmark by verdict]({figures['overview'].as_posix()})", ""]
+            if figures and "overview" in figures
+            else []
+        ),
+        "The same report as one page with a sortable verdict table: [index.html](index.html).",
+        "",
         "| group | benchmarks |",
         "|---|---|",
         *[f"| {g} | {s['counts'][g]} |" for g in GROUPS if s["counts"][g]],
@@ -292,7 +300,9 @@ def report_markdown(
     if reduction.notes:
         out += ["## Not applied", "", *[f"- {n}" for n in reduction.notes], ""]
     if figures:
-        out += ["## Figures", "", *[f"![{name}]({p.as_posix()})" for name, p in sorted(figures.items())], ""]
+        # the overview first: every benchmark at a glance, then the composite and the details
+        order = sorted(figures, key=lambda name: (name != "overview", name != "composite", name))
+        out += ["## Figures", "", *[f"![{name}]({figures[name].as_posix()})" for name in order], ""]
     return "\n".join(out)
 
 
@@ -304,8 +314,10 @@ def write_outputs(reduction: Reduction, out_dir: str | Path, figures: bool = Tru
     fig_paths: dict[str, Path] = {}
     if figures:
         from benchcal_reduce.figures import write_figures  # matplotlib only when asked
+        from benchcal_reduce.overview import overview_figure
 
-        fig_paths = write_figures(reduction, out / "figures")
+        fig_paths = {"overview": overview_figure(reduction, out / "figures" / "overview.png")}
+        fig_paths.update(write_figures(reduction, out / "figures"))
         paths.update({f"figure:{k}": v for k, v in fig_paths.items()})
     summary = summary_dict(reduction)
     figures_rel = {k: p.relative_to(out) for k, p in fig_paths.items()}
@@ -315,6 +327,7 @@ def write_outputs(reduction: Reduction, out_dir: str | Path, figures: bool = Tru
         "composite.csv": reduction.composite["per_checkpoint"].to_csv(index=False),
         "summary.json": json.dumps(summary, indent=2, sort_keys=True) + "\n",
         "report.md": report_markdown(reduction, figures_rel, summary) + "\n",
+        "index.html": report_html(reduction, fig_paths),
     }
     for name, text in files.items():
         atomic_write_text(out / name, text)

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import yaml
 
-from benchcal.api import to_json_schema
+from benchcal.api import MAX_LISTED_PROBLEMS, to_json_schema
 from benchcal.errors import BadInput
 from benchcal.spec import load_run, parse_run
 
@@ -99,11 +99,7 @@ def test_preset_expands_through_the_registry():
         ),
         ("spec.checkpoints.1.name", "Bad_Name", "spec.checkpoints[1].name"),
         ("spec.checkpoints", [BASE["spec"]["checkpoints"][0]], "spec.checkpoints"),
-        (
-            "spec.checkpoints.0.flopz",
-            3,
-            "spec.checkpoints[0]: Additional properties are not allowed ('flopz'",
-        ),
+        ("spec.checkpoints.0.flopz", 3, "spec.checkpoints[0].flopz: unknown field; did you mean 'flops'?"),
         ("spec.suite.shots", [0, 33], "spec.suite.shots[1]"),
         ("spec.suite.benchmarks.0.shots", [-1], "spec.suite.benchmarks[0].shots[0]"),
         ("spec.suite.preset", "gauntlet-v0.1", "spec.suite: set exactly one of suite.preset"),
@@ -154,6 +150,67 @@ def test_load_run_reports_the_yaml_line(tmp_path):
     path.write_text("spec:\n  checkpoints: [\n")
     with pytest.raises(BadInput, match=r"run.yaml:\d+: invalid YAML"):
         load_run(path)
+
+
+def _problems(message: str) -> list[str]:
+    """The numbered lines of a several-problem message, without their numbers (checked in order)."""
+    lines = message.splitlines()[1:]
+    assert [line.split(".", 1)[0].strip() for line in lines] == [str(i) for i in range(1, len(lines) + 1)]
+    return [line.split(". ", 1)[1] for line in lines]
+
+
+def test_a_typo_is_reported_first_by_its_path_with_a_did_you_mean():
+    doc = copy.deepcopy(BASE)
+    doc["spec"]["suiet"] = doc["spec"].pop("suite")
+    with pytest.raises(BadInput) as err:
+        parse_run(doc)
+    assert str(err.value).startswith("2 problems in the CalibrationRun:\n")
+    assert _problems(str(err.value)) == [
+        "spec.suiet: unknown field; did you mean 'suite'?",
+        "spec: 'suite' is a required property",  # caused by the typo, so after it
+    ]
+
+
+def test_every_problem_at_every_depth_unknown_fields_first_then_in_document_order(tmp_path):
+    doc = copy.deepcopy(BASE)
+    doc["spec"]["checkpoints"][0]["flops"] = "a lot"  # wrong type
+    ckpt = doc["spec"]["checkpoints"][1]
+    ckpt["flop"] = ckpt.pop("flops")
+    doc["spec"]["suiet"] = doc["spec"].pop("suite")
+    doc["spec"]["evaluator"] = {"dtpye": "bf16", "shards": "two", "colour": "blue"}
+    path = tmp_path / "run.yaml"
+    path.write_text(yaml.safe_dump(doc, sort_keys=False))
+    with pytest.raises(BadInput) as err:
+        load_run(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: 7 problems in the CalibrationRun:\n")
+    assert _problems(message) == [
+        "spec.checkpoints[1].flop: unknown field; did you mean 'flops'?",
+        "spec.suiet: unknown field; did you mean 'suite'?",
+        "spec.evaluator.dtpye: unknown field; did you mean 'dtype'?",
+        "spec.evaluator.colour: unknown field; allowed here: activeDeadlineSeconds, affinity, backoffLimit, "
+        "dtype, env, image, imagePullSecrets, maxLength, nodeSelector, priorityClassName, resources, "
+        "runtimeClassName, serviceAccountName, shards, tokenBudget, tolerations, trustRemoteCode, "
+        "volumeMounts, volumes (`kubectl explain calibrationrun.spec.evaluator`)",
+        "spec: 'suite' is a required property",
+        "spec.checkpoints[0].flops: 'a lot' is not of type 'number'",
+        "spec.evaluator.shards: 'two' is not of type 'integer'",
+    ]
+
+
+def test_the_list_is_bounded_and_says_how_many_were_left_out():
+    doc = copy.deepcopy(BASE)
+    doc["spec"]["checkpoints"][0].update({f"extra{i}": i for i in range(MAX_LISTED_PROBLEMS + 5)})
+    with pytest.raises(BadInput) as err:
+        parse_run(doc)
+    message = str(err.value)
+    assert message.startswith(f"{MAX_LISTED_PROBLEMS + 5} problems in the CalibrationRun:\n")
+    assert message.endswith("\n  ... and 5 more")
+    assert len(message.splitlines()) == MAX_LISTED_PROBLEMS + 2
+    assert (
+        "spec.checkpoints[0].extra0: unknown field; allowed here: flops, model, name, params, tokens"
+        in message
+    )
 
 
 def test_json_schema_conversion_handles_kubernetes_extensions():

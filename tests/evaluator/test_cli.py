@@ -10,7 +10,7 @@ import pytest
 
 from benchcal.app.cli import main
 from benchcal.results import read_summary, result_path
-from tests.evaluator.tiny_checkpoint import smollm2_gguf, tiny_checkpoint_dir, write_tiny_tasks
+from tests.evaluator.tiny_checkpoint import tiny_checkpoint_dir, write_tiny_tasks
 
 
 @pytest.fixture(scope="module")
@@ -155,9 +155,8 @@ def test_publish_configmap_gets_the_summary(task_file, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_smollm2_gguf_on_a_real_benchmark(tmp_path, capsys):
-    gguf = smollm2_gguf()
-    argv = ["evaluate", "--model", str(gguf), "--tasks", "arc_easy", "--shots", "0", "--limit", "10",
+def test_smollm2_gguf_on_a_real_benchmark(tmp_path, capsys, smollm2_gguf):
+    argv = ["evaluate", "--model", str(smollm2_gguf), "--tasks", "arc_easy", "--shots", "0", "--limit", "10",
             "--out", str(tmp_path), "--device", "cpu", "--checkpoint", "smollm2-135m"]  # fmt: skip
     assert main(argv) == 0
     [result] = read_summary(tmp_path).results

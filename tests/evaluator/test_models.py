@@ -11,7 +11,6 @@ from benchcal.errors import BadInput
 from benchcal_eval import models
 from benchcal_eval.models import load_model, resolve_device, resolve_dtype
 from tests.evaluator.engine.conftest import tiny_llama
-from tests.evaluator.tiny_checkpoint import smollm2_gguf
 
 
 def save_tiny_checkpoint(path: Path) -> Path:
@@ -127,12 +126,12 @@ def test_dtype_and_device_resolution():
 
 
 @pytest.mark.slow
-def test_smollm2_gguf_loads_and_engine_matches_reference():
+def test_smollm2_gguf_loads_and_engine_matches_reference(smollm2_gguf):
     """The real SmolLM2-135M (GGUF Q4_1, dequantized to fp32): a handful of MC-style requests."""
     from benchcal_eval.engine import ScoringEngine, naive_score
     from benchcal_eval.requests import ScoreRequest
 
-    path = smollm2_gguf()
+    path = smollm2_gguf
     lm = load_model(str(path), dtype="float32", device="cpu")
     from benchcal_eval.identity import file_sha256
 

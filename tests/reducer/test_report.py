@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import sys
 import types
 
@@ -33,7 +34,9 @@ def reduction():
 
 def test_write_outputs_without_figures(tmp_path, reduction):
     paths = write_outputs(reduction, tmp_path, figures=False)
-    assert set(paths) == {"classification.csv", "per_shot.csv", "composite.csv", "summary.json", "report.md"}
+    assert set(paths) == {
+        "classification.csv", "per_shot.csv", "composite.csv", "summary.json", "report.md", "index.html"
+    }  # fmt: skip
     cls = pd.read_csv(paths["classification.csv"])
     assert list(cls["group"]) == ["noise", "robust"]
     for col in (
@@ -73,9 +76,18 @@ def test_write_outputs_without_figures(tmp_path, reduction):
 def test_figures(tmp_path, reduction):
     paths = write_outputs(reduction, tmp_path, figures=True)
     pngs = sorted(p.relative_to(tmp_path).as_posix() for k, p in paths.items() if k.startswith("figure:"))
-    assert pngs == ["figures/benchmarks/chance.png", "figures/benchmarks/good.png", "figures/composite.png"]
-    assert (tmp_path / pngs[0]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    assert "](figures/benchmarks/good.png)" in (tmp_path / "report.md").read_text()
+    assert pngs == [
+        "figures/benchmarks/chance.png", "figures/benchmarks/good.png", "figures/composite.png",
+        "figures/overview.png",
+    ]  # fmt: skip
+    assert all((tmp_path / p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)
+    report = (tmp_path / "report.md").read_text()
+    links = re.findall(r"!\[[^]]*\]\(([^)]+)\)", report)
+    assert links[0] == "figures/overview.png"  # linked first, above the tables
+    assert report.index("figures/overview.png") < report.index("## robust")
+    assert links[1:] == ["figures/overview.png", "figures/composite.png", "figures/benchmarks/chance.png",
+                         "figures/benchmarks/good.png"]  # fmt: skip
+    assert "[index.html](index.html)" in report
 
 
 def test_figure_titles_carry_group_confidence_and_borderline():

@@ -47,7 +47,8 @@ def test_only_the_files_the_registry_uses_are_shipped(manifest):
     }
     assert {f"{e['file']}.gz" for e in manifest["files"]} == used
     assert {e["file"] for e in manifest["files"] if e["rebuilt"]} == {
-        "world_knowledge/mmlu.jsonl", "language_understanding/hellaswag.jsonl"}  # fmt: skip
+        "world_knowledge/mmlu.jsonl", "language_understanding/hellaswag.jsonl",
+        "reading_comprehension/squad.jsonl"}  # fmt: skip
 
 
 def test_manifest_matches_the_shared_originals(manifest, shared_dir):

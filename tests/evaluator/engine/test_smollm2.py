@@ -19,7 +19,7 @@ from benchcal.tasks.registry import get_task
 from benchcal_eval.engine import ScoringEngine, naive_score
 from benchcal_eval.prompts import build_instances
 from benchcal_eval.tokenize import encode_task
-from tests.evaluator.tiny_checkpoint import smollm2_gguf
+from tests.models import smollm2_gguf
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # ~2-4 min on an idle 2-core CPU
 
