@@ -189,9 +189,10 @@ def test_every_problem_at_every_depth_unknown_fields_first_then_in_document_orde
         "spec.suiet: unknown field; did you mean 'suite'?",
         "spec.evaluator.dtpye: unknown field; did you mean 'dtype'?",
         "spec.evaluator.colour: unknown field; allowed here: activeDeadlineSeconds, affinity, backoffLimit, "
-        "dtype, env, image, imagePullSecrets, maxLength, nodeSelector, priorityClassName, resources, "
-        "runtimeClassName, serviceAccountName, shards, tokenBudget, tolerations, trustRemoteCode, "
-        "volumeMounts, volumes (`kubectl explain calibrationrun.spec.evaluator`)",
+        "dtype, env, image, imagePullSecrets, maxLength, nodeSelector, podSecurityContext, "
+        "priorityClassName, resources, runtimeClassName, scratchSize, serviceAccountName, shards, "
+        "tokenBudget, tolerations, trustRemoteCode, volumeMounts, volumes "
+        "(`kubectl explain calibrationrun.spec.evaluator`)",
         "spec: 'suite' is a required property",
         "spec.checkpoints[0].flops: 'a lot' is not of type 'number'",
         "spec.evaluator.shards: 'two' is not of type 'integer'",
