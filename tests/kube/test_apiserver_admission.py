@@ -295,7 +295,7 @@ def test_cel_transition_rule_makes_checkpoints_immutable_on_update(crd_server: R
     assert code == 422 and err["details"]["causes"] == [
         {
             "reason": "FieldValueInvalid",
-            "message": 'Invalid value: "object": spec.checkpoints is immutable; create a new CalibrationRun to evaluate other checkpoints',
+            "message": 'Invalid value: "object": spec.checkpoints is immutable (their order is not); create a new CalibrationRun to evaluate other checkpoints',
             "field": "spec",
         }
     ]
