@@ -22,7 +22,8 @@ def _checkpoints(e2e: E2E, run: str) -> Path:
 
 
 def _results(e2e: E2E, run: str) -> list[Path]:
-    return sorted(_checkpoints(e2e, run).glob("*/results/*/*shot.json"))
+    # result files are keyed by configuration: <k>shot.<config_key>.json (benchcal.results)
+    return sorted(_checkpoints(e2e, run).glob("*/results/*/*shot.*.json"))
 
 
 def _running_evaluator_pod(e2e: E2E, run: str, checkpoint: str) -> dict | None:
