@@ -343,17 +343,22 @@ def parse_run(doc: dict[str, Any], *, base_dir: str | Path | None = None) -> Cal
     )
 
 
-def load_run(path: str | Path) -> CalibrationRun:
-    """Read a CalibrationRun YAML file; relative paths resolve against its directory."""
-    path = Path(path)
+def read_yaml_file(path: Path) -> Any:
+    """One YAML document; a missing file or bad YAML is BadInput naming the file (and line)."""
     try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+        return yaml.safe_load(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise BadInput(f"{path}: file not found") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f":{mark.line + 1}" if mark is not None else ""
         raise BadInput(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def load_run(path: str | Path) -> CalibrationRun:
+    """Read a CalibrationRun YAML file; relative paths resolve against its directory."""
+    path = Path(path)
+    doc = read_yaml_file(path)
     try:
         return parse_run(doc, base_dir=path.parent)
     except BadInput as exc:

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from benchcal.errors import BadInput
-from benchcal.spec import CalibrationRun, parse_run
+from benchcal.spec import CalibrationRun, parse_run, read_yaml_file
 
 PLAN_UID = "00000000-0000-0000-0000-000000000000"
 
@@ -36,14 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _load(path: Path, namespace: str | None) -> dict[str, Any]:
-    try:
-        doc = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise BadInput(f"{path}: file not found") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        line = f":{mark.line + 1}" if mark is not None else ""
-        raise BadInput(f"{path}{line}: invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    doc = read_yaml_file(path)
     if not isinstance(doc, dict):
         raise BadInput(f"{path}: expected one CalibrationRun document")
     meta = doc.setdefault("metadata", {})
