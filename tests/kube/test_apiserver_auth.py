@@ -263,3 +263,70 @@ subjects: [{kind: ServiceAccount, name: bot, namespace: default}]
     # a ServiceAccount cannot impersonate anyone
     bad = bot("get", "configmaps", "--as=kubernetes-admin", check=False)
     assert bad.returncode != 0 and 'cannot impersonate resource "users"' in bad.stderr
+
+
+RBAC_NS = "/apis/rbac.authorization.k8s.io/v1/namespaces/default"
+
+
+def test_roles_and_bindings_cannot_grant_what_their_author_does_not_hold(kube_server: LocalApiServer) -> None:
+    """RBAC escalation prevention (pkg/registry/rbac): the real 403 body, and the two ways out
+    (holding the rules, or the escalate/bind verbs)."""
+    token = _sa(kube_server, "granter")
+    _role(
+        kube_server,
+        "granter",
+        [
+            {
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "resources": ["roles", "rolebindings"],
+                "verbs": ["create"],
+            },
+            {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get"]},
+        ],
+    )
+    _bind(
+        kube_server,
+        "granter",
+        "granter",
+        {"kind": "ServiceAccount", "name": "granter", "namespace": "default"},
+    )
+    rest = Rest.as_token(kube_server, token)
+    held = {"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["mine"], "verbs": ["get"]}
+    code, body = rest.post(f"{RBAC_NS}/roles", {"metadata": {"name": "narrow"}, "rules": [held]})
+    assert code == 201, body  # a named get is covered by the unnamed one
+    not_held = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "patch"]}
+    code, body = rest.post(f"{RBAC_NS}/roles", {"metadata": {"name": "wider"}, "rules": [not_held]})
+    assert code == 403 and body["reason"] == "Forbidden", body
+    assert body["message"] == (
+        'roles.rbac.authorization.k8s.io "wider" is forbidden: user "system:serviceaccount:default:granter" '
+        '(groups=["system:serviceaccounts" "system:serviceaccounts:default" "system:authenticated"]) is '
+        "attempting to grant RBAC permissions not currently held:\n"
+        '{APIGroups:[""], Resources:["configmaps"], Verbs:["patch"]}'
+    )
+    _role(kube_server, "wider", [not_held])  # the admin may
+    subject = {"kind": "ServiceAccount", "name": "default", "namespace": "default"}
+
+    def binding(name: str, role: str) -> dict:
+        ref = {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role}
+        return {"metadata": {"name": name}, "roleRef": ref, "subjects": [subject]}
+
+    assert rest.post(f"{RBAC_NS}/rolebindings", binding("to-narrow", "narrow"))[0] == 201
+    code, body = rest.post(f"{RBAC_NS}/rolebindings", binding("to-wider", "wider"))
+    assert code == 403 and "attempting to grant RBAC permissions not currently held" in body["message"], body
+    assert body["message"].startswith('rolebindings.rbac.authorization.k8s.io "to-wider" is forbidden: ')
+    _role(
+        kube_server,
+        "binder",
+        [
+            {
+                "apiGroups": ["rbac.authorization.k8s.io"],
+                "resources": ["roles"],
+                "resourceNames": ["wider"],
+                "verbs": ["bind"],
+            }
+        ],
+    )
+    _bind(
+        kube_server, "binder", "binder", {"kind": "ServiceAccount", "name": "granter", "namespace": "default"}
+    )
+    assert rest.post(f"{RBAC_NS}/rolebindings", binding("to-wider", "wider"))[0] == 201  # may bind it

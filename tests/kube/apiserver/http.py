@@ -16,7 +16,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import yaml
 
-from tests.kube.apiserver import openapi, protobuf, requestinfo, resources, reviews
+from tests.kube.apiserver import escalation, openapi, protobuf, requestinfo, resources, reviews
 from tests.kube.apiserver.authn import UserInfo, impersonate
 from tests.kube.apiserver.errors import ApiError
 from tests.kube.apiserver.requestinfo import RequestInfo
@@ -201,6 +201,7 @@ class Handler(BaseHTTPRequestHandler):
             if method == "GET":
                 return self._list(t, namespace, query)
             if method == "POST":
+                self._no_escalation(t, namespace, body)
                 obj, warnings = api.create(t, namespace, body, dry_run=dry_run, field_validation=fv)
                 return self._send(201, obj, warnings=warnings)
             if method == "DELETE":
@@ -225,6 +226,7 @@ class Handler(BaseHTTPRequestHandler):
                 )
             return self._send(200, obj)
         if method == "PUT":
+            self._no_escalation(t, namespace, body)
             obj, warnings = api.update(
                 t, namespace, name, body, subresource=sub, dry_run=dry_run, field_validation=fv
             )
@@ -237,6 +239,9 @@ class Handler(BaseHTTPRequestHandler):
                     "UnsupportedMediaType",
                     "server-side apply is not served by the local API server; use client-side kubectl apply",
                 )
+            if t.group == escalation.GROUP:  # what the patch would store must not escalate either
+                after, _ = api.patch(t, namespace, name, ctype, body, subresource=sub, dry_run=True)
+                self._no_escalation(t, namespace, after)
             obj, warnings = api.patch(
                 t, namespace, name, ctype, body, subresource=sub, dry_run=dry_run, field_validation=fv
             )
@@ -249,6 +254,17 @@ class Handler(BaseHTTPRequestHandler):
                 opts["gracePeriodSeconds"] = int(query["gracePeriodSeconds"])
             return self._send(200, api.delete(t, namespace, name, opts, dry_run=dry_run))
         raise ApiError(405, "MethodNotAllowed", f"method {method} not allowed")
+
+    def _no_escalation(self, t: Any, namespace: str | None, obj: Any) -> None:
+        if t.group != escalation.GROUP or not isinstance(obj, dict):
+            return
+        try:
+            escalation.check(
+                self.owner.authz, self.owner.api.store, self.user, t.plural, namespace or "", obj
+            )
+        except ApiError as exc:
+            self.owner.denials.append((self.user.name, exc.message))
+            raise
 
     def _list(self, t: Any, namespace: str | None, query: dict[str, str]) -> None:
         items, rv = self.owner.api.list(t, namespace, query.get("labelSelector"), query.get("fieldSelector"))
