@@ -38,6 +38,7 @@ SUSPENDED_BY_OPERATOR = "benchcal-operator"
 EVALUATOR = "evaluator"
 REDUCER = "reducer"
 SUMMARY = "summary"
+IDENTITY = "identity"  # a run's own ServiceAccount, Role and RoleBinding (pod_identity_name)
 
 # ---- environment of evaluator and reducer pods (set by the operator, read inside the pod) ---------
 ENV_RUN = "BENCHCAL_RUN"
@@ -69,6 +70,23 @@ def reducer_job_name(run: str) -> str:
 def summary_configmap_name(run: str, checkpoint: str) -> str:
     """The ConfigMap the evaluator publishes its CheckpointSummary to (one per shard when sharded)."""
     return bounded_name(run, "summary", checkpoint)
+
+
+def summary_configmap_names(run: str, checkpoints: list[str], shards: int) -> list[str]:
+    """Every summary ConfigMap a run's evaluators publish: one per checkpoint, one per shard when
+    sharded (``<summary>-<index>``, the index the Indexed Job gives each pod). The operator creates
+    exactly these (its pods may only get/patch/update them, by name) and the reducer reads them."""
+    names = []
+    for ckpt in checkpoints:
+        base = summary_configmap_name(run, ckpt)
+        names += [base] if shards <= 1 else [f"{base}-{i}" for i in range(shards)]
+    return names
+
+
+def pod_identity_name(run: str) -> str:
+    """The run's own ServiceAccount, Role and RoleBinding (one name for all three): its pods' identity,
+    allowed to touch only this run's summary ConfigMaps and status."""
+    return bounded_name(run, "benchcal")
 
 
 def child_labels(run: str, component: str, checkpoint: str = "") -> dict[str, str]:

@@ -1,9 +1,11 @@
 """Results transport through the Kubernetes API (contracts 5 and 6).
 
-- ``publish_summary``: an evaluator pod writes its CheckpointSummary into a ConfigMap
-  (labelled with its run, owned by the CalibrationRun so it goes away with it).
-- ``collect_summaries``: the reducer reads every summary of a run back, only those owned by
-  this run's UID (``$BENCHCAL_RUN_UID``): a deleted namesake's are never classified.
+- ``publish_summary``: an evaluator pod writes its CheckpointSummary into a ConfigMap the
+  operator created for it (labelled with its run, owned by the CalibrationRun so it goes away
+  with it); it patches, never creates, so its Role can name every object it may touch.
+- ``collect_summaries``: the reducer reads the run (its checkpoints and shards) and gets each of
+  its summary ConfigMaps by name, only those owned by this run's UID (``$BENCHCAL_RUN_UID``): a
+  deleted namesake's are never classified.
 - ``write_run_status``: the reducer writes the bounded classification
   (``benchcal.classification.StatusClassification``) and ``resultsRef`` into the run's status
   (the operator owns every other status field).
@@ -17,7 +19,7 @@ from __future__ import annotations
 
 import json
 import os
-from typing import Any
+from typing import Any, NoReturn
 
 from benchcal import naming
 from benchcal.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
@@ -134,7 +136,7 @@ def server_message(exc: Any) -> str:
     return str(getattr(exc, "reason", "") or exc)
 
 
-def _raise(exc: Any, action: str) -> None:
+def _raise(exc: Any, action: str) -> NoReturn:
     """403/404/422 are bad input (exit 2: the Job fails at once, naming the server's answer)."""
     status = int(getattr(exc, "status", 0) or 0)
     if status in (401, 403):
@@ -150,61 +152,73 @@ def _raise(exc: Any, action: str) -> None:
 
 
 def publish_summary(summary: CheckpointSummary, target: str) -> None:
-    """Create or replace ConfigMap NAMESPACE/NAME holding ``summary`` as JSON."""
+    """Write ``summary`` as JSON into ConfigMap NAMESPACE/NAME.
+
+    The operator creates a run's summary ConfigMaps before its Jobs (its pods may only get and
+    patch those names: RBAC cannot limit ``create`` to names), so this patches first; only a
+    ConfigMap nobody created yet (a pod not started by the operator) is created.
+    """
     namespace, name = split_target(target, "--publish-configmap")
     manifest = summary_configmap(summary, namespace, name, dict(os.environ))
     client = _api()
     core = client.CoreV1Api()
     try:
-        core.create_namespaced_config_map(namespace, manifest)
+        core.patch_namespaced_config_map(name, namespace, {"data": manifest["data"]})
     except client.exceptions.ApiException as exc:
-        if exc.status != 409:
-            _raise(exc, f"create ConfigMap {target}")
+        if exc.status != 404:
+            _raise(exc, f"patch ConfigMap {target}")
         try:
-            core.replace_namespaced_config_map(name, namespace, manifest)
+            core.create_namespaced_config_map(namespace, manifest)
         except client.exceptions.ApiException as exc2:
-            _raise(exc2, f"replace ConfigMap {target}")
+            _raise(exc2, f"create ConfigMap {target}")
 
 
 def _owned_by(cm: Any, uid: str) -> bool:
     return any(ref.uid == uid for ref in (cm.metadata.owner_references or []))
 
 
+def summary_names_of(run_body: dict[str, Any]) -> list[str]:
+    """The summary ConfigMaps a run's evaluators publish, from its spec's checkpoints and shards."""
+    spec = run_body.get("spec") or {}
+    shards = int((spec.get("evaluator") or {}).get("shards") or 1)
+    checkpoints = [c["name"] for c in spec.get("checkpoints") or []]
+    return naming.summary_configmap_names(run_body["metadata"]["name"], checkpoints, shards)
+
+
 def collect_summaries(target: str, run_uid: str | None = None) -> list[CheckpointSummary]:
     """Every published summary of run NAMESPACE/RUN, merged per checkpoint, ordered by FLOPs.
 
-    Only ConfigMaps owned by the run's UID (``run_uid``, default ``$BENCHCAL_RUN_UID``) count:
-    a run deleted and re-created under the same name leaves summaries the garbage collector may
-    not have removed yet, and those belong to the old run.
+    The ConfigMaps are read by name (``naming.summary_configmap_names`` of the run's spec: a pod's
+    Role names them, it cannot list), and each must be owned by the run's UID (``run_uid``,
+    default ``$BENCHCAL_RUN_UID``): a run deleted and re-created under the same name leaves
+    summaries the garbage collector may not have removed yet, and those belong to the old run.
     """
     namespace, run = split_target(target, "--from-configmaps")
     uid = os.environ.get(naming.ENV_RUN_UID, "") if run_uid is None else run_uid
     client = _api()
-    selector = naming.selector(run, naming.SUMMARY)
     try:
-        items = client.CoreV1Api().list_namespaced_config_map(namespace, label_selector=selector).items
+        body = client.CustomObjectsApi().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, run)
     except client.exceptions.ApiException as exc:
-        _raise(exc, f"list ConfigMaps of {target}")
+        _raise(exc, f"get CalibrationRun {target}")
+    core = client.CoreV1Api()
     summaries = []
-    foreign = [cm.metadata.name for cm in items if uid and not _owned_by(cm, uid)]
-    for cm in items:
-        if cm.metadata.name in foreign:
-            continue
-        where = f"ConfigMap {namespace}/{cm.metadata.name}"
+    for name in summary_names_of(body):
+        where = f"ConfigMap {namespace}/{name}"
+        try:
+            cm = core.read_namespaced_config_map(name, namespace)
+        except client.exceptions.ApiException as exc:
+            _raise(exc, f"--from-configmaps {target}: read {where}")
+        if uid and not _owned_by(cm, uid):
+            raise BadInput(f"{where}: owned by another CalibrationRun than uid {uid} (a deleted namesake's)")
         text = (cm.data or {}).get(CONFIGMAP_KEY)
         if text is None:
-            raise BadInput(f"{where}: no {CONFIGMAP_KEY} key")
+            raise BadInput(f"{where}: no {CONFIGMAP_KEY} key (its evaluator never published)")
         try:
             summaries.append(CheckpointSummary.from_dict(json.loads(text), where))
         except json.JSONDecodeError as exc:
             raise BadInput(f"{where}: invalid JSON: {exc.msg}") from None
     if not summaries:
-        other = (
-            f" ({len(foreign)} owned by another CalibrationRun uid: {', '.join(foreign)})" if foreign else ""
-        )
-        raise BadInput(
-            f"--from-configmaps {target}: no summary ConfigMaps of run uid {uid or '?'} matching {selector}{other}"
-        )
+        raise BadInput(f"--from-configmaps {target}: the run has no checkpoints")
     return merge_summaries(summaries)
 
 

@@ -1,6 +1,8 @@
 """Carrying out a plan, and reading what the index cannot show: the I/O half of a reconcile.
 
-``Executor.run`` creates the run's Jobs and (un)suspends Jobs, and turns what the API
+``Executor.run`` creates the run's own ServiceAccount, Role, RoleBinding and summary ConfigMaps
+(before its Jobs; one it cannot create makes the Jobs waiting for it ``Stalled`` with the object
+and the server's message), creates the run's Jobs and (un)suspends Jobs, and turns what the API
 server answers into status instead of retries: a 422 (a Job the server refuses, e.g. an invalid
 label or an Indexed name too long) makes the run ``Invalid`` with the server's message (reason
 ``JobRejected``, a Warning event, never retried for this generation); a 403 the RBAC authorizer
@@ -33,8 +35,8 @@ def _forbidden_wait(exc: k8s.ApiError, what: str) -> Waiting:
     if cause == "rbac":
         return Waiting(
             "OperatorForbidden",
-            f"creating {what}: {exc.message} (the operator's ServiceAccount lacks this permission; "
-            "docs/operations.md, RBAC)",
+            f"creating {what}: {exc.message} (the operator's ServiceAccount lacks this permission, or a "
+            "permission it would grant; docs/operations.md, RBAC)",
             stalled=True,
         )
     reason = {"quota": "QuotaExceeded", "terminating": "NamespaceTerminating"}.get(cause, "Forbidden")
@@ -69,8 +71,41 @@ class Executor:
                     naming.SUSPENDED_BY_OPERATOR,
                 )
                 self.logger.info("set suspend=%s on Job %s", action.suspend, action.name)
+            elif isinstance(action, planner.EnsureObjects):
+                if not await self._ensure(action):
+                    break  # no Job whose pods would be refused (no ServiceAccount) or could not publish
             elif not await self._create(action, observed):
                 break
+
+    async def _ensure(self, action: planner.EnsureObjects) -> bool:
+        """Create the run's own objects; False (and why, in status) if one cannot be made."""
+        for manifest in action.manifests:
+            what = f"{manifest['kind']} {manifest['metadata']['name']}"
+            try:
+                if await self.api.create_owned(manifest):
+                    self.logger.info("created %s", what)
+                continue
+            except k8s.StaleChild as exc:
+                waiting = Waiting(planner.GC_WAIT, f"{exc.message}; waiting for the garbage collector")
+            except k8s.NameConflict as exc:
+                self.rejection = f"metadata.name: {exc.message}; rename this CalibrationRun"
+                return False
+            except k8s.ApiError as exc:
+                if exc.status in (400, 422):
+                    self.rejection = f"the API server refused {what} for this run's pods: {exc.message}"
+                    self.rejection_reason = REASON_JOB_REJECTED
+                    self.post_event(self.body, "Warning", REASON_JOB_REJECTED, self.rejection[:1024])
+                    return False
+                if exc.status != 403:
+                    raise
+                found = _forbidden_wait(exc, what)
+                # without its ServiceAccount, Role or ConfigMaps no pod of the run can work: Stalled
+                waiting = Waiting(found.reason, found.message, stalled=True)
+                self.logger.warning("%s", waiting.message)
+            for key in action.for_keys:
+                self.blocked[key] = waiting
+            return False
+        return True
 
     async def _create(self, action: planner.CreateJob, observed: dict[str, JobObservation]) -> bool:
         """Create one Job; False stops the plan (the run is rejected)."""

@@ -36,6 +36,12 @@ def owner_reference(run: CalibrationRun) -> dict[str, Any]:
     }
 
 
+def pod_service_account(run: CalibrationRun) -> str:
+    """Evaluator and reducer pods run as the run's own ServiceAccount (benchcal_operator.identity),
+    or as the one ``spec.evaluator.serviceAccountName`` names."""
+    return run.evaluator.service_account_name or naming.pod_identity_name(run.name)
+
+
 def results_root(run: CalibrationRun) -> str:
     """Where results live as seen from inside the pods (the root of ``benchcal.layout``)."""
     res = run.results
@@ -200,7 +206,7 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
         container["resources"] = ev.resources
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "serviceAccountName": ev.service_account_name or settings.job_service_account,
+        "serviceAccountName": pod_service_account(run),
         "securityContext": pod_security_context(run, settings),
         "containers": [container],
         "volumes": vols,
@@ -242,7 +248,7 @@ def build_reducer_job(run: CalibrationRun, settings: Settings) -> dict[str, Any]
     }
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
-        "serviceAccountName": settings.job_service_account,
+        "serviceAccountName": pod_service_account(run),
         "securityContext": pod_security_context(run, settings),
         "containers": [container],
         "volumes": vols + rvols,

@@ -155,6 +155,47 @@ async def create_job(manifest: dict[str, Any]) -> bool:
     return True
 
 
+def _identity_calls(kind: str) -> tuple[Any, Any, Any]:
+    """(create, read, replace) of the client for a run's ServiceAccount, Role, RoleBinding, ConfigMap."""
+    from kubernetes import client
+
+    api = _api_client()
+    core, rbac = client.CoreV1Api(api), client.RbacAuthorizationV1Api(api)
+    return {
+        "ServiceAccount": (
+            core.create_namespaced_service_account,
+            core.read_namespaced_service_account,
+            None,
+        ),
+        "ConfigMap": (core.create_namespaced_config_map, core.read_namespaced_config_map, None),
+        "Role": (rbac.create_namespaced_role, rbac.read_namespaced_role, rbac.replace_namespaced_role),
+        "RoleBinding": (rbac.create_namespaced_role_binding, rbac.read_namespaced_role_binding, None),
+    }[kind]
+
+
+async def create_owned(manifest: dict[str, Any]) -> bool:
+    """Create one of a run's own objects; True if created, False if ours already existed.
+
+    409 is done when the object is ours (same controller UID); a Role of ours whose rules differ
+    (``spec.evaluator.shards`` changed: other summary names) is replaced with the wanted rules.
+    """
+    meta = manifest["metadata"]
+    create, read, replace = _identity_calls(manifest["kind"])
+    try:
+        await _call(create, meta["namespace"], manifest)
+    except ApiError as exc:
+        if exc.status != 409:
+            raise
+        existing = await _call(read, meta["name"], meta["namespace"])
+        _check_owner(manifest["kind"], manifest, existing, exc)
+        have = _api_client().sanitize_for_serialization(existing)
+        if replace is not None and have.get("rules") != manifest.get("rules"):
+            body = {**manifest, "metadata": {**meta, "resourceVersion": have["metadata"]["resourceVersion"]}}
+            await _call(replace, meta["name"], meta["namespace"], body)
+        return False
+    return True
+
+
 async def set_job_suspend(namespace: str, name: str, suspend: bool, annotation: str, value: str) -> None:
     """Suspend (marking the Job as suspended by us) or resume (dropping the mark)."""
     batch, _, _ = _clients()

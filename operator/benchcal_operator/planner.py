@@ -9,7 +9,9 @@ checkpoints' results are kept; the reducer starts only when every checkpoint suc
 Ownership is by UID: Jobs whose controller is another CalibrationRun of the same name (deleted,
 not yet garbage-collected) are not this run's; a checkpoint whose Job name such a Job still
 holds waits (``Plan.blocked``) instead of adopting it. ``spec.suspend`` is applied only to Jobs
-Kueue does not own, and only Jobs the operator suspended itself are ever resumed.
+Kueue does not own, and only Jobs the operator suspended itself are ever resumed. Every plan that
+creates a Job first ensures the run's own ServiceAccount, Role, RoleBinding and summary
+ConfigMaps (``EnsureObjects``, benchcal_operator.identity).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from typing import Any
 from benchcal import naming
 from benchcal.lifecycle import ACTIVE, FAILED, FINISHED, SUCCEEDED, TERMINAL
 from benchcal.spec import CalibrationRun
+from benchcal_operator import identity
 from benchcal_operator import jobs as builders
 from benchcal_operator.diagnose import Waiting
 from benchcal_operator.settings import Settings
@@ -38,12 +41,21 @@ class CreateJob:
 
 
 @dataclass(frozen=True)
+class EnsureObjects:
+    """The run's own ServiceAccount, Role, RoleBinding and summary ConfigMaps (identity.py), made
+    before the Jobs of this plan: created when missing, 409 of ours counts as done."""
+
+    manifests: list[dict[str, Any]] = field(compare=False, repr=False)
+    for_keys: tuple[str, ...] = ()  # checkpoints (or "reducer") of the Jobs that wait for them
+
+
+@dataclass(frozen=True)
 class SetJobSuspend:
     name: str
     suspend: bool
 
 
-Action = CreateJob | SetJobSuspend
+Action = CreateJob | SetJobSuspend | EnsureObjects
 
 
 @dataclass
@@ -96,6 +108,17 @@ def _suspends(run: CalibrationRun, evaluators: Mapping[str, JobObservation]) -> 
     return actions
 
 
+def with_identity(run: CalibrationRun, plan: Plan) -> Plan:
+    """Put the run's own objects before the first Job the plan creates (level-based: every plan
+    that creates a Job makes sure again, so a deleted ServiceAccount or Role comes back)."""
+    creates = [a for a in plan.actions if isinstance(a, CreateJob)]
+    if creates:
+        keys = tuple(a.checkpoint or REDUCER_KEY for a in creates)
+        at = plan.actions.index(creates[0])
+        plan.actions.insert(at, EnsureObjects(identity.identity_objects(run), keys))
+    return plan
+
+
 def decide(
     run: CalibrationRun,
     observed: Mapping[str, JobObservation],
@@ -103,6 +126,15 @@ def decide(
     stale: Mapping[str, JobObservation] | None = None,
 ) -> Plan:
     """``observed``: this run's Jobs by name; ``stale``: same-named Jobs of a deleted run."""
+    return with_identity(run, _decide(run, observed, settings, stale))
+
+
+def _decide(
+    run: CalibrationRun,
+    observed: Mapping[str, JobObservation],
+    settings: Settings,
+    stale: Mapping[str, JobObservation] | None = None,
+) -> Plan:
     plan = Plan()
     if rejection(run, settings):
         return plan

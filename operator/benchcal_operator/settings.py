@@ -35,8 +35,6 @@ class Settings:
     """Evaluator Jobs running at once per CalibrationRun; 0 = no limit."""
     allow_trust_remote_code: bool = False
     """Whether a run may set spec.evaluator.trustRemoteCode (a run asking without it is rejected)."""
-    job_service_account: str = "benchcal-job"
-    """ServiceAccount of evaluator and reducer pods (configmaps + calibrationruns/status only)."""
     job_pod_security_context: Mapping[str, Any] = field(
         default_factory=lambda: dict(DEFAULT_POD_SECURITY_CONTEXT)
     )
@@ -109,7 +107,6 @@ def from_env(env: Mapping[str, str] | None = None) -> Settings:
         reducer_image=env.get("BENCHCAL_REDUCER_IMAGE", "").strip() or DEFAULT_REDUCER_IMAGE,
         max_running_checkpoints=_int(env, "BENCHCAL_MAX_RUNNING_CHECKPOINTS", 0),
         allow_trust_remote_code=_bool(env, "BENCHCAL_ALLOW_TRUST_REMOTE_CODE", False),
-        job_service_account=env.get("BENCHCAL_JOB_SERVICE_ACCOUNT", "").strip() or "benchcal-job",
         job_pod_security_context=_security(env, "BENCHCAL_JOB_POD_SECURITY_CONTEXT"),
         metrics_port=_int(env, "BENCHCAL_METRICS_PORT", 8080),
         resync_seconds=float(_int(env, "BENCHCAL_RESYNC_SECONDS", 120, minimum=5)),

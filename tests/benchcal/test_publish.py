@@ -1,14 +1,12 @@
-"""benchcal.publish: pure ConfigMap/status builders (the API calls are exercised in tests/e2e)."""
+"""benchcal.publish: pure ConfigMap/status builders (the API calls: tests/operator/test_identity.py)."""
 
 from __future__ import annotations
 
 import json
-from types import SimpleNamespace
 
 import jsonschema
 import pytest
 
-from benchcal import naming
 from benchcal.api import openapi_schema, to_json_schema
 from benchcal.classification import BenchmarkVerdict, StatusClassification
 from benchcal.errors import BadInput
@@ -93,130 +91,5 @@ def test_run_status_patch_carries_the_typed_classification_as_the_crd_wants_it()
     jsonschema.Draft4Validator(schema).validate(patch["status"]["classification"])
 
 
-class _ApiException(Exception):
-    def __init__(self, status):
-        super().__init__(f"HTTP {status}")
-        self.status = status
-
-
-class _FakeClient:
-    """Just enough of the kubernetes client module for benchcal.publish's I/O functions."""
-
-    def __init__(self):
-        self.configmaps: dict[tuple[str, str], dict] = {}
-        self.status_patches: list[tuple[str, str, dict]] = []
-        self.forbid = False
-        client = self
-
-        class exceptions:
-            ApiException = _ApiException
-
-        self.exceptions = exceptions
-
-        class CoreV1Api:
-            def create_namespaced_config_map(self, namespace, body):
-                key = (namespace, body["metadata"]["name"])
-                if client.forbid:
-                    raise _ApiException(403)
-                if key in client.configmaps:
-                    raise _ApiException(409)
-                client.configmaps[key] = body
-
-            def replace_namespaced_config_map(self, name, namespace, body):
-                client.configmaps[(namespace, name)] = body
-
-            def list_namespaced_config_map(self, namespace, label_selector):
-                wanted = dict(part.split("=") for part in label_selector.split(","))
-                items = [
-                    SimpleNamespace(
-                        metadata=SimpleNamespace(
-                            name=cm["metadata"]["name"],
-                            owner_references=[
-                                SimpleNamespace(uid=r["uid"])
-                                for r in cm["metadata"].get("ownerReferences", [])
-                            ],
-                        ),
-                        data=cm["data"],
-                    )
-                    for (ns, _), cm in sorted(client.configmaps.items())
-                    if ns == namespace and wanted.items() <= cm["metadata"]["labels"].items()
-                ]
-                return SimpleNamespace(items=items)
-
-        class CustomObjectsApi:
-            def patch_namespaced_custom_object_status(self, group, version, namespace, plural, name, body):
-                client.status_patches.append((namespace, name, body))
-
-        self.CoreV1Api = CoreV1Api
-        self.CustomObjectsApi = CustomObjectsApi
-
-
-@pytest.fixture
-def fake_client(monkeypatch):
-    from benchcal import publish
-
-    fake = _FakeClient()
-    monkeypatch.setattr(publish, "_api", lambda: fake)
-    monkeypatch.setenv("BENCHCAL_RUN", "tiny")
-    monkeypatch.setenv("BENCHCAL_RUN_UID", "u1")
-    return fake
-
-
-def test_publish_then_collect_round_trip(fake_client, monkeypatch):
-    from benchcal.publish import collect_summaries, publish_summary, write_run_status
-
-    monkeypatch.setenv("BENCHCAL_CHECKPOINT", "s2")
-    publish_summary(summary("s2", 2e15, [result("a", 0, 0.4)]), "ml/tiny-summary-s2")
-    publish_summary(
-        summary("s2", 2e15, [result("a", 0, 0.6)]), "ml/tiny-summary-s2"
-    )  # a retried pod: replaced
-    monkeypatch.setenv("BENCHCAL_CHECKPOINT", "s1")
-    publish_summary(summary("s1", 1e15, [result("a", 0, 0.3)]), "ml/tiny-summary-s1")
-    got = collect_summaries("ml/tiny")
-    assert [(s.checkpoint, s.results[0].accuracy) for s in got] == [("s1", 0.3), ("s2", 0.6)]
-    with pytest.raises(BadInput, match="no summary ConfigMaps"):
-        collect_summaries("ml/other-run")
-    classification = StatusClassification.from_verdicts([BenchmarkVerdict("a", "robust")])
-    write_run_status("ml/tiny", classification, {"uri": "/r", "size": 3})
-    ((ns, name, body),) = fake_client.status_patches
-    assert (ns, name) == ("ml", "tiny") and body["status"]["resultsRef"] == {"uri": "/r", "size": 3}
-    assert body["status"]["classification"]["benchmarks"] == [{"name": "a", "group": "robust"}]
-
-
-def test_collect_ignores_summaries_of_a_deleted_namesake(fake_client, monkeypatch):
-    """Item 12: a run deleted and re-created under the same name never classifies the old summaries."""
-    from benchcal.publish import collect_summaries, publish_summary
-
-    monkeypatch.setenv("BENCHCAL_CHECKPOINT", "s1")
-    monkeypatch.setenv("BENCHCAL_RUN_UID", "old-uid")
-    publish_summary(summary("s1", 1e15, [result("a", 0, 0.9)]), "ml/tiny-summary-s1")
-    monkeypatch.setenv("BENCHCAL_RUN_UID", "u1")
-    with pytest.raises(BadInput, match="1 owned by another CalibrationRun"):
-        collect_summaries("ml/tiny")
-    monkeypatch.setenv("BENCHCAL_CHECKPOINT", "s2")
-    publish_summary(summary("s2", 2e15, [result("a", 0, 0.5)]), "ml/tiny-summary-s2")
-    assert [s.checkpoint for s in collect_summaries("ml/tiny")] == ["s2"]
-    assert [s.checkpoint for s in collect_summaries("ml/tiny", run_uid="old-uid")] == ["s1"]
-
-
-def test_publish_forbidden_names_the_fix(fake_client):
-    from benchcal.publish import publish_summary
-
-    fake_client.forbid = True
-    with pytest.raises(BadInput, match=r"forbidden.*ServiceAccount"):
-        publish_summary(summary(), "ml/x")
-
-
-def test_collect_rejects_a_corrupt_configmap(fake_client):
-    from benchcal.publish import collect_summaries
-
-    fake_client.configmaps[("ml", "bad")] = {
-        "metadata": {
-            "name": "bad",
-            "labels": naming.child_labels("tiny", naming.SUMMARY, "s1"),
-            "ownerReferences": [{"uid": "u1"}],
-        },
-        "data": {"summary.json": "{not json"},
-    }
-    with pytest.raises(BadInput, match="ConfigMap ml/bad: invalid JSON"):
-        collect_summaries("ml/tiny")
+# The I/O functions (publish_summary, collect_summaries, write_run_status) run against the local API
+# server with real tokens under RBAC: tests/operator/test_identity.py.

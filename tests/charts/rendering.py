@@ -21,7 +21,6 @@ RELEASE, NAMESPACE = "bc", "benchcal-system"
 CONFIGS: dict[str, dict[str, Any]] = {
     "defaults": {},
     "namespaced": {"rbac": {"clusterScoped": False}, "watchNamespaces": ["ml-evals", "team-b"]},
-    "cluster-extra-job-ns": {"jobServiceAccount": {"extraNamespaces": ["team-a"]}},
     "metrics-off": {"metrics": {"enabled": False}},
     "servicemonitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
     "custom-images": {

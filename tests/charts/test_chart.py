@@ -36,7 +36,6 @@ CONTRACT_ENV = {
     "BENCHCAL_REDUCER_IMAGE",
     "BENCHCAL_MAX_RUNNING_CHECKPOINTS",
     "BENCHCAL_ALLOW_TRUST_REMOTE_CODE",
-    "BENCHCAL_JOB_SERVICE_ACCOUNT",
     "BENCHCAL_JOB_POD_SECURITY_CONTEXT",
     "BENCHCAL_STALL_CHECK_SECONDS",
     "BENCHCAL_UNSCHEDULABLE_SECONDS",
@@ -72,7 +71,9 @@ def test_every_rendered_object_matches_the_kubernetes_schemas(rendered, name: st
 def test_chart_crd_is_a_byte_identical_copy_and_a_valid_crd() -> None:
     source = REPO_ROOT / "crds" / CRD_NAME
     copied = CHART / "crds" / CRD_NAME
-    assert copied.read_bytes() == source.read_bytes(), "charts/benchcal/crds/ is a generated copy of crds/: run make crds"
+    assert copied.read_bytes() == source.read_bytes(), (
+        "charts/benchcal/crds/ is a generated copy of crds/: run make crds"
+    )
     assert [p.name for p in (CHART / "crds").iterdir()] == [CRD_NAME]
     kv.validate(yaml.safe_load(copied.read_text()), kv.latest_version(), strict=True)
 
@@ -179,7 +180,6 @@ def test_rendered_env_is_understood_by_the_operator_settings(rendered) -> None:
         s = settings.from_env(env)
         assert s.evaluator_image == env["BENCHCAL_EVALUATOR_IMAGE"]
         assert s.reducer_image == env["BENCHCAL_REDUCER_IMAGE"]
-        assert s.job_service_account == "benchcal-job"
         assert s.metrics_port == (0 if name == "metrics-off" else 8080)
 
 

@@ -22,7 +22,7 @@ from tests.charts.rendering import (  # noqa: E402  (after the importorskip guar
 # What benchcal_operator/k8s.py and kopf call (docs/operations.md, "How the controller works").
 OPERATOR_NEEDS = {
     *(("benchcal.dev", "calibrationruns", v) for v in ("get", "list", "watch", "patch")),
-    *(("benchcal.dev", "calibrationruns/status", v) for v in ("get", "patch")),
+    ("benchcal.dev", "calibrationruns/status", "patch"),
     ("benchcal.dev", "calibrationruns/finalizers", "update"),
     *(("batch", "jobs", v) for v in ("get", "list", "watch", "create", "patch")),
     *(("", "pods", v) for v in ("get", "list")),
@@ -30,20 +30,21 @@ OPERATOR_NEEDS = {
     # issue 11 item 5: why a Job makes no progress (FailedCreate events, Kueue Workloads)
     ("", "events", "list"),
     ("kueue.x-k8s.io", "workloads", "list"),
+    # items 7(a)/8: each run's own ServiceAccount, Role, RoleBinding and summary ConfigMaps
+    *(("", "serviceaccounts", v) for v in ("get", "create")),
+    *(("rbac.authorization.k8s.io", "roles", v) for v in ("get", "create", "update")),
+    *(("rbac.authorization.k8s.io", "rolebindings", v) for v in ("get", "create")),
+    *(("", "configmaps", v) for v in ("get", "create", "patch")),
 }
 OPERATOR_CLUSTER_NEEDS = {
     ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
 }
 # kopf with --namespace lists/watches namespaces to match its patterns (not when cluster-wide)
 NAMESPACE_SCAN = {("", "namespaces", "list"), ("", "namespaces", "watch")}
-JOB_GRANTS = {
-    *(("", "configmaps", v) for v in ("get", "list", "create", "update", "patch")),
-    ("benchcal.dev", "calibrationruns", "get"),
-    *(("benchcal.dev", "calibrationruns/status", v) for v in ("get", "patch")),
-}
 
 
 def rule_grants(rules: list[dict[str, Any]]) -> set[tuple[str, str, str]]:
+    """(apiGroup, resource, verb) triples of some rules (resourceNames, if any, are not kept)."""
     return {
         (g, r, v)
         for rule in rules
@@ -103,24 +104,48 @@ def test_namespace_mode_grants_only_in_watched_namespaces(rendered) -> None:
     assert container_env(objs)["BENCHCAL_NAMESPACES"] == "ml-evals,team-b"
 
 
+def run_role_grants() -> set[tuple[str, str, str]]:
+    """What the operator puts into every run's Role (benchcal_operator/identity.py), names dropped."""
+    identity = pytest.importorskip("benchcal_operator.identity")
+    from benchcal.spec import parse_run
+
+    body = {
+        "apiVersion": "benchcal.dev/v1alpha1",
+        "kind": "CalibrationRun",
+        "metadata": {"name": "r", "namespace": "ml-evals", "uid": "u"},
+        "spec": {
+            "checkpoints": [
+                {"name": f"s{i}", "model": {"builtin": f"tiny-series/s{i}"}, "flops": i * 1e15} for i in (1, 2)
+            ],
+            "suite": {"benchmarks": [{"name": "arc_easy"}]},
+        },
+    }
+    rules = identity.role_rules(parse_run(body))
+    assert all(rule["resourceNames"] for rule in rules)  # every grant of a pod names its objects
+    return rule_grants(rules)
+
+
 @pytest.mark.parametrize(
-    "name, job_namespaces",
-    [
-        ("defaults", [NAMESPACE]),
-        ("cluster-extra-job-ns", [NAMESPACE, "team-a"]),
-        ("namespaced", ["ml-evals", "team-b"]),
-    ],
+    "name, namespaces", [("defaults", ["anywhere"]), ("namespaced", ["ml-evals", "team-b"])]
 )
-def test_job_service_account_exists_and_is_minimal_in_each_job_namespace(
-    rendered, name, job_namespaces
-) -> None:
+def test_the_operator_holds_every_rule_it_grants_a_runs_pods(rendered, name, namespaces) -> None:
+    """RBAC escalation prevention: creating the per-run Role and its RoleBinding is refused unless the
+    operator holds those rules itself (tests/kube enforces it; here the chart is read)."""
+    sa = f"{RELEASE}-benchcal"
+    for ns in namespaces:
+        assert run_role_grants() <= effective_grants(rendered[name], sa, NAMESPACE, namespace=ns)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_no_shared_job_identity_is_installed(rendered, name) -> None:
+    """Items 7(a)/8: no namespace-wide ServiceAccount for pods; the only identity is the operator's."""
     objs = rendered[name]
-    sas = {(o["metadata"]["namespace"], o["metadata"]["name"]) for o in by_kind(objs, "ServiceAccount")}
-    for ns in job_namespaces:
-        assert (ns, "benchcal-job") in sas
-        assert effective_grants(objs, "benchcal-job", ns, namespace=ns) == JOB_GRANTS
-        assert effective_grants(objs, "benchcal-job", ns, namespace="elsewhere") == set()
-    assert container_env(objs)["BENCHCAL_JOB_SERVICE_ACCOUNT"] == "benchcal-job"
+    assert [o["metadata"]["name"] for o in by_kind(objs, "ServiceAccount")] == [f"{RELEASE}-benchcal"]
+    for binding in by_kind(objs, "ClusterRoleBinding") + by_kind(objs, "RoleBinding"):
+        assert binding["subjects"] == [
+            {"kind": "ServiceAccount", "name": f"{RELEASE}-benchcal", "namespace": NAMESPACE}
+        ]
+    assert not any(e.startswith("BENCHCAL_JOB_SERVICE") for e in container_env(objs))
 
 
 def test_aggregated_user_roles_only_touch_calibrationruns(rendered) -> None:
@@ -165,4 +190,4 @@ def doc_table_grants(heading_start: str) -> set[tuple[str, str, str]]:
 
 def test_operations_doc_rbac_tables_match_the_chart() -> None:
     assert doc_table_grants("Operator (ServiceAccount") == OPERATOR_NEEDS
-    assert doc_table_grants("Evaluator and reducer Jobs") == JOB_GRANTS
+    assert doc_table_grants("Evaluator and reducer pods") == run_role_grants()

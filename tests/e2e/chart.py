@@ -1,8 +1,8 @@
 """The e2e world's install: what ``helm install`` of charts/benchcal would put into the cluster.
 
 The chart is rendered by Helm's own engine (helm-python-sdk, tests/charts/rendering.py) with the
-chart defaults (cluster mode) plus the documented way to run CalibrationRuns in another
-namespace (``jobServiceAccount.extraNamespaces``) and the locally built images. Of the rendered
+chart defaults (cluster mode: runs in any namespace, each with the identity the operator makes
+for it) and the locally built images. Of the rendered
 objects, everything the local server serves is applied with kubectl — CRD (from the chart's
 crds/), ServiceAccounts, ClusterRoles, ClusterRoleBindings, Roles, RoleBindings. The Deployment
 is not applied (there is no controller-manager for it): its operator container's ``args`` and
@@ -39,11 +39,11 @@ class Install:
 
 
 def values_for(namespace: str, mode: str = "cluster") -> dict[str, Any]:
-    """``cluster``: the chart default (watch every namespace) with the Job ServiceAccount added to
-    the test namespace; ``namespaced``: ``rbac.clusterScoped=false`` watching only it."""
+    """``cluster``: the chart default (watch every namespace, nothing made per namespace);
+    ``namespaced``: ``rbac.clusterScoped=false`` watching only ``namespace``."""
     if mode == "namespaced":
         return {"rbac": {"clusterScoped": False}, "watchNamespaces": [namespace], "jobImages": LOCAL_IMAGES}
-    return {"jobServiceAccount": {"extraNamespaces": [namespace]}, "jobImages": LOCAL_IMAGES}
+    return {"jobImages": LOCAL_IMAGES}
 
 
 def _operator(dep: dict[str, Any]) -> tuple[list[str], dict[str, str]]:

@@ -98,7 +98,7 @@ def test_minimal_run_succeeds(e2e: E2E) -> None:
         labels = e2e.kubectl.json("get", "namespace", e2e.namespace)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
         pods = e2e.kubectl.json("get", "pods", "-l", f"benchcal.dev/run={name}")["items"]
-        assert pods and {p["spec"]["serviceAccountName"] for p in pods} == {"benchcal-job"}
+        assert pods and {p["spec"]["serviceAccountName"] for p in pods} == {f"{name}-benchcal"}  # its own
         assert e2e.forbidden() == [], e2e.forbidden()
         if e2e.runtime == "podman":
             _ran_in_the_images_as_65532_on_a_read_only_root(pods, report)

@@ -28,6 +28,17 @@ class FakeApi:
         self.events: dict[str, list[dict]] = {}  # job uid -> events
         self.pods: dict[str, list[dict]] = {}  # job name -> pods
         self.workloads: dict[str, list[dict]] | None = None  # job uid -> Workloads (None: no Kueue)
+        self.owned: dict[tuple[str, str], dict] = {}  # (kind, name) -> the run's own objects
+        self.refuse: dict[str, k8s.ApiError] = {}  # kind -> the error creating one answers
+
+    async def create_owned(self, manifest):
+        kind, name = manifest["kind"], manifest["metadata"]["name"]
+        if kind in self.refuse:
+            raise self.refuse[kind]
+        if (kind, name) in self.owned:
+            return False
+        self.owned[(kind, name)] = copy.deepcopy(manifest)
+        return True
 
     async def get_run(self, namespace, name):
         return copy.deepcopy(self.body)
@@ -398,3 +409,57 @@ def test_the_resync_loop_revisits_stuck_runs_sooner_than_others():
     assert handlers.due_runs(runs, index, last, 1121.0, settings) == [("ml", "a"), ("ml", "b")]
     handlers.due_runs([("ml", "b")], index, last, 1122.0, settings)
     assert ("ml", "a") not in last  # a finished or deleted run is forgotten
+
+
+@pytest.mark.parametrize(
+    ("kind", "error", "reason"),
+    [
+        (
+            "Role",
+            k8s.ApiError(
+                403,
+                'roles.rbac.authorization.k8s.io "tiny-benchcal" is forbidden: user '
+                '"system:serviceaccount:benchcal-system:bc-benchcal" (groups=[...]) is attempting to grant '
+                'RBAC permissions not currently held:\n{APIGroups:[""], Resources:["configmaps"], ...}',
+                "Forbidden",
+            ),
+            "OperatorForbidden",
+        ),
+        (
+            "ServiceAccount",
+            k8s.ApiError(
+                403,
+                'serviceaccounts "tiny-benchcal" is forbidden: unable to create new content in namespace ml '
+                "because it is being terminated",
+                "Forbidden",
+            ),
+            "NamespaceTerminating",
+        ),
+        (
+            "ConfigMap",
+            k8s.ApiError(
+                403,
+                'configmaps "tiny-summary-s1" is forbidden: exceeded quota: q, requested: count/configmaps=1',
+                "Forbidden",
+            ),
+            "QuotaExceeded",
+        ),
+    ],
+)
+def test_a_namespace_refusing_the_runs_identity_stalls_it_naming_the_object(kind, error, reason):
+    """Items 7(a)/8: the run's ServiceAccount, Role, RoleBinding or ConfigMaps cannot be created ->
+    Stalled with the object and the server's message; no Job (its pods would be refused)."""
+    api = FakeApi(body_with())
+    api.refuse[kind] = error
+    status = reconcile(api)
+    assert api.jobs == {}
+    stalled = _condition(status, "Stalled")
+    assert stalled["status"] == "True" and stalled["reason"] == reason, stalled
+    assert (
+        f"creating {kind} tiny-" in stalled["message"] and error.message.split(":")[0] in stalled["message"]
+    )
+    del api.refuse[kind]  # fixed (quota raised, rights granted): the next reconcile goes on
+    status = reconcile(api)
+    assert sorted(api.jobs) == ["tiny-eval-s1", "tiny-eval-s2", "tiny-eval-s3"]
+    assert _condition(status, "Stalled")["status"] == "False"
+    assert ("ServiceAccount", "tiny-benchcal") in api.owned and ("ConfigMap", "tiny-summary-s3") in api.owned

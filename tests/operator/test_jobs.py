@@ -135,7 +135,7 @@ def test_pod_is_hardened_and_takes_only_allow_listed_overrides(make_run):
     c = _container(job)
     assert c["image"] == "custom:2" and c["resources"] == {"limits": {"nvidia.com/gpu": 1}}
     assert pod["tolerations"] == ev["tolerations"] and pod["nodeSelector"] == {"gpu": "h100"}
-    assert pod["serviceAccountName"] == "benchcal-job"
+    assert pod["serviceAccountName"] == "tiny-benchcal"  # the run's own (identity.py)
     assert pod["securityContext"]["runAsNonRoot"] is True
     # uid 65532 writes a root-owned results volume only through fsGroup (tests/kube/test_containers.py)
     assert {k: pod["securityContext"][k] for k in ("runAsUser", "runAsGroup", "fsGroup", "fsGroupChangePolicy")} == {

@@ -16,7 +16,7 @@ import pytest
 
 from benchcal.errors import BadInput
 from benchcal.spec import parse_run
-from benchcal_operator import jobs
+from benchcal_operator import identity, jobs
 from benchcal_operator.settings import Settings
 from tests.kube.apiserver.api import Api
 from tests.kube.apiserver.errors import ApiError
@@ -31,8 +31,17 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted"}
 def api() -> Api:
     api = Api()
     api.create(api.type("", "v1", "namespaces"), None, {"metadata": {"name": "ml", "labels": RESTRICTED}})
-    api.create(api.type("", "v1", "serviceaccounts"), "ml", {"metadata": {"name": "benchcal-job"}})
     return api
+
+
+def _identity(api: Api, run: Any) -> None:
+    """The run's own objects, as the operator creates them before its Jobs (the server validates them)."""
+    plurals = {"ServiceAccount": "serviceaccounts", "ConfigMap": "configmaps"}
+    for manifest in identity.identity_objects(run):
+        kind = manifest["kind"]
+        group, version = ("rbac.authorization.k8s.io", "v1") if kind.startswith("Role") else ("", "v1")
+        plural = plurals.get(kind) or kind.lower() + "s"
+        api.create(api.type(group, version, plural), "ml", copy.deepcopy(manifest))
 
 
 def _admit(api: Api, job: dict[str, Any]) -> list[str]:
@@ -73,6 +82,7 @@ VARIANTS = {
 @pytest.mark.parametrize("variant", VARIANTS)
 def test_jobs_pass_validation_and_restricted_pod_security(api: Api, variant: str) -> None:
     run = parse_run(body_with(**VARIANTS[variant]))
+    _identity(api, run)
     for ckpt in run.checkpoints:
         assert _admit(api, jobs.build_evaluator_job(run, ckpt, SETTINGS)) == []
     assert _admit(api, jobs.build_reducer_job(run, SETTINGS)) == []
@@ -95,6 +105,7 @@ def test_sharded_run_with_a_long_name_gets_an_admissible_job(api: Api) -> None:
     run = parse_run(body)
     job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
     assert len(job["metadata"]["name"]) + len("-15") <= 63
+    _identity(api, run)
     _admit(api, job)
     longest = parse_run({**body, "metadata": {**body["metadata"], "name": "a" * 63}})
     job = jobs.build_evaluator_job(longest, longest.checkpoints[0], SETTINGS)

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from benchcal_operator.planner import CreateJob, SetJobSuspend, decide, rejection, split_by_owner, unfinished
+from benchcal_operator.planner import (
+    CreateJob,
+    EnsureObjects,
+    SetJobSuspend,
+    decide,
+    rejection,
+    split_by_owner,
+    unfinished,
+)
 from benchcal_operator.settings import Settings
 from benchcal_operator.status import JobObservation
 
@@ -23,7 +31,8 @@ def obs(ckpt, phase, suspended=False, by_us=False, kueue=False, owner="uid-1"):
 
 
 def names(actions):
-    return [(type(a).__name__, a.name) for a in actions]
+    """The Job actions (the run's own objects before them: test_identity_comes_before_the_first_job)."""
+    return [(type(a).__name__, a.name) for a in actions if not isinstance(a, EnsureObjects)]
 
 
 @pytest.mark.parametrize(
@@ -63,6 +72,8 @@ def test_decide_table(make_run, observed, limit, expected):
     ).actions
     assert names(actions) == expected
     for action in actions:
+        if isinstance(action, EnsureObjects):
+            continue
         assert action.manifest["metadata"]["name"] == action.name
 
 
@@ -114,7 +125,7 @@ def test_trust_remote_code_needs_operator_permission(make_run):
     assert "BENCHCAL_ALLOW_TRUST_REMOTE_CODE" in rejection(run, Settings())
     assert decide(run, {}, Settings()).actions == []
     assert rejection(run, Settings(allow_trust_remote_code=True)) == ""
-    assert len(decide(run, {}, Settings(allow_trust_remote_code=True)).actions) == 3
+    assert len(names(decide(run, {}, Settings(allow_trust_remote_code=True)).actions)) == 3
 
 
 @pytest.mark.parametrize(
@@ -130,3 +141,30 @@ def test_trust_remote_code_needs_operator_permission(make_run):
 )
 def test_unfinished(phase, expected):
     assert unfinished({"phase": phase} if phase else {}) is expected
+
+
+def test_identity_comes_before_the_first_job_of_every_plan_that_creates_one(make_run):
+    """Items 7(a), 8: each plan creating Jobs first ensures the run's ServiceAccount, Role, RoleBinding
+    and summary ConfigMaps (level-based: one deleted in between comes back with the next Job)."""
+    run = make_run(evaluator={"shards": 2})
+    actions = decide(run, {}, Settings(max_running_checkpoints=1)).actions
+    assert [type(a).__name__ for a in actions] == ["EnsureObjects", "CreateJob"]
+    ensure = actions[0]
+    assert ensure.for_keys == ("s1",)
+    kinds = [(m["kind"], m["metadata"]["name"]) for m in ensure.manifests]
+    assert kinds[:3] == [
+        ("ServiceAccount", "tiny-benchcal"),
+        ("Role", "tiny-benchcal"),
+        ("RoleBinding", "tiny-benchcal"),
+    ]
+    assert kinds[3:] == [("ConfigMap", f"tiny-summary-{c}-{i}") for c in ("s1", "s2", "s3") for i in (0, 1)]
+    done = [obs(c, "Succeeded") for c in ("s1", "s2", "s3")]
+    actions = decide(run, {o.name: o for o in done}, Settings()).actions
+    assert [type(a).__name__ for a in actions] == ["EnsureObjects", "CreateJob"]
+    assert actions[0].for_keys == ("reducer",)
+    running = [obs("s1", "Running")]
+    assert decide(run, {o.name: o for o in running}, Settings(max_running_checkpoints=1)).actions == []
+    # a spec-chosen ServiceAccount: nothing but the ConfigMaps
+    own_sa = make_run(evaluator={"serviceAccountName": "reader"})
+    ensure = decide(own_sa, {}, Settings()).actions[0]
+    assert {m["kind"] for m in ensure.manifests} == {"ConfigMap"}

@@ -14,7 +14,7 @@ from benchcal_operator.settings import Settings, from_env
 def test_defaults():
     s = from_env({})
     assert s == Settings()
-    assert s.metrics_port == 8080 and s.namespaces == () and s.job_service_account == "benchcal-job"
+    assert s.metrics_port == 8080 and s.namespaces == ()
     assert s.job_pod_security_context == {
         "runAsUser": 65532,
         "runAsGroup": 65532,
@@ -33,14 +33,12 @@ def test_values_from_env():
             "BENCHCAL_ALLOW_TRUST_REMOTE_CODE": "true",
             "BENCHCAL_JOB_POD_SECURITY_CONTEXT": '{"fsGroup": 1000, "runAsUser": null}',
             "BENCHCAL_METRICS_PORT": "9090",
-            "BENCHCAL_JOB_SERVICE_ACCOUNT": "eval-sa",
         }
     )
     assert s.namespaces == ("ml", "research")
     assert (s.evaluator_image, s.reducer_image, s.max_running_checkpoints) == ("e:1", "r:1", 4)
     assert s.allow_trust_remote_code is True and s.metrics_port == 9090
     assert s.job_pod_security_context == {"fsGroup": 1000}  # null unsets (OpenShift)
-    assert s.job_service_account == "eval-sa"
 
 
 @pytest.mark.parametrize(

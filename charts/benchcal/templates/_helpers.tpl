@@ -76,20 +76,6 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
-{{/*
-Namespaces that receive the Job service account: every watched namespace in namespace mode;
-in cluster mode the release namespace plus jobServiceAccount.extraNamespaces. Output: JSON list.
-*/}}
-{{- define "benchcal.jobNamespaces" -}}
-{{- $nss := list -}}
-{{- if .Values.watchNamespaces -}}
-{{- $nss = .Values.watchNamespaces -}}
-{{- else -}}
-{{- $nss = prepend .Values.jobServiceAccount.extraNamespaces .Release.Namespace -}}
-{{- end -}}
-{{- $nss | uniq | toJson -}}
-{{- end -}}
-
 {{/* Fail early on combinations the schema cannot express. */}}
 {{- define "benchcal.validate" -}}
 {{- if and (not .Values.rbac.clusterScoped) (empty .Values.watchNamespaces) -}}

@@ -11,7 +11,7 @@ Secrets: Jobs mount the Secrets they need by reference and the kubelet reads the
   verbs: ["get", "list", "watch", "patch"]
 - apiGroups: ["benchcal.dev"]
   resources: ["calibrationruns/status"]
-  verbs: ["get", "patch"]
+  verbs: ["patch"]
 # Application: child Jobs carry blockOwnerDeletion owner references to their run; clusters
 # with the OwnerReferencesPermissionEnforcement admission plugin (OpenShift) require this.
 - apiGroups: ["benchcal.dev"]
@@ -37,6 +37,25 @@ Secrets: Jobs mount the Secrets they need by reference and the kubelet reads the
 - apiGroups: ["kueue.x-k8s.io"]
   resources: ["workloads"]
   verbs: ["list"]
+# Application: each run's own identity (benchcal_operator/identity.py): a ServiceAccount, a Role
+# naming the run's summary ConfigMaps and status, and a RoleBinding, created before its first
+# Job and garbage-collected with the run. get: a 409 is checked to be this run's; roles update:
+# the Role follows the summary names when spec.evaluator.shards changes. No delete, no list.
+- apiGroups: [""]
+  resources: ["serviceaccounts"]
+  verbs: ["get", "create"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["roles"]
+  verbs: ["get", "create", "update"]
+- apiGroups: ["rbac.authorization.k8s.io"]
+  resources: ["rolebindings"]
+  verbs: ["get", "create"]
+# Application: the run's summary ConfigMaps, created empty (RBAC cannot limit a pod's create to
+# names; the pods only patch them). patch is not used by the operator: Kubernetes lets it grant
+# (in the run's Role) only what it holds itself (RBAC escalation prevention).
+- apiGroups: [""]
+  resources: ["configmaps"]
+  verbs: ["get", "create", "patch"]
 # Framework (kopf): posts Kubernetes events about handler progress and errors.
 - apiGroups: [""]
   resources: ["events"]
@@ -52,19 +71,4 @@ Secrets: Jobs mount the Secrets they need by reference and the kubelet reads the
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
   verbs: ["get", "list", "watch"]
-{{- end -}}
-
-{{/* Evaluator/reducer Job rules: publish summaries, read the run, write its status. */}}
-{{- define "benchcal.jobRules" -}}
-# Evaluator Jobs publish per-checkpoint summaries; the reducer collects them.
-- apiGroups: [""]
-  resources: ["configmaps"]
-  verbs: ["get", "list", "create", "update", "patch"]
-# The reducer reads its CalibrationRun and writes the classification into its status.
-- apiGroups: ["benchcal.dev"]
-  resources: ["calibrationruns"]
-  verbs: ["get"]
-- apiGroups: ["benchcal.dev"]
-  resources: ["calibrationruns/status"]
-  verbs: ["get", "patch"]
 {{- end -}}
