@@ -115,7 +115,8 @@ def run_role_grants() -> set[tuple[str, str, str]]:
         "metadata": {"name": "r", "namespace": "ml-evals", "uid": "u"},
         "spec": {
             "checkpoints": [
-                {"name": f"s{i}", "model": {"builtin": f"tiny-series/s{i}"}, "flops": i * 1e15} for i in (1, 2)
+                {"name": f"s{i}", "model": {"builtin": f"tiny-series/s{i}"}, "flops": i * 1e15}
+                for i in (1, 2)
             ],
             "suite": {"benchmarks": [{"name": "arc_easy"}]},
         },
