@@ -1,7 +1,8 @@
 """``benchcal plan RUN.yaml [-o yaml|json]``: the Kubernetes objects the operator would create.
 
 The same validation (``benchcal.spec.parse_run``: the CRD schema, the checks the API server
-would make) and the same pure builders the operator uses (``benchcal_operator.jobs``), with the operator's settings from the same ``BENCHCAL_*`` variables the chart sets,
+would make) and the same pure builders the operator uses (``benchcal_operator.identity``,
+``benchcal_operator.jobs``), with the operator's settings from the same ``BENCHCAL_*`` variables the chart sets,
 so a user can review resources, node selection, volumes and security context before
 ``kubectl apply``, and GitOps users can diff it. Nothing is sent to a cluster. The run's UID is
 not known before it exists: owner references carry ``PLAN_UID`` unless ``metadata.uid`` is set.
@@ -48,13 +49,14 @@ def _load(path: Path, namespace: str | None) -> dict[str, Any]:
 
 
 def plan_objects(run: CalibrationRun, settings: Any) -> list[dict[str, Any]]:
-    """What the operator creates for ``run`` over its life, in order (the reducer Job last)."""
-    from benchcal_operator import jobs, planner
+    """What the operator creates for ``run`` over its life, in order: the run's own ServiceAccount,
+    Role, RoleBinding and summary ConfigMaps, the evaluator Jobs, the reducer Job last."""
+    from benchcal_operator import identity, jobs, planner
 
     refusal = planner.rejection(run, settings)
     if refusal:
         raise BadInput(refusal)
-    objects = []
+    objects = identity.identity_objects(run)
     for ckpt in run.checkpoints:
         objects.append(jobs.build_evaluator_job(run, ckpt, settings))
     objects.append(jobs.build_reducer_job(run, settings))

@@ -172,7 +172,8 @@ def describe_api_error(exc: k8s.ApiError) -> str:
     if exc.status != 403:
         return str(exc)
     hint = {
-        "rbac": "the operator's ServiceAccount lacks this permission (see docs/operations.md, RBAC)",
+        "rbac": "the operator's ServiceAccount lacks this permission, or one it would grant "
+        "(see docs/operations.md, RBAC)",
         "terminating": "the namespace is being deleted",
         "quota": "a ResourceQuota refuses it",
     }.get(k8s.forbidden_cause(exc.message), "an admission plugin refused it")

@@ -33,11 +33,16 @@ def _plan(tmp_path: Path, path: str, output: str, capsys, namespace: str = "ml")
 def test_plan_output_is_valid_for_1_29_and_1_32(tmp_path: Path, capsys, example: str) -> None:
     objects = list(yaml.safe_load_all(_plan(tmp_path, example, "yaml", capsys)))
     run = yaml.safe_load((REPO / example).read_text())
-    assert [o["kind"] for o in objects] == ["Job"] * (len(run["spec"]["checkpoints"]) + 1)
+    n = len(run["spec"]["checkpoints"])
+    shards = (run["spec"].get("evaluator") or {}).get("shards", 1)
+    identity = ["ServiceAccount", "Role", "RoleBinding"] + ["ConfigMap"] * (n * shards)
+    assert [o["kind"] for o in objects] == identity + ["Job"] * (n + 1)
     assert objects[-1]["metadata"]["labels"]["benchcal.dev/component"] == "reducer"
     for obj in objects:
         for version in ("1.29.0", "1.32.0"):
             kv.validate(obj, version, strict=True)
+        if obj["kind"] != "Job":
+            continue
         pod = obj["spec"]["template"]["spec"]
         assert pod["securityContext"]["fsGroup"] == 65532 and pod["securityContext"]["runAsNonRoot"]
 
@@ -48,10 +53,15 @@ def test_plan_output_passes_restricted_pod_security(tmp_path: Path, capsys) -> N
     api = Api()
     labels = {"pod-security.kubernetes.io/enforce": "restricted"}
     api.create(api.type("", "v1", "namespaces"), None, {"metadata": {"name": "ml", "labels": labels}})
-    api.create(api.type("", "v1", "serviceaccounts"), "ml", {"metadata": {"name": "benchcal-job"}})
     doc = json.loads(_plan(tmp_path, EXAMPLES[1], "json", capsys))
     assert doc["kind"] == "List"
-    for job in doc["items"]:
+    plurals = {"ServiceAccount": ("", "serviceaccounts"), "ConfigMap": ("", "configmaps")}
+    plurals |= {k: ("rbac.authorization.k8s.io", k.lower() + "s") for k in ("Role", "RoleBinding")}
+    for obj in doc["items"]:
+        if obj["kind"] in plurals:  # the run's own identity first: its pods' ServiceAccount
+            group, plural = plurals[obj["kind"]]
+            api.create(api.type(group, "v1", plural), "ml", copy.deepcopy(obj))
+    for job in (o for o in doc["items"] if o["kind"] == "Job"):
         _, warnings = api.create(api.type("batch", "v1", "jobs"), "ml", copy.deepcopy(job))
         assert warnings == []
         template = job["spec"]["template"]
