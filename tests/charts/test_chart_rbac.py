@@ -25,8 +25,8 @@ OPERATOR_NEEDS = {
     ("benchcal.dev", "calibrationruns/status", "patch"),
     ("benchcal.dev", "calibrationruns/finalizers", "update"),
     *(("batch", "jobs", v) for v in ("get", "list", "watch", "create", "patch")),
-    *(("", "pods", v) for v in ("get", "list")),
-    *((g, "events", v) for g in ("", "events.k8s.io") for v in ("create", "patch")),
+    ("", "pods", "list"),
+    ("", "events", "create"),  # kopf posts core/v1 Events (never patches, never events.k8s.io)
     # issue 11 item 5: why a Job makes no progress (FailedCreate events, Kueue Workloads)
     ("", "events", "list"),
     ("kueue.x-k8s.io", "workloads", "list"),
@@ -37,7 +37,7 @@ OPERATOR_NEEDS = {
     *(("", "configmaps", v) for v in ("get", "create", "patch")),
 }
 OPERATOR_CLUSTER_NEEDS = {
-    ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("get", "list", "watch")
+    ("apiextensions.k8s.io", "customresourcedefinitions", v) for v in ("list", "watch")
 }
 # kopf with --namespace lists/watches namespaces to match its patterns (not when cluster-wide)
 NAMESPACE_SCAN = {("", "namespaces", "list"), ("", "namespaces", "watch")}

@@ -26,7 +26,7 @@ Secrets: Jobs mount the Secrets they need by reference and the kubelet reads the
 # pods to say why they do not run (unschedulable, image pull); never logs, never exec.
 - apiGroups: [""]
   resources: ["pods"]
-  verbs: ["get", "list"]
+  verbs: ["list"]
 # Application: a Job without pods: its FailedCreate events say why (ServiceAccount missing,
 # Pod Security, ResourceQuota, unknown PriorityClass); read by the Job's UID.
 - apiGroups: [""]
@@ -56,19 +56,18 @@ Secrets: Jobs mount the Secrets they need by reference and the kubelet reads the
 - apiGroups: [""]
   resources: ["configmaps"]
   verbs: ["get", "create", "patch"]
-# Framework (kopf): posts Kubernetes events about handler progress and errors.
+# Framework (kopf): posts core/v1 Events about the runs (kopf _cogs/clients/events.py: a POST,
+# never a patch, never events.k8s.io).
 - apiGroups: [""]
   resources: ["events"]
-  verbs: ["create", "patch"]
-- apiGroups: ["events.k8s.io"]
-  resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end -}}
 
 {{/* Operator rules that only a ClusterRole can grant. */}}
 {{- define "benchcal.operatorDiscoveryRules" -}}
-# Framework (kopf): resource discovery; notices when the CalibrationRun CRD appears or changes.
+# Framework (kopf): notices when the CalibrationRun CRD appears or changes (a list and watch of
+# CRDs, kopf _core/reactor/observation.py resource_observer; discovery itself is /apis).
 - apiGroups: ["apiextensions.k8s.io"]
   resources: ["customresourcedefinitions"]
-  verbs: ["get", "list", "watch"]
+  verbs: ["list", "watch"]
 {{- end -}}
