@@ -177,7 +177,8 @@ async def create_owned(manifest: dict[str, Any]) -> bool:
     """Create one of a run's own objects; True if created, False if ours already existed.
 
     409 is done when the object is ours (same controller UID); a Role of ours whose rules differ
-    (``spec.evaluator.shards`` changed: other summary names) is replaced with the wanted rules.
+    (``spec.evaluator.shards`` changed: other summary names) gets the names added; names are never
+    taken away, so pods of Jobs started under the old count can still publish.
     """
     meta = manifest["metadata"]
     create, read, replace = _identity_calls(manifest["kind"])
@@ -189,11 +190,29 @@ async def create_owned(manifest: dict[str, Any]) -> bool:
         existing = await _call(read, meta["name"], meta["namespace"])
         _check_owner(manifest["kind"], manifest, existing, exc)
         have = _api_client().sanitize_for_serialization(existing)
-        if replace is not None and have.get("rules") != manifest.get("rules"):
-            body = {**manifest, "metadata": {**meta, "resourceVersion": have["metadata"]["resourceVersion"]}}
+        rules = union_rules(have.get("rules") or [], manifest.get("rules") or [])
+        if replace is not None and rules != (have.get("rules") or []):
+            version = have["metadata"]["resourceVersion"]
+            body = {**manifest, "metadata": {**meta, "resourceVersion": version}, "rules": rules}
             await _call(replace, meta["name"], meta["namespace"], body)
         return False
     return True
+
+
+def union_rules(have: list[dict[str, Any]], want: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``want``, each rule's resourceNames extended by those ``have`` grants for the same verbs,
+    groups and resources (order kept: existing names first)."""
+
+    def key(rule: dict[str, Any]) -> tuple[Any, ...]:
+        return tuple(tuple(rule.get(k) or ()) for k in ("apiGroups", "resources", "verbs"))
+
+    old = {key(r): list(r.get("resourceNames") or []) for r in have}
+    out = []
+    for rule in want:
+        names = old.get(key(rule), [])
+        merged = names + [n for n in rule.get("resourceNames") or [] if n not in names]
+        out.append({**rule, "resourceNames": merged} if rule.get("resourceNames") else dict(rule))
+    return out
 
 
 async def set_job_suspend(namespace: str, name: str, suspend: bool, annotation: str, value: str) -> None:

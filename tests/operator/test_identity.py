@@ -167,7 +167,7 @@ def test_a_pods_token_touches_only_its_own_run(world, kube_server, tmp_path, mon
         collect_summaries("ml/a", run_uid="uid-of-a-deleted-namesake")
 
 
-def test_a_changed_shard_count_updates_the_role(world, kube_server, tmp_path, monkeypatch) -> None:
+def test_a_changed_shard_count_adds_names_to_the_role(world, kube_server, tmp_path, monkeypatch) -> None:
     import dataclasses
 
     a = world["a"]
@@ -178,7 +178,14 @@ def test_a_changed_shard_count_updates_the_role(world, kube_server, tmp_path, mo
         "/apis/rbac.authorization.k8s.io/v1/namespaces/ml/roles/a-benchcal"
     )
     assert code == 200, got
-    assert got["rules"][0]["resourceNames"] == [f"a-summary-s{c}-{i}" for c in (1, 2) for i in (0, 1)]
+    # names are added, never taken away: pods of Jobs started with one shard can still publish
+    sharded_names = [f"a-summary-s{c}-{i}" for c in (1, 2) for i in (0, 1)]
+    assert got["rules"][0]["resourceNames"] == ["a-summary-s1", "a-summary-s2", *sharded_names]
+    assert asyncio.run(k8s.create_owned(role)) is False  # nothing missing: no further write
+    code, again = Rest.admin(kube_server).get(
+        "/apis/rbac.authorization.k8s.io/v1/namespaces/ml/roles/a-benchcal"
+    )
+    assert again["metadata"]["resourceVersion"] == got["metadata"]["resourceVersion"]
 
 
 def test_another_runs_object_of_the_same_name_is_a_conflict(world, kube_server) -> None:

@@ -40,7 +40,7 @@ Secrets: Jobs mount the Secrets they need by reference and the kubelet reads the
 # Application: each run's own identity (benchcal_operator/identity.py): a ServiceAccount, a Role
 # naming the run's summary ConfigMaps and status, and a RoleBinding, created before its first
 # Job and garbage-collected with the run. get: a 409 is checked to be this run's; roles update:
-# the Role follows the summary names when spec.evaluator.shards changes. No delete, no list.
+# the Role gets the new summary names when spec.evaluator.shards changes. No delete, no list.
 - apiGroups: [""]
   resources: ["serviceaccounts"]
   verbs: ["get", "create"]
