@@ -136,7 +136,11 @@ def test_resume_skips_finished_pairs_and_keeps_their_results(lm, tasks, tmp_path
     assert got == want
     # A third run does nothing at all.
     again, third = _run(lm, tasks, SCORED, (0, 1), tmp_path)
-    assert third.calls == [] and (again.pairs_resumed, again.pairs_computed, again.requests_scored) == (6, 0, 0)
+    assert third.calls == [] and (again.pairs_resumed, again.pairs_computed, again.requests_scored) == (
+        6,
+        0,
+        0,
+    )
 
 
 def test_changed_config_recomputes_the_pair_and_keeps_the_other(lm, tasks, tmp_path):
