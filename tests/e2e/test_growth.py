@@ -139,6 +139,7 @@ def test_appended_checkpoints_run_alone_and_the_status_catches_up(e2e: E2E) -> N
     assert sorted(new.values()) == ["s4", "s5"] and len(jobs2) == 5, jobs2
     if e2e.local:
         assert set(e2e.job_creations().values()) == {1}, e2e.job_creations()
+        assert e2e.forbidden() == [], e2e.forbidden()  # the operator and the pods, under the chart's RBAC
     after = _summaries(e2e)
     for ckpt in ("s1", "s2", "s3"):
         assert after[ckpt] == before[ckpt], ckpt  # never re-published: its Job never ran again
@@ -168,6 +169,8 @@ def test_appended_checkpoints_run_alone_and_the_status_catches_up(e2e: E2E) -> N
     assert status["phase"] == "Succeeded", yaml.safe_dump(status)
     assert len(_evaluators(e2e)) == 10 and len(_reducers(e2e)) == 3
     resumed = _summaries(e2e)  # republished over the earlier ConfigMaps (replaced, not refused)
+    if e2e.local:
+        assert e2e.forbidden() == [], e2e.forbidden()
     for ckpt, summary in resumed.items():
         assert (summary["pairs_resumed"], summary["pairs_computed"]) == (4, 1), (ckpt, summary)
         assert len(summary["results"]) == 5
