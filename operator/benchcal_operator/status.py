@@ -95,6 +95,14 @@ def _true(conditions: list[dict[str, Any]], *types: str) -> dict[str, Any] | Non
     return None
 
 
+def _tasks_argument(spec: Mapping[str, Any]) -> str:
+    """The ``--tasks`` of an evaluator Job's container: the pairs of a Job from before the
+    annotation existed (its args are the same ``benchcal evaluate`` command line)."""
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}]
+    args = list(containers[0].get("args") or [])
+    return str(args[args.index("--tasks") + 1]) if "--tasks" in args[:-1] else ""
+
+
 def observe_job(body: Mapping[str, Any]) -> JobObservation:
     meta = body.get("metadata") or {}
     labels = meta.get("labels") or {}
@@ -132,7 +140,7 @@ def observe_job(body: Mapping[str, Any]) -> JobObservation:
         kueue=naming.KUEUE_QUEUE_LABEL in labels,
         suspended_by_operator=annotations.get(naming.SUSPENDED_BY_ANNOTATION) == naming.SUSPENDED_BY_OPERATOR,
         key=labels.get(naming.PAIRS_KEY_LABEL) or labels.get(naming.REDUCTION_KEY_LABEL) or "",
-        pairs=work.parse_pair_list(annotations.get(naming.PAIRS_ANNOTATION, "")),
+        pairs=work.parse_pair_list(annotations.get(naming.PAIRS_ANNOTATION) or _tasks_argument(spec)),
         created_at=meta.get("creationTimestamp", "") or "",
         active=int(st.get("active") or 0),
         ready=int(st.get("ready") or 0),
@@ -155,8 +163,8 @@ def evaluators_by_checkpoint(
     In this order: the Job of the checkpoint's current pairs (any phase); a Succeeded Job whose
     pairs cover them (nothing left to do); a Job of other pairs still active (the new Job waits for
     it, then resumes from its results). A checkpoint without one needs a new Job. Failed Jobs of
-    other pairs are superseded; a Job without a pairs key (an operator from before runs could
-    grow, when the suite was immutable) counts as the current pairs' Job.
+    other pairs are superseded. A Job without a pairs key (an operator from before runs could
+    grow) is matched by the pairs of its ``--tasks`` argument.
     """
     needed = work.run_pairs(run)
     key = work.pairs_key(needed)
@@ -166,7 +174,7 @@ def evaluators_by_checkpoint(
     out = {}
     for name, candidates in by_ckpt.items():
         chosen = (
-            _latest([o for o in candidates if o.key in (key, "")])
+            _latest([o for o in candidates if o.key == key or (not o.key and o.pairs == set(needed))])
             or _latest([o for o in candidates if o.phase == SUCCEEDED and work.covers(o.pairs, needed)])
             or _latest([o for o in candidates if o.phase in ACTIVE])
         )
@@ -176,9 +184,21 @@ def evaluators_by_checkpoint(
 
 
 def reducer_of(run: CalibrationRun, jobs: Mapping[str, JobObservation]) -> JobObservation | None:
-    """The reducer Job of the run's current reduction input (``benchcal.work.reduction_key``)."""
+    """The reducer Job of the run's current reduction input (``benchcal.work.reduction_key``).
+
+    A reducer without a key (an operator from before runs could grow) reduced every checkpoint
+    that had an evaluator Job then: it is current only while those are exactly the spec's
+    checkpoints, each with the current pairs (the run has not grown since)."""
     key = work.reduction_key(run)
-    return _latest([o for o in jobs.values() if o.component == naming.REDUCER and o.key in (key, "")])
+    reducers = [o for o in jobs.values() if o.component == naming.REDUCER]
+    current = _latest([o for o in reducers if o.key == key])
+    if current is not None:
+        return current
+    legacy = [o for o in evaluator_jobs(jobs) if not o.key]
+    unchanged = {o.checkpoint for o in legacy} == {c.name for c in run.checkpoints} and all(
+        o.pairs == set(work.run_pairs(run)) for o in legacy
+    )
+    return _latest([o for o in reducers if not o.key]) if unchanged else None
 
 
 def earlier_reduction(run: CalibrationRun, jobs: Mapping[str, JobObservation]) -> JobObservation | None:

@@ -155,12 +155,36 @@ def test_names_are_pure_an_operator_that_crashed_after_create_finds_its_job():
     assert creates(decide(parse_run(body), jobs, Settings())) == []
 
 
-def test_jobs_of_an_operator_from_before_growth_count_as_the_current_work():
-    """Jobs without the keys (created while the suite was immutable) are not re-run on upgrade."""
-    jobs = finished_first_generation()
-    legacy = {}
-    for obs in jobs.values():
-        legacy[obs.name] = type(obs)(**{**obs.__dict__, "key": "", "pairs": frozenset()})
+def _legacy(manifests):
+    """The same Jobs as an operator from before growth created them: no keys, no annotations."""
+    out = []
+    for m in manifests:
+        m = copy.deepcopy(m)
+        for label in (naming.PAIRS_KEY_LABEL, naming.REDUCTION_KEY_LABEL):
+            m["metadata"]["labels"].pop(label, None)
+        m["metadata"]["annotations"] = {}
+        out.append(m)
+    return out
+
+
+def test_jobs_of_an_operator_from_before_growth_count_as_what_they_did():
+    """Jobs without keys (created while the suite was immutable): an upgrade re-runs nothing; their
+    pairs are read from their --tasks, and their reducer stands only until the run changes."""
     run = parse_run(RUN_BODY)
+    manifests = [builders.build_evaluator_job(run, c, Settings()) for c in run.checkpoints]
+    legacy = observed(_legacy([*manifests, builders.build_reducer_job(run, Settings())]))
+    assert all(not o.key for o in legacy.values())
     assert decide(run, legacy, Settings()).actions == []
     assert derive_status(run, legacy, now=T0)["phase"] == "Succeeded"
+
+    body = grown(RUN_BODY, generation=2, checkpoints=[*RUN_BODY["spec"]["checkpoints"], _ckpt("s4", 8e15)])
+    (new,) = creates(decide(parse_run(body), legacy, Settings()))
+    assert new.checkpoint == "s4"
+    legacy |= observed([new.manifest])
+    (reducer,) = creates(decide(parse_run(body), legacy, Settings()))  # the old reducer is not reused
+    assert reducer.component == "reducer"
+
+    suite = copy.deepcopy(RUN_BODY["spec"]["suite"])
+    suite["shots"] = [0, 3, 5]
+    more = creates(decide(parse_run(grown(RUN_BODY, generation=2, suite=suite)), legacy, Settings()))
+    assert [a.checkpoint for a in more] == ["s1", "s2", "s3"]  # their --tasks lack the 5-shot pairs
