@@ -58,6 +58,7 @@ def reduce_command(
     out_dir: str,
     inputs: str | Sequence[str] | None = None,
     figures: bool = True,
+    checkpoints: Sequence[str] | None = None,
     executable: Sequence[str] = EXECUTABLE,
 ) -> list[str]:
     """The run's ``benchcal reduce`` argv.
@@ -65,7 +66,9 @@ def reduce_command(
     ``inputs``: a directory of checkpoint outputs, or the checkpoint directories to reduce, exactly
     (``benchcal run``: the checkpoints it evaluated); None reads the summaries the
     evaluator Jobs published to ConfigMaps and writes the classification into the run's status
-    (the reducer Job). ``out_dir`` is the report directory.
+    (the reducer Job). ``out_dir`` is the report directory. ``checkpoints``: reduce exactly these
+    (``--checkpoints``; the reducer Job of a run that grew or shrank: removed checkpoints' summaries
+    stay, unreduced).
     """
     target = f"{run.namespace}/{run.name}"
     cmd = [*executable, "reduce"]
@@ -73,6 +76,8 @@ def reduce_command(
         cmd += ["--from-configmaps", target, "--write-status", target]
     else:
         cmd += [inputs] if isinstance(inputs, str) else list(inputs)
+    if checkpoints is not None:
+        cmd += ["--checkpoints", ",".join(checkpoints)]
     cmd += ["--out", out_dir, "--alpha", repr(run.classification.alpha)]
     if run.classification.strict:
         cmd.append("--strict")

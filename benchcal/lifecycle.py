@@ -30,6 +30,7 @@ CONDITION_SUCCEEDED = "Succeeded"
 CONDITION_FAILED = "Failed"
 CONDITION_READY = "Ready"  # kstatus: what Argo CD / Flux health reads
 CONDITION_STALLED = "Stalled"  # kstatus: failed for good
+CONDITION_RECONCILING = "Reconciling"  # kstatus: True while the operator works toward the spec
 CONDITION_TYPES = (
     CONDITION_ACCEPTED,
     CONDITION_RUNNING,
@@ -37,6 +38,7 @@ CONDITION_TYPES = (
     CONDITION_FAILED,
     CONDITION_READY,
     CONDITION_STALLED,
+    CONDITION_RECONCILING,
 )
 
 # ---- condition reasons (status.conditions[].reason) ------------------------------------------------
@@ -55,4 +57,5 @@ REASON_REDUCER_FAILED = "ReducerFailed"
 REASON_NO_FAILURE = "NoFailure"
 REASON_NOT_STALLED = "NotStalled"
 REASON_WAITING = "Waiting"  # a checkpoint cannot make progress (reasons per checkpoint: diagnose.py)
+REASON_PROGRESSING = "Progressing"  # Ready=False: a new generation's work runs (an earlier result shows)
 REASON_JOB_REJECTED = "JobRejected"  # the API server refused a Job built from this spec (a 422)

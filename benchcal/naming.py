@@ -3,7 +3,7 @@
 Used by the operator (child Jobs), by ``benchcal.publish`` (summary ConfigMaps) and by the pods
 (the environment variables the operator sets and the evaluator reads).
 
-Names are a pure function of (run, checkpoint), so an operator killed between "create" and
+Names are a pure function of (run, checkpoint, the work's key: ``benchcal.work``), so an operator killed between "create" and
 "record" finds its Job again (or gets 409 AlreadyExists) instead of creating a duplicate.
 Job names must stay <= 63 characters (they become the pods' ``job-name`` label value), and an
 Indexed Job's name must leave room for ``-<completions-1>``: its pods' hostnames are
@@ -28,11 +28,18 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "benchcal"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+# an evaluator Job's benchcal.work.pairs_key; a reducer Job's benchcal.work.reduction_key
+PAIRS_KEY_LABEL = "benchcal.dev/pairs-key"
+REDUCTION_KEY_LABEL = "benchcal.dev/reduction-key"
 
 # ---- annotation keys -------------------------------------------------------------------------------
 # on a Job the operator suspended itself (spec.suspend of the run): the only Jobs it ever resumes
 SUSPENDED_BY_ANNOTATION = "benchcal.dev/suspended-by"
 SUSPENDED_BY_OPERATOR = "benchcal-operator"
+# on an evaluator Job: the (benchmark, shots) pairs it evaluates, as `benchcal evaluate --tasks`
+PAIRS_ANNOTATION = "benchcal.dev/pairs"
+# on a reducer Job: the checkpoints it reduces, comma-separated
+CHECKPOINTS_ANNOTATION = "benchcal.dev/checkpoints"
 
 # ---- values of COMPONENT_LABEL (and the container names) -----------------------------------------
 EVALUATOR = "evaluator"
@@ -58,13 +65,15 @@ def bounded_name(*parts: str, limit: int = DNS_LABEL_MAX) -> str:
     return f"{full[: limit - len(digest) - 1].rstrip('-')}-{digest}"
 
 
-def evaluator_job_name(run: str, checkpoint: str) -> str:
-    """Room for the Indexed pod suffix is always kept (``INDEX_SUFFIX_MAX``)."""
-    return bounded_name(run, "eval", checkpoint, limit=DNS_LABEL_MAX - INDEX_SUFFIX_MAX)
+def evaluator_job_name(run: str, checkpoint: str, pairs_key: str) -> str:
+    """One per (checkpoint, set of pairs): a run that grows gets a new Job, never a renamed one.
+    Room for the Indexed pod suffix is always kept (``INDEX_SUFFIX_MAX``)."""
+    return bounded_name(run, "eval", checkpoint, pairs_key, limit=DNS_LABEL_MAX - INDEX_SUFFIX_MAX)
 
 
-def reducer_job_name(run: str) -> str:
-    return bounded_name(run, "reduce")
+def reducer_job_name(run: str, reduction_key: str) -> str:
+    """One per reduction input (``benchcal.work.reduction_key``)."""
+    return bounded_name(run, "reduce", reduction_key)
 
 
 def summary_configmap_name(run: str, checkpoint: str) -> str:

@@ -87,6 +87,9 @@ def merge_summaries(summaries: list[CheckpointSummary]) -> list[CheckpointSummar
         into.failures += s.failures
         into.started_at = min(filter(None, (into.started_at, s.started_at)), default="")
         into.finished_at = max(into.finished_at, s.finished_at)
+        into.pairs_resumed += s.pairs_resumed
+        into.pairs_computed += s.pairs_computed
+        into.requests_scored += s.requests_scored
     return sorted(merged.values(), key=lambda s: (s.flops is None, s.flops or 0.0, s.checkpoint))
 
 

@@ -225,6 +225,11 @@ class CheckpointSummary:
     failures: list[Failure] = field(default_factory=list)
     started_at: str = ""
     finished_at: str = ""
+    # what the invocation that wrote this summary did (a resumed run shows it recomputed nothing):
+    # pairs found finished under the same resume key, pairs it computed, log-likelihood requests scored
+    pairs_resumed: int = 0
+    pairs_computed: int = 0
+    requests_scored: int = 0
     schema_version: str = SCHEMA_VERSION
 
     def to_dict(self) -> dict[str, Any]:
@@ -247,6 +252,9 @@ class CheckpointSummary:
                 failures=failures,
                 started_at=data.get("started_at", ""),
                 finished_at=data.get("finished_at", ""),
+                pairs_resumed=int(data.get("pairs_resumed", 0)),
+                pairs_computed=int(data.get("pairs_computed", 0)),
+                requests_scored=int(data.get("requests_scored", 0)),
             )
         except KeyError as exc:
             raise BadInput(f"{where}: missing field {exc.args[0]!r}") from None

@@ -173,3 +173,25 @@ def test_operations_doc_shows_the_tested_health_script() -> None:
     assert health_script() in text or indented in text, (
         "docs/operations.md: copy the Lua from argocd-cm-health.yaml"
     )
+
+
+def test_growing_run_example_is_an_update_the_api_server_accepts() -> None:
+    """Commit 2 appends two checkpoints to commit 1 and changes nothing else; the CRD's transition
+    rules (evaluated as the local API server does) accept it, and refuse a changed model."""
+    pytest.importorskip("celpy")
+    from tests.kube.apiserver import cel
+
+    (first,) = documents(EXAMPLES / "growing-run" / "calibrationrun.yaml")
+    (grown,) = documents(EXAMPLES / "growing-run" / "calibrationrun-grown.yaml")
+    assert grown["spec"]["checkpoints"][:3] == first["spec"]["checkpoints"]
+    assert len(grown["spec"]["checkpoints"]) == 5
+    assert {k: v for k, v in grown["spec"].items() if k != "checkpoints"} == {
+        k: v for k, v in first["spec"].items() if k != "checkpoints"
+    }
+    crd = yaml.safe_load((REPO_ROOT / "crds" / "calibrationruns.benchcal.dev.yaml").read_text())
+    schema = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    assert cel.validate(schema, grown, first) == []
+    changed = yaml.safe_load(yaml.safe_dump(grown))
+    changed["spec"]["checkpoints"][0]["model"]["pvc"]["path"] = "pretrain-7b/other"
+    errors = cel.validate(schema, changed, grown)
+    assert errors and "create a new CalibrationRun" in str(errors), errors

@@ -437,6 +437,7 @@ def evaluate_checkpoint(
                 continue
             (scored if task.task_type in SCORED_TYPES else generated).append(pair)
         _score_in_one_pass(engine, scored, book, progress)
+        summary.requests_scored = sum(len(p.requests) for p in scored)
         for pair in generated:
             log.info("%s: evaluating (key %s)", book.tag(pair.task.name, pair.num_fewshot), pair.key)
             try:
@@ -444,6 +445,7 @@ def evaluate_checkpoint(
             except Exception as exc:
                 book.fail(pair.task.name, pair.num_fewshot, exc)
     summary.results = [book.results[(t.name, k)] for t, k in plan.pairs if (t.name, k) in book.results]
+    summary.pairs_resumed, summary.pairs_computed = len(plan.pairs) - len(pending), len(pending)
     summary.finished_at = _now()
     write_summary(out_dir, summary)
     return summary

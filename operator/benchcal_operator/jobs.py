@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from benchcal import commands, layout, naming
+from benchcal import commands, layout, naming, work
 from benchcal.api import API_VERSION, KIND
 from benchcal.errors import EXIT_BAD_INPUT
 from benchcal.pod import MODEL_MOUNT, RESULTS_MOUNT, SHM_MOUNT, TMP_MOUNT
@@ -79,8 +79,11 @@ def evaluate_command(run: CalibrationRun, ckpt: Checkpoint, publish_target: str)
 
 
 def reduce_command(run: CalibrationRun) -> list[str]:
-    """The reducer Job's ``benchcal reduce`` argv: summaries from ConfigMaps, classification to status."""
-    return commands.reduce_command(run, out_dir=layout.report_dir(results_root(run)))
+    """The reducer Job's ``benchcal reduce`` argv: summaries from ConfigMaps, classification to status.
+    Exactly the spec's checkpoints: a removed one's summary ConfigMap stays, but is not reduced."""
+    return commands.reduce_command(
+        run, out_dir=layout.report_dir(results_root(run)), checkpoints=[c.name for c in run.checkpoints]
+    )
 
 
 def pod_security_context(run: CalibrationRun, settings: Settings) -> dict[str, Any]:
@@ -160,8 +163,11 @@ def _pod_failure_policy(container: str) -> dict[str, Any]:
 
 
 def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Settings) -> dict[str, Any]:
+    """The checkpoint's Job for its current pairs (all of them: resume skips the finished ones)."""
     ev = run.evaluator
-    name = naming.evaluator_job_name(run.name, ckpt.name)
+    pairs = work.run_pairs(run)
+    pairs_key = work.pairs_key(pairs)
+    name = naming.evaluator_job_name(run.name, ckpt.name, pairs_key)
     shards = ev.shards
     target = f"{run.namespace}/{naming.summary_configmap_name(run.name, ckpt.name)}"
     if shards > 1:
@@ -225,7 +231,8 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
     }
     if shards > 1:
         job_spec.update(completionMode="Indexed", completions=shards, parallelism=shards)
-    return _job(run, name, _job_labels(run, naming.EVALUATOR, ckpt.name), job_spec)
+    labels = {**_job_labels(run, naming.EVALUATOR, ckpt.name), naming.PAIRS_KEY_LABEL: pairs_key}
+    return _job(run, name, labels, job_spec, {naming.PAIRS_ANNOTATION: work.format_pair_list(pairs)})
 
 
 def build_reducer_job(run: CalibrationRun, settings: Settings) -> dict[str, Any]:
@@ -261,10 +268,19 @@ def build_reducer_job(run: CalibrationRun, settings: Settings) -> dict[str, Any]
         "podFailurePolicy": _pod_failure_policy(naming.REDUCER),
         "template": {"metadata": {"labels": labels}, "spec": pod_spec},
     }
-    return _job(run, naming.reducer_job_name(run.name), _job_labels(run, naming.REDUCER), job_spec)
+    key = work.reduction_key(run)
+    job_labels = {**_job_labels(run, naming.REDUCER), naming.REDUCTION_KEY_LABEL: key}
+    annotations = {naming.CHECKPOINTS_ANNOTATION: ",".join(c.name for c in run.checkpoints)}
+    return _job(run, naming.reducer_job_name(run.name, key), job_labels, job_spec, annotations)
 
 
-def _job(run: CalibrationRun, name: str, labels: dict[str, str], spec: dict[str, Any]) -> dict[str, Any]:
+def _job(
+    run: CalibrationRun,
+    name: str,
+    labels: dict[str, str],
+    spec: dict[str, Any],
+    annotations: dict[str, str] | None = None,
+) -> dict[str, Any]:
     # No ttlSecondsAfterFinished: finished Jobs are the evidence behind status and go with the run
     # (ownerReference GC); their pods have exited and hold no resources.
     return {
@@ -274,6 +290,7 @@ def _job(run: CalibrationRun, name: str, labels: dict[str, str], spec: dict[str,
             "name": name,
             "namespace": run.namespace,
             "labels": labels,
+            "annotations": dict(annotations or {}),
             "ownerReferences": [owner_reference(run)],
         },
         "spec": spec,

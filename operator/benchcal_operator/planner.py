@@ -1,5 +1,11 @@
 """Pure reconcile decisions: (run, observed Jobs, settings) -> a plan of actions.
 
+Only new work runs (issue 15): a checkpoint gets an evaluator Job only when no Job of this run
+stands for its current (benchmark, shots) pairs (``status.evaluators_by_checkpoint``: the Job of
+those pairs, or a Succeeded one covering them); the reducer Job is one per reduction input
+(``benchcal.work.reduction_key``), so a generation that adds checkpoints gets a new one and a
+generation that changes nothing the reducer reads (suspend, tolerations) creates nothing.
+
 Level-based: the same inputs always give the same actions, so running it again after a crash,
 a missed event or a stale index is harmless (creates of existing names come back 409 and
 count as done). Evaluator Jobs are created in spec order up to the concurrency limit; after
@@ -20,14 +26,20 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchcal import naming
+from benchcal import naming, work
 from benchcal.lifecycle import ACTIVE, FAILED, FINISHED, SUCCEEDED, TERMINAL
 from benchcal.spec import CalibrationRun
 from benchcal_operator import identity
 from benchcal_operator import jobs as builders
 from benchcal_operator.diagnose import Waiting
 from benchcal_operator.settings import Settings
-from benchcal_operator.status import REDUCER_KEY, JobObservation, evaluators_by_checkpoint, reducer_of
+from benchcal_operator.status import (
+    REDUCER_KEY,
+    JobObservation,
+    evaluator_jobs,
+    evaluators_by_checkpoint,
+    reducer_of,
+)
 
 GC_WAIT = "WaitingForGarbageCollection"
 
@@ -96,9 +108,9 @@ def kueue_owned(run: CalibrationRun, obs: JobObservation) -> bool:
     return obs.kueue or bool(run.queue_name or run.labels.get(naming.KUEUE_QUEUE_LABEL))
 
 
-def _suspends(run: CalibrationRun, evaluators: Mapping[str, JobObservation]) -> list[Action]:
+def _suspends(run: CalibrationRun, evaluators: list[JobObservation]) -> list[Action]:
     actions: list[Action] = []
-    for obs in evaluators.values():
+    for obs in evaluators:
         if obs.phase in FINISHED:
             continue
         if run.suspend and not obs.suspended and not kueue_owned(run, obs):
@@ -139,15 +151,15 @@ def _decide(
     if rejection(run, settings):
         return plan
     stale = stale or {}
-    evaluators = evaluators_by_checkpoint(observed)
-    plan.actions += _suspends(run, evaluators)
+    evaluators = evaluators_by_checkpoint(run, observed)
+    plan.actions += _suspends(run, evaluator_jobs(observed))
     if run.suspend:
         return plan
     if any(obs.phase == FAILED for obs in evaluators.values()):
         return plan
     if all(evaluators.get(ck.name) and evaluators[ck.name].phase == SUCCEEDED for ck in run.checkpoints):
-        name = naming.reducer_job_name(run.name)
-        if reducer_of(observed) is None:
+        name = naming.reducer_job_name(run.name, work.reduction_key(run))
+        if reducer_of(run, observed) is None:
             if name in stale:
                 plan.blocked[REDUCER_KEY] = _stale_wait(name)
             else:
@@ -155,14 +167,15 @@ def _decide(
                 plan.actions.append(CreateJob(name, naming.REDUCER, "", manifest))
         return plan
 
-    running = sum(1 for obs in evaluators.values() if obs.phase in ACTIVE)
+    running = sum(1 for obs in evaluator_jobs(observed) if obs.phase in ACTIVE)
+    key = work.pairs_key(work.run_pairs(run))
     limit = settings.max_running_checkpoints or len(run.checkpoints)
     for ckpt in run.checkpoints:
         if running >= limit:
             break
         if ckpt.name in evaluators:
             continue
-        name = naming.evaluator_job_name(run.name, ckpt.name)
+        name = naming.evaluator_job_name(run.name, ckpt.name, key)
         if name in stale:
             plan.blocked[ckpt.name] = _stale_wait(name)
             continue

@@ -12,11 +12,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from benchcal import naming
+from benchcal import naming, work
 from benchcal.lifecycle import (
+    ACTIVE,
     CONDITION_ACCEPTED,
     CONDITION_FAILED,
     CONDITION_READY,
+    CONDITION_RECONCILING,
     CONDITION_RUNNING,
     CONDITION_STALLED,
     CONDITION_SUCCEEDED,
@@ -34,6 +36,7 @@ from benchcal.lifecycle import (
     REASON_NOT_ALLOWED,
     REASON_NOT_STALLED,
     REASON_PENDING,
+    REASON_PROGRESSING,
     REASON_QUEUED,
     REASON_REDUCER_FAILED,
     REASON_REDUCING,
@@ -74,6 +77,10 @@ class JobObservation:
     owner_uid: str = ""  # the controller ownerReference's uid: which CalibrationRun (same name or not)
     kueue: bool = False  # labelled kueue.x-k8s.io/queue-name: Kueue owns spec.suspend
     suspended_by_operator: bool = False  # benchcal.dev/suspended-by: the only Jobs the operator resumes
+    # the work's key (benchcal.work): pairs_key of an evaluator Job, reduction_key of a reducer Job;
+    # "" on a Job of an operator from before runs could grow (taken as the current generation's)
+    key: str = ""
+    pairs: frozenset[tuple[str, int]] = frozenset()  # an evaluator Job's (benchmark, shots) pairs
     # not part of what a reconcile reacts to (pod readiness flaps), but read by the stall check
     created_at: str = field(default="", compare=False)
     active: int = field(default=0, compare=False)
@@ -88,9 +95,18 @@ def _true(conditions: list[dict[str, Any]], *types: str) -> dict[str, Any] | Non
     return None
 
 
+def _tasks_argument(spec: Mapping[str, Any]) -> str:
+    """The ``--tasks`` of an evaluator Job's container: the pairs of a Job from before the
+    annotation existed (its args are the same ``benchcal evaluate`` command line)."""
+    containers = ((spec.get("template") or {}).get("spec") or {}).get("containers") or [{}]
+    args = list(containers[0].get("args") or [])
+    return str(args[args.index("--tasks") + 1]) if "--tasks" in args[:-1] else ""
+
+
 def observe_job(body: Mapping[str, Any]) -> JobObservation:
     meta = body.get("metadata") or {}
     labels = meta.get("labels") or {}
+    annotations = meta.get("annotations") or {}
     spec = body.get("spec") or {}
     st = body.get("status") or {}
     conditions = st.get("conditions") or []
@@ -122,21 +138,78 @@ def observe_job(body: Mapping[str, Any]) -> JobObservation:
             (r.get("uid", "") for r in meta.get("ownerReferences") or [] if r.get("controller")), ""
         ),
         kueue=naming.KUEUE_QUEUE_LABEL in labels,
-        suspended_by_operator=(meta.get("annotations") or {}).get(naming.SUSPENDED_BY_ANNOTATION)
-        == naming.SUSPENDED_BY_OPERATOR,
+        suspended_by_operator=annotations.get(naming.SUSPENDED_BY_ANNOTATION) == naming.SUSPENDED_BY_OPERATOR,
+        key=labels.get(naming.PAIRS_KEY_LABEL) or labels.get(naming.REDUCTION_KEY_LABEL) or "",
+        pairs=work.parse_pair_list(annotations.get(naming.PAIRS_ANNOTATION) or _tasks_argument(spec)),
         created_at=meta.get("creationTimestamp", "") or "",
         active=int(st.get("active") or 0),
         ready=int(st.get("ready") or 0),
     )
 
 
-def evaluators_by_checkpoint(jobs: Mapping[str, JobObservation]) -> dict[str, JobObservation]:
-    """The run's evaluator Jobs by checkpoint label (not by name: names changed across versions)."""
-    return {o.checkpoint: o for o in jobs.values() if o.component == naming.EVALUATOR and o.checkpoint}
+def evaluator_jobs(jobs: Mapping[str, JobObservation]) -> list[JobObservation]:
+    return [o for o in jobs.values() if o.component == naming.EVALUATOR and o.checkpoint]
 
 
-def reducer_of(jobs: Mapping[str, JobObservation]) -> JobObservation | None:
-    return next((o for o in jobs.values() if o.component == naming.REDUCER), None)
+def _latest(candidates: list[JobObservation]) -> JobObservation | None:
+    return max(candidates, key=lambda o: (o.finished_at, o.created_at, o.name), default=None)
+
+
+def evaluators_by_checkpoint(
+    run: CalibrationRun, jobs: Mapping[str, JobObservation]
+) -> dict[str, JobObservation]:
+    """The Job that stands for each checkpoint's current work (by checkpoint label, not by name).
+
+    In this order: the Job of the checkpoint's current pairs (any phase); a Succeeded Job whose
+    pairs cover them (nothing left to do); a Job of other pairs still active (the new Job waits for
+    it, then resumes from its results). A checkpoint without one needs a new Job. Failed Jobs of
+    other pairs are superseded. A Job without a pairs key (an operator from before runs could
+    grow) is matched by the pairs of its ``--tasks`` argument.
+    """
+    needed = work.run_pairs(run)
+    key = work.pairs_key(needed)
+    by_ckpt: dict[str, list[JobObservation]] = {}
+    for obs in evaluator_jobs(jobs):
+        by_ckpt.setdefault(obs.checkpoint, []).append(obs)
+    out = {}
+    for name, candidates in by_ckpt.items():
+        chosen = (
+            _latest([o for o in candidates if o.key == key or (not o.key and o.pairs == set(needed))])
+            or _latest([o for o in candidates if o.phase == SUCCEEDED and work.covers(o.pairs, needed)])
+            or _latest([o for o in candidates if o.phase in ACTIVE])
+        )
+        if chosen is not None:
+            out[name] = chosen
+    return out
+
+
+def reducer_of(run: CalibrationRun, jobs: Mapping[str, JobObservation]) -> JobObservation | None:
+    """The reducer Job of the run's current reduction input (``benchcal.work.reduction_key``).
+
+    A reducer without a key (an operator from before runs could grow) reduced every checkpoint
+    that had an evaluator Job then: it is current only while those are exactly the spec's
+    checkpoints, each with the current pairs (the run has not grown since)."""
+    key = work.reduction_key(run)
+    reducers = [o for o in jobs.values() if o.component == naming.REDUCER]
+    current = _latest([o for o in reducers if o.key == key])
+    if current is not None:
+        return current
+    legacy = [o for o in evaluator_jobs(jobs) if not o.key]
+    unchanged = {o.checkpoint for o in legacy} == {c.name for c in run.checkpoints} and all(
+        o.pairs == set(work.run_pairs(run)) for o in legacy
+    )
+    return _latest([o for o in reducers if not o.key]) if unchanged else None
+
+
+def earlier_reduction(run: CalibrationRun, jobs: Mapping[str, JobObservation]) -> JobObservation | None:
+    """A Succeeded reducer Job of an earlier input: its classification is in status while the run catches up."""
+    current = reducer_of(run, jobs)
+    done = [
+        o
+        for o in jobs.values()
+        if o.component == naming.REDUCER and o.phase == SUCCEEDED and o is not current
+    ]
+    return _latest(done)
 
 
 def _clip(text: str, limit: int = MESSAGE_MAX) -> str:
@@ -149,7 +222,7 @@ def checkpoint_entries(
 ) -> list[dict[str, Any]]:
     """``blocked``: checkpoint -> why its Job cannot be created yet (e.g. a stale same-named Job)."""
     entries = []
-    by_ckpt = evaluators_by_checkpoint(jobs)
+    by_ckpt = evaluators_by_checkpoint(run, jobs)
     for ckpt in run.checkpoints:
         obs = by_ckpt.get(ckpt.name)
         entry: dict[str, Any] = {
@@ -199,7 +272,7 @@ def derive_status(
     """
     entries = checkpoint_entries(run, jobs, blocked)
     count = {p: sum(1 for e in entries if e["phase"] == p) for p in JOB_PHASES}
-    reducer = reducer_of(jobs)
+    reducer = reducer_of(run, jobs)
     failed = [e for e in entries if e["phase"] == FAILED]
     succeeded = [e["name"] for e in entries if e["phase"] == SUCCEEDED]
     active = count[QUEUED] + count[RUNNING]
@@ -235,7 +308,7 @@ def derive_status(
         phase, reason, message = PENDING, REASON_PENDING, "no Job created yet"
 
     reducer_entry = _reducer_entry(reducer, blocked)
-    stalled = _stalls(entries, jobs, blocked)
+    stalled = _stalls(run, entries, jobs, blocked)
     waits = _wait_lines(entries, reducer_entry)
     if phase in (RUNNING, REDUCING, PENDING) and waits and not failed:
         # reported, not failed: e.g. unschedulable pods, a Workload Kueue has not admitted
@@ -254,6 +327,19 @@ def derive_status(
         "reducer": reducer_entry,
     }
     conditions = _conditions(phase, reason, message)
+    earlier = earlier_reduction(run, jobs)
+    if earlier is not None and phase in (PENDING, RUNNING, REDUCING):
+        # a generation that grew the run: Ready=False/Progressing until its own reduction succeeded;
+        # status.classification still holds the earlier reduction's (the reducer replaces it)
+        ready = next(c for c in conditions if c["type"] == CONDITION_READY)
+        ready.update(
+            reason=REASON_PROGRESSING,
+            message=_clip(
+                f"catching up with generation {run.generation}: {message}; the classification shown is "
+                f"from the earlier reduction (Job {earlier.name}) until this one finishes",
+                4000,
+            ),
+        )
     if stalled and phase not in (FAILED, INVALID, SUCCEEDED):
         stall_reason = _stall_reason(entries, reducer_entry)
         for cond in conditions:
@@ -277,18 +363,21 @@ def _wait_lines(entries: list[dict[str, Any]], reducer: dict[str, Any]) -> list[
 
 
 def _stalls(
-    entries: list[dict[str, Any]], jobs: Mapping[str, JobObservation], blocked: Mapping[str, Waiting] | None
+    run: CalibrationRun,
+    entries: list[dict[str, Any]],
+    jobs: Mapping[str, JobObservation],
+    blocked: Mapping[str, Waiting] | None,
 ) -> list[str]:
     """Lines for the Stalled condition: the waits that need someone to act (pods refused, ...)."""
     out = []
-    by_ckpt = evaluators_by_checkpoint(jobs)
+    by_ckpt = evaluators_by_checkpoint(run, jobs)
     for e in entries:
         obs = by_ckpt.get(e["name"])
         waiting = obs.waiting if obs is not None else (blocked or {}).get(e["name"])
         if waiting is not None and waiting.stalled and e["phase"] not in (FAILED, SUCCEEDED):
             job = f" (Job {obs.name})" if obs is not None else ""
             out.append(f"checkpoint {e['name']}{job}: {waiting.message}")
-    red = reducer_of(jobs)
+    red = reducer_of(run, jobs)
     waiting = red.waiting if red is not None else (blocked or {}).get(REDUCER_KEY)
     if waiting is not None and waiting.stalled and (red is None or red.phase not in (FAILED, SUCCEEDED)):
         out.append(f"reducer: {waiting.message}")
@@ -391,6 +480,12 @@ def _conditions(phase: str, reason: str, message: str) -> list[dict[str, str]]:
             "status": "True" if terminal_bad else "False",
             "reason": reason if terminal_bad else REASON_NOT_STALLED,
             "message": message if terminal_bad else "",
+        },
+        {
+            "type": CONDITION_RECONCILING,
+            "status": "True" if working or phase == PENDING else "False",
+            "reason": reason,
+            "message": message,
         },
     ]
 

@@ -12,6 +12,7 @@ import pandas as pd
 
 from benchcal import storage
 from benchcal.errors import BadInput
+from benchcal.results import CheckpointSummary
 from benchcal_reduce.bootstrap import DEFAULT_DRAWS
 from benchcal_reduce.labels import confidence_label, group_label
 from benchcal_reduce.reduce import (
@@ -75,6 +76,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read the checkpoint summaries the evaluator Jobs published for a CalibrationRun",
     )
     parser.add_argument(
+        "--checkpoints",
+        metavar="NAMES",
+        help="with --from-configmaps: reduce exactly these checkpoints (comma-separated); a listed one "
+        "without a summary is an error, other summaries are left out (a run's removed checkpoints)",
+    )
+    parser.add_argument(
         "--write-status",
         metavar="NAMESPACE/RUN",
         help="write the classification into the CalibrationRun's status",
@@ -93,6 +100,18 @@ def print_classification(reduction: Reduction) -> None:
         )
 
 
+def only_checkpoints(summaries: list[CheckpointSummary], names: str, where: str) -> list[CheckpointSummary]:
+    """The summaries of exactly ``names`` (comma-separated); a name without one is an error."""
+    wanted = [n.strip() for n in names.split(",") if n.strip()]
+    have = {s.checkpoint for s in summaries}
+    missing = [n for n in wanted if n not in have]
+    if missing:
+        raise BadInput(
+            f"{where}: no published summary for checkpoint(s) {', '.join(missing)} (--checkpoints)"
+        )
+    return [s for s in summaries if s.checkpoint in set(wanted)]
+
+
 def run(args: argparse.Namespace) -> int:
     if bool(args.input) == bool(args.from_configmaps):
         raise BadInput("give exactly one of INPUT or --from-configmaps NAMESPACE/RUN")
@@ -100,8 +119,15 @@ def run(args: argparse.Namespace) -> int:
     if args.from_configmaps:
         from benchcal.publish import collect_summaries  # kubernetes client only when used
 
-        table = table_from_summaries(
-            collect_summaries(args.from_configmaps), f"configmaps {args.from_configmaps}"
+        summaries = collect_summaries(args.from_configmaps)
+        if args.checkpoints is not None:
+            summaries = only_checkpoints(
+                summaries, args.checkpoints, f"--from-configmaps {args.from_configmaps}"
+            )
+        table = table_from_summaries(summaries, f"configmaps {args.from_configmaps}")
+    elif args.checkpoints is not None:
+        raise BadInput(
+            "--checkpoints selects among --from-configmaps summaries; with INPUT, list the directories"
         )
     else:
         table = load_inputs(args.input)

@@ -51,7 +51,7 @@ def test_names_scope_subresources_and_printer_columns():
     (version,) = crd["spec"]["versions"]
     assert version["name"] == "v1alpha1" and version["storage"] and version["subresources"] == {"status": {}}
     columns = [c["name"] for c in version["additionalPrinterColumns"]]
-    assert columns[:5] == ["Phase", "Done", "Robust", "Noise", "Age"]
+    assert columns[:6] == ["Phase", "Done", "Robust", "Noise", "Ready", "Age"]  # Ready: kstatus
     schema = version["schema"]["openAPIV3Schema"]
     for col in version["additionalPrinterColumns"]:
         parts = col["jsonPath"].lstrip(".").split("[")[0].split(".")

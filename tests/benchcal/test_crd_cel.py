@@ -23,18 +23,103 @@ CKPT2 = {"name": "s2", "model": OK_MODEL, "flops": 2.0}
 SPEC = {"checkpoints": [CKPT], "suite": {"preset": "gauntlet-v0.1"}, "classification": {"alpha": 0.05}}
 TWO = {**SPEC, "checkpoints": [CKPT, CKPT2]}
 EXISTS = {"key": "gpu", "operator": "Exists"}
+PT = {"name": "s1", "model": OK_MODEL, "params": 1.0, "tokens": 2.0}
+SUITE = {
+    "benchmarks": [{"name": "copa"}, {"name": "piqa", "shots": [0]}],
+    "shots": [0, 1],
+    "seed": 1,
+    "fewshotSampling": "nested",
+}
+SUITE2 = {**SUITE, "benchmarks": list(reversed(SUITE["benchmarks"]))}  # reordered: the same on a server
+SUITE3 = {**SUITE, "benchmarks": [*SUITE["benchmarks"], {"name": "arc_easy"}]}
+LISTED = {**SPEC, "suite": SUITE}
+KEPT = {**LISTED, "results": {"pvc": {"claimName": "r"}}}
+KEPT3 = {**KEPT, "suite": SUITE3}
 
 # (schema path, message prefix, self, oldSelf or None, expected)
 CASES = [
     ("", "metadata.name must be", {"metadata": {"name": "tiny-demo"}}, None, True),
     ("", "metadata.name must be", {"metadata": {"name": "Tiny_Demo"}}, None, False),
     ("", "metadata.name must be", {"metadata": {"name": "a" * 64}}, None, False),
-    ("spec", "spec.checkpoints is immutable", SPEC, SPEC, True),
-    ("spec", "spec.checkpoints is immutable", {**SPEC, "checkpoints": [CKPT2, CKPT]}, TWO, True),
-    ("spec", "spec.checkpoints is immutable", {**SPEC, "checkpoints": [CKPT2]}, TWO, False),
-    ("spec", "spec.checkpoints is immutable", SPEC, {**SPEC, "checkpoints": [{**CKPT, "flops": 2.0}]}, False),
-    ("spec", "spec.suite is immutable", SPEC, {**SPEC, "suite": {"preset": "gauntlet-v0.2"}}, False),
-    ("spec", "spec.suite is immutable", {**SPEC, "suspend": True}, SPEC, True),
+    # growth (issue 15): checkpoints come and go, a staying one keeps what its results came from
+    ("spec.checkpoints[]", "a checkpoint that stays", CKPT, CKPT, True),
+    ("spec.checkpoints[]", "a checkpoint that stays", CKPT, {**CKPT, "flops": 2.0}, False),
+    (
+        "spec.checkpoints[]",
+        "a checkpoint that stays",
+        CKPT,
+        {**CKPT, "model": {"builtin": "tiny-series/s2"}},
+        False,
+    ),
+    ("spec.checkpoints[]", "a checkpoint that stays", {**CKPT, "model": {"hub": {"id": "o/m"}}}, CKPT, False),
+    ("spec.checkpoints[]", "a checkpoint that stays", PT, PT, True),
+    ("spec.checkpoints[]", "a checkpoint that stays", PT, {**PT, "tokens": 3.0}, False),
+    ("spec.checkpoints[]", "a checkpoint that stays", CKPT, PT, False),
+    # the suite: benchmarks and shots grow only where results persist; what keys a result never changes
+    ("spec", "spec.suite can grow only in a run with spec.results", SPEC, SPEC, True),
+    ("spec", "spec.suite can grow only in a run with spec.results", {**SPEC, "suspend": True}, SPEC, True),
+    (
+        "spec",
+        "spec.suite can grow only in a run with spec.results",
+        LISTED,
+        {**LISTED, "suite": SUITE2},
+        True,
+    ),
+    (
+        "spec",
+        "spec.suite can grow only in a run with spec.results",
+        {**LISTED, "suite": SUITE3},
+        LISTED,
+        False,
+    ),
+    ("spec", "spec.suite can grow only in a run with spec.results", KEPT3, KEPT, True),
+    ("spec.suite", "spec.suite.preset, seed", SUITE, SUITE, True),
+    ("spec.suite", "spec.suite.preset, seed", SUITE3, SUITE, True),
+    ("spec.suite", "spec.suite.preset, seed", {**SUITE, "seed": 7}, SUITE, False),
+    ("spec.suite", "spec.suite.preset, seed", {**SUITE, "limit": 10}, SUITE, False),
+    ("spec.suite", "spec.suite.preset, seed", {**SUITE, "fewshotSampling": "fixed"}, SUITE, False),
+    (
+        "spec.suite",
+        "spec.suite.preset, seed",
+        {"preset": "gauntlet-v0.2"},
+        {"preset": "gauntlet-v0.1"},
+        False,
+    ),
+    ("spec.suite", "spec.suite.shots may only grow", {**SUITE, "shots": [0, 1, 3]}, SUITE, True),
+    ("spec.suite", "spec.suite.shots may only grow", {**SUITE, "shots": [0]}, SUITE, False),
+    ("spec.suite", "spec.suite.benchmarks may only grow", SUITE3, SUITE, True),
+    ("spec.suite", "spec.suite.benchmarks may only grow", SUITE, SUITE3, False),
+    (
+        "spec.suite.benchmarks[]",
+        "a listed benchmark's shots",
+        {"name": "copa", "shots": [0, 3]},
+        {"name": "copa", "shots": [0]},
+        True,
+    ),
+    (
+        "spec.suite.benchmarks[]",
+        "a listed benchmark's shots",
+        {"name": "copa", "shots": [3]},
+        {"name": "copa", "shots": [0]},
+        False,
+    ),
+    (
+        "spec.suite.benchmarks[]",
+        "a listed benchmark's shots",
+        {"name": "copa", "shots": [0]},
+        {"name": "copa"},
+        False,
+    ),
+    ("spec.suite.benchmarks[]", "a listed benchmark's shots", {"name": "copa"}, {"name": "copa"}, True),
+    (
+        "spec.evaluator",
+        "spec.evaluator.dtype and maxLength",
+        {"dtype": "auto", "image": "e:2"},
+        {"dtype": "auto"},
+        True,
+    ),
+    ("spec.evaluator", "spec.evaluator.dtype and maxLength", {"dtype": "float32"}, {"dtype": "auto"}, False),
+    ("spec.evaluator", "spec.evaluator.dtype and maxLength", {"maxLength": 512}, {}, False),
     ("spec", "spec.classification is immutable", SPEC, {**SPEC, "classification": {"alpha": 0.01}}, False),
     ("spec", "spec.classification is immutable", SPEC, SPEC, True),
     ("spec", "spec.results is immutable", SPEC, SPEC, True),
@@ -185,12 +270,12 @@ def test_cel_rule(path, message, value, old, expected):
 
 def test_plain_list_equality_would_call_a_reorder_a_change():
     """The canonical order is what makes the reorder case pass (not a rule that cannot fail)."""
-    rule = next(r for (p, m), r in _rules().items() if p == "spec" and m.startswith("spec.checkpoints is"))
+    rule = next(r for (p, m), r in _rules().items() if p == "spec" and m.startswith("spec.suite can grow"))
     env = celpy.Environment()
     program = env.program(env.compile(rule))
     reordered = {
-        "self": celpy.json_to_cel({**SPEC, "checkpoints": [CKPT2, CKPT]}),
-        "oldSelf": celpy.json_to_cel(TWO),
+        "self": celpy.json_to_cel({**LISTED, "suite": SUITE2}),
+        "oldSelf": celpy.json_to_cel(LISTED),
     }
     assert bool(program.evaluate(reordered)) is False
 

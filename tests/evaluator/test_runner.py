@@ -125,6 +125,9 @@ def test_resume_skips_finished_pairs_and_keeps_their_results(lm, tasks, tmp_path
     assert done_file.read_bytes() == before  # not rewritten
     assert len(second.passes) == 1 and len(second.passes[0]) == 5  # six pairs, one skipped, five in one pass
     assert len(summary.results) == 6 and not summary.failures
+    # the summary says what this call did: what a grown CalibrationRun's e2e test counts
+    assert (summary.pairs_resumed, summary.pairs_computed) == (1, 5)
+    assert summary.requests_scored == second.calls[0] == read_summary(tmp_path).requests_scored
     # Same numbers as an uninterrupted run.
     fresh, _ = _run(lm, tasks, SCORED, (0, 1), tmp_path / "fresh")
     key = lambda r: (r.benchmark, r.num_fewshot)  # noqa: E731
@@ -132,8 +135,12 @@ def test_resume_skips_finished_pairs_and_keeps_their_results(lm, tasks, tmp_path
     want = {key(r): (r.accuracy, r.n, r.config_key) for r in fresh.results}
     assert got == want
     # A third run does nothing at all.
-    _, third = _run(lm, tasks, SCORED, (0, 1), tmp_path)
-    assert third.calls == []
+    again, third = _run(lm, tasks, SCORED, (0, 1), tmp_path)
+    assert third.calls == [] and (again.pairs_resumed, again.pairs_computed, again.requests_scored) == (
+        6,
+        0,
+        0,
+    )
 
 
 def test_changed_config_recomputes_the_pair_and_keeps_the_other(lm, tasks, tmp_path):

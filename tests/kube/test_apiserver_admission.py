@@ -286,22 +286,87 @@ def test_cel_rule_refuses_on_create_with_the_422_shape(crd_server: Rest) -> None
     )
 
 
-def test_cel_transition_rule_makes_checkpoints_immutable_on_update(crd_server: Rest) -> None:
-    code, run = crd_server.post(RUNS, _run())
+STAYS = (
+    "a checkpoint that stays in spec.checkpoints (same name) keeps its model, flops, params and tokens: its "
+    "finished results were computed from them; add other weights as a checkpoint under a new name, or create "
+    "a new CalibrationRun"
+)
+
+
+def test_a_run_grows_but_a_staying_checkpoint_keeps_its_model(crd_server: Rest) -> None:
+    """Issue 15: checkpoints may be appended and removed; a staying one's model may not change."""
+    body = _run()
+    body["spec"]["results"] = {"pvc": {"claimName": "r"}}
+    code, run = crd_server.post(RUNS, body)
     assert code == 201, run
+    grown = copy.deepcopy(run)
+    grown["spec"]["checkpoints"].append(
+        {"name": "s5", "model": {"builtin": "tiny-series/s5"}, "flops": 5.0e11}
+    )
+    grown["spec"]["suite"]["benchmarks"].append({"name": "arc_easy"})
+    grown["spec"]["suite"]["shots"].append(2)
+    code, run = crd_server.put(f"{RUNS}/cel", grown)
+    assert code == 200, run
+    assert [c["name"] for c in run["spec"]["checkpoints"]] == ["s1", "s3", "s5"]
+    assert run["metadata"]["generation"] == 2
+
     changed = copy.deepcopy(run)
-    changed["spec"]["checkpoints"][1]["flops"] = 9.0e11
+    changed["spec"]["checkpoints"][1]["model"] = {"builtin": "tiny-series/s4"}
     code, err = crd_server.put(f"{RUNS}/cel", changed)
     assert code == 422 and err["details"]["causes"] == [
         {
             "reason": "FieldValueInvalid",
-            "message": 'Invalid value: "object": spec.checkpoints is immutable (their order is not); create a new CalibrationRun to evaluate other checkpoints',
-            "field": "spec",
+            "message": f'Invalid value: "object": {STAYS}',
+            "field": "spec.checkpoints[1]",
         }
     ]
+    assert (
+        err["message"]
+        == f'CalibrationRun.benchcal.dev "cel" is invalid: spec.checkpoints[1]: Invalid value: "object": {STAYS}'
+    )
+
+    removed = copy.deepcopy(run)
+    del removed["spec"]["checkpoints"][0]  # removal is allowed: it leaves the reduction, results stay
+    code, run = crd_server.put(f"{RUNS}/cel", removed)
+    assert code == 200, run
+
+    for edit, message in [
+        (
+            lambda r: r["spec"]["suite"].update(seed=7),
+            "spec.suite.preset, seed, fewshotSampling and limit are immutable",
+        ),
+        (lambda r: r["spec"]["suite"]["benchmarks"].pop(), "spec.suite.benchmarks may only grow"),
+        (
+            lambda r: r["spec"]["evaluator"].update(dtype="float32"),
+            "spec.evaluator.dtype and maxLength are immutable",
+        ),
+    ]:
+        bad = copy.deepcopy(run)
+        edit(bad)
+        code, err = crd_server.put(f"{RUNS}/cel", bad)
+        assert (
+            code == 422 and message in err["message"] and "create a new CalibrationRun" in err["message"]
+        ), err
     # a change elsewhere in spec is allowed (suspend is mutable)
     code, out = crd_server.patch(f"{RUNS}/cel", {"spec": {"suspend": True}})
     assert code == 200 and out["spec"]["suspend"] is True
+
+
+def test_a_run_without_results_cannot_add_benchmarks(crd_server: Rest) -> None:
+    """Its finished results lived in the pods' emptyDir: a grown suite would recompute everything."""
+    code, run = crd_server.post(RUNS, _run())
+    assert code == 201
+    grown = copy.deepcopy(run)
+    grown["spec"]["suite"]["benchmarks"].append({"name": "arc_easy"})
+    code, err = crd_server.put(f"{RUNS}/cel", grown)
+    assert code == 422 and err["details"]["causes"][0]["field"] == "spec"
+    assert "spec.suite can grow only in a run with spec.results" in err["message"]
+    more = copy.deepcopy(run)  # checkpoints may still be added: new ones have nothing to reuse
+    more["spec"]["checkpoints"].append(
+        {"name": "s5", "model": {"builtin": "tiny-series/s5"}, "flops": 5.0e11}
+    )
+    code, out = crd_server.put(f"{RUNS}/cel", more)
+    assert code == 200, out
 
 
 def test_reordering_a_list_map_passes_equality_as_on_a_real_server(crd_server: Rest) -> None:
@@ -318,8 +383,8 @@ def test_reordering_a_list_map_passes_equality_as_on_a_real_server(crd_server: R
     code, out = crd_server.put(f"{RUNS}/cel", shots)
     assert code == 200, out
     out["spec"]["suite"]["shots"] = [0, 1]
-    code, err = crd_server.put(f"{RUNS}/cel", out)  # a different set is still a change
-    assert code == 422 and "spec.suite is immutable" in err["message"]
+    code, err = crd_server.put(f"{RUNS}/cel", out)  # a smaller set is still a change (a removal)
+    assert code == 422 and "spec.suite.shots may only grow" in err["message"]
 
 
 def test_root_rule_on_metadata_name(crd_server: Rest) -> None:
@@ -347,7 +412,7 @@ def test_a_crd_with_a_rule_that_does_not_parse_is_refused(rest: Rest) -> None:
 def test_kubectl_shows_the_cel_message(crd_server: Rest, kubectl: Kubectl) -> None:
     run = _run("via-kubectl")
     kubectl("apply", "-f", "-", input=json.dumps(run))
-    run["spec"]["checkpoints"][0]["flops"] = 5.0e11
+    run["spec"]["checkpoints"][0]["model"] = {"builtin": "tiny-series/s2"}
     out = kubectl("apply", "-f", "-", input=json.dumps(run), check=False)
     assert out.returncode != 0
-    assert 'spec: Invalid value: "object": spec.checkpoints is immutable' in out.stderr
+    assert f'spec.checkpoints[0]: Invalid value: "object": {STAYS}' in " ".join(out.stderr.split())

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from benchcal import naming, work
 from benchcal.spec import parse_run
 
 RUN_BODY: dict[str, Any] = {
@@ -47,3 +48,16 @@ def make_run():
         return parse_run(body_with(**spec_overrides))
 
     return make
+
+
+def _current_names(body: dict[str, Any]) -> tuple[dict[str, str], str]:
+    """Job names of ``body``'s current work (they carry the keys of benchcal.work)."""
+    run = parse_run(body)
+    key = work.pairs_key(work.run_pairs(run))
+    evaluators = {c.name: naming.evaluator_job_name(run.name, c.name, key) for c in run.checkpoints}
+    return evaluators, naming.reducer_job_name(run.name, work.reduction_key(run))
+
+
+EV, RED = _current_names(RUN_BODY)  # evaluator Job name by checkpoint, the reducer Job's name
+PAIRS_KEY = work.pairs_key(work.run_pairs(parse_run(RUN_BODY)))
+REDUCTION_KEY = work.reduction_key(parse_run(RUN_BODY))

@@ -12,7 +12,7 @@ from benchcal_operator import handlers, k8s
 from benchcal_operator.settings import Settings
 from benchcal_operator.status import observe_job
 
-from .conftest import body_with
+from .conftest import EV, RED, body_with
 
 
 class FakeApi:
@@ -111,15 +111,15 @@ def test_full_lifecycle_to_succeeded():
     api = FakeApi(body_with())
     events = []
     status = reconcile(api, events=events)
-    assert sorted(api.jobs) == ["tiny-eval-s1", "tiny-eval-s2", "tiny-eval-s3"]
+    assert sorted(api.jobs) == [EV["s1"], EV["s2"], EV["s3"]]
     assert status["phase"] == "Running" and status["checkpointsRunning"] == 3
     assert [r for _, r, _ in events].count("JobCreated") == 3
     for name in list(api.jobs):
         api.finish(name)
     status = reconcile(api)
-    assert status["phase"] == "Reducing" and "tiny-reduce" in api.jobs
-    assert api.jobs["tiny-reduce"]["spec"]["template"]["spec"]["containers"][0]["args"][1] == "reduce"
-    api.finish("tiny-reduce")
+    assert status["phase"] == "Reducing" and RED in api.jobs
+    assert api.jobs[RED]["spec"]["template"]["spec"]["containers"][0]["args"][1] == "reduce"
+    api.finish(RED)
     events.clear()
     status = reconcile(api, events=events)
     assert status["phase"] == "Succeeded"
@@ -148,10 +148,10 @@ def test_no_patch_when_nothing_changed():
 def test_concurrency_limit_from_settings():
     api = FakeApi(body_with())
     reconcile(api, settings=Settings(max_running_checkpoints=1))
-    assert list(api.jobs) == ["tiny-eval-s1"]
-    api.finish("tiny-eval-s1")
+    assert list(api.jobs) == [EV["s1"]]
+    api.finish(EV["s1"])
     reconcile(api, settings=Settings(max_running_checkpoints=1))
-    assert list(api.jobs) == ["tiny-eval-s1", "tiny-eval-s2"]
+    assert list(api.jobs) == [EV["s1"], EV["s2"]]
 
 
 def test_invalid_spec_is_not_accepted_and_creates_nothing():
@@ -170,13 +170,13 @@ def test_invalid_spec_is_not_accepted_and_creates_nothing():
 def test_failed_checkpoint_reports_the_termination_message():
     api = FakeApi(body_with())
     reconcile(api)
-    api.finish("tiny-eval-s2", ok=False, reason="PodFailurePolicy")
-    api.messages["tiny-eval-s2"] = "BadInput: model path /benchcal/model/s2 not found"
-    api.finish("tiny-eval-s1")
-    api.finish("tiny-eval-s3")
+    api.finish(EV["s2"], ok=False, reason="PodFailurePolicy")
+    api.messages[EV["s2"]] = "BadInput: model path /benchcal/model/s2 not found"
+    api.finish(EV["s1"])
+    api.finish(EV["s3"])
     events = []
     status = reconcile(api, events=events)
-    assert status["phase"] == "Failed" and "tiny-reduce" not in api.jobs
+    assert status["phase"] == "Failed" and RED not in api.jobs
     assert (
         status["checkpoints"][1]["message"]
         == "PodFailurePolicy: BadInput: model path /benchcal/model/s2 not found"
@@ -288,7 +288,7 @@ def test_kopf_wiring_never_writes_on_jobs():
 def test_job_name_taken_by_another_run_is_reported_not_retried_forever():
     class Conflicting(FakeApi):
         async def create_job(self, manifest):
-            if manifest["metadata"]["name"] == "tiny-eval-s2":
+            if manifest["metadata"]["name"] == EV["s2"]:
                 raise k8s.NameConflict(409, "Job tiny-eval-s2 already exists and belongs to tiny-eval")
             return await super().create_job(manifest)
 
@@ -319,9 +319,9 @@ def test_a_job_the_server_refuses_fails_fast_with_its_message_and_an_event():
     assert accepted["status"] == "False" and accepted["reason"] == "JobRejected"
     assert refusal in accepted["message"]
     assert [(t, r) for t, r, m in events if r == "JobRejected"] == [("Warning", "JobRejected")]
-    assert api.creates == ["tiny-eval-s1"]  # the plan stops at the first refusal
+    assert api.creates == [EV["s1"]]  # the plan stops at the first refusal
     reconcile(api)  # the resync: the same generation is not tried again
-    assert api.creates == ["tiny-eval-s1"]
+    assert api.creates == [EV["s1"]]
 
 
 def _job_without_pods(api, name):
@@ -332,9 +332,9 @@ def test_pods_refused_at_creation_stall_the_run_naming_checkpoint_and_reason():
     """Item 5: FailedCreate events (missing ServiceAccount) -> Stalled, not Running forever."""
     api = FakeApi(body_with())
     reconcile(api)
-    _job_without_pods(api, "tiny-eval-s1")
+    _job_without_pods(api, EV["s1"])
     message = 'Error creating: pods "tiny-eval-s1-x" is forbidden: serviceaccount "nope" not found'
-    api.events["uid-tiny-eval-s1"] = [
+    api.events[f"uid-{EV['s1']}"] = [
         {
             "type": "Warning",
             "reason": "FailedCreate",
@@ -353,7 +353,7 @@ def test_pods_refused_at_creation_stall_the_run_naming_checkpoint_and_reason():
 def test_unschedulable_pods_are_reported_after_the_configured_time_not_failed():
     api = FakeApi(body_with())
     reconcile(api)
-    api.jobs["tiny-eval-s1"]["status"] = {"active": 1, "ready": 0}
+    api.jobs[EV["s1"]]["status"] = {"active": 1, "ready": 0}
     scheduled = {
         "type": "PodScheduled",
         "status": "False",
@@ -361,7 +361,7 @@ def test_unschedulable_pods_are_reported_after_the_configured_time_not_failed():
         "message": "0/12 nodes are available: 12 Insufficient nvidia.com/gpu.",
         "lastTransitionTime": "2026-11-30T00:00:00Z",
     }
-    api.pods["tiny-eval-s1"] = [
+    api.pods[EV["s1"]] = [
         {"metadata": {"name": "tiny-eval-s1-abc"}, "status": {"phase": "Pending", "conditions": [scheduled]}}
     ]
     status = reconcile(api, settings=Settings(unschedulable_seconds=60))
@@ -378,7 +378,7 @@ def test_unschedulable_pods_are_reported_after_the_configured_time_not_failed():
 def test_a_workload_kueue_has_not_admitted_is_reported():
     api = FakeApi(body_with(queueName="gpu"))
     reconcile(api)
-    job = api.jobs["tiny-eval-s1"]
+    job = api.jobs[EV["s1"]]
     job["spec"]["suspend"] = True  # Kueue's webhook suspends it
     quota = {
         "type": "QuotaReserved",
@@ -387,7 +387,7 @@ def test_a_workload_kueue_has_not_admitted_is_reported():
         "message": "LocalQueue gpu doesn't exist",
     }
     api.workloads = {
-        "uid-tiny-eval-s1": [{"metadata": {"name": "job-tiny-eval-s1"}, "status": {"conditions": [quota]}}]
+        f"uid-{EV['s1']}": [{"metadata": {"name": "job-tiny-eval-s1"}, "status": {"conditions": [quota]}}]
     }
     status = reconcile(api)
     s1 = next(c for c in status["checkpoints"] if c["name"] == "s1")

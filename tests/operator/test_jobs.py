@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from benchcal import commands, naming
+from benchcal import commands, naming, work
 from benchcal_operator import jobs
 from benchcal_operator.settings import Settings
+
+from .conftest import EV, PAIRS_KEY
 
 SETTINGS = Settings(evaluator_image="eval:1", reducer_image="reduce:1")
 
@@ -31,13 +33,16 @@ def test_evaluator_job_identity_labels_and_owner(make_run):
     run = make_run()
     job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
     meta = job["metadata"]
-    assert meta["name"] == "tiny-eval-s1" and meta["namespace"] == "ml"
+    assert meta["name"] == EV["s1"] and meta["namespace"] == "ml"
     assert meta["labels"] == {
         "app.kubernetes.io/managed-by": "benchcal",
         "benchcal.dev/run": "tiny",
         "benchcal.dev/component": "evaluator",
         "benchcal.dev/checkpoint": "s1",
+        "benchcal.dev/pairs-key": PAIRS_KEY,
     }
+    # the pairs it evaluates, as `benchcal evaluate --tasks` spells them (the planner reads them back)
+    assert meta["annotations"] == {"benchcal.dev/pairs": "arc_easy:0,3;jeopardy:0,3"}
     assert meta["ownerReferences"] == [
         {
             "apiVersion": "benchcal.dev/v1alpha1",
@@ -168,7 +173,9 @@ def test_reducer_job_command(make_run):
         classification={"alpha": 0.01, "strict": True}, results={"pvc": {"claimName": "res", "path": "tiny"}}
     )
     job = jobs.build_reducer_job(run, SETTINGS)
-    assert job["metadata"]["name"] == "tiny-reduce"
+    assert job["metadata"]["name"] == naming.reducer_job_name("tiny", work.reduction_key(run))
+    assert job["metadata"]["labels"]["benchcal.dev/reduction-key"] == work.reduction_key(run)
+    assert job["metadata"]["annotations"] == {"benchcal.dev/checkpoints": "s1,s2,s3"}
     assert _container(job)["image"] == "reduce:1"
     assert _container(job)["args"] == [
         "benchcal",
@@ -177,6 +184,8 @@ def test_reducer_job_command(make_run):
         "ml/tiny",
         "--write-status",
         "ml/tiny",
+        "--checkpoints",
+        "s1,s2,s3",
         "--out",
         "/benchcal/results/tiny/report",
         "--alpha",
@@ -190,10 +199,14 @@ def test_reducer_job_command(make_run):
     [("tiny", "s1"), ("r" * 63, "c" * 40), ("a" * 30 + "-", "b" * 40)],
 )
 def test_child_names_are_dns_labels_and_deterministic(run, ckpt):
-    name = naming.evaluator_job_name(run, ckpt)
-    assert len(name) <= 63 and not name.endswith("-")
-    assert name == naming.evaluator_job_name(run, ckpt)
-    assert name != naming.evaluator_job_name(run, ckpt[:-1] + "x")
+    key = "0123456789"
+    name = naming.evaluator_job_name(run, ckpt, key)
+    assert len(name) <= 63 - len("-15") and not name.endswith("-")
+    assert name == naming.evaluator_job_name(run, ckpt, key)
+    assert name != naming.evaluator_job_name(run, ckpt[:-1] + "x", key)
+    assert name != naming.evaluator_job_name(run, ckpt, "9876543210")  # other pairs: another Job
+    reducer = naming.reducer_job_name(run, key)
+    assert len(reducer) <= 63 and reducer != naming.reducer_job_name(run, "9876543210")
 
 
 def test_pod_security_context_makes_volumes_writable_and_is_overridable(make_run):

@@ -16,13 +16,16 @@ from benchcal_operator.planner import (
 from benchcal_operator.settings import Settings
 from benchcal_operator.status import JobObservation
 
+from .conftest import EV, PAIRS_KEY, RED, REDUCTION_KEY
+
 
 def obs(ckpt, phase, suspended=False, by_us=False, kueue=False, owner="uid-1"):
     return JobObservation(
-        f"tiny-eval-{ckpt}",
+        EV[ckpt],
         "evaluator",
         ckpt,
         phase,
+        key=PAIRS_KEY,
         suspended=suspended,
         suspended_by_operator=by_us,
         kueue=kueue,
@@ -41,25 +44,25 @@ def names(actions):
         (
             [],
             0,
-            [("CreateJob", "tiny-eval-s1"), ("CreateJob", "tiny-eval-s2"), ("CreateJob", "tiny-eval-s3")],
+            [("CreateJob", EV["s1"]), ("CreateJob", EV["s2"]), ("CreateJob", EV["s3"])],
         ),
-        ([], 2, [("CreateJob", "tiny-eval-s1"), ("CreateJob", "tiny-eval-s2")]),
+        ([], 2, [("CreateJob", EV["s1"]), ("CreateJob", EV["s2"])]),
         ([obs("s1", "Running"), obs("s2", "Running")], 2, []),
-        ([obs("s1", "Succeeded"), obs("s2", "Running")], 2, [("CreateJob", "tiny-eval-s3")]),
+        ([obs("s1", "Succeeded"), obs("s2", "Running")], 2, [("CreateJob", EV["s3"])]),
         ([obs("s1", "Queued")], 1, []),
         ([obs("s1", "Failed")], 0, []),
         ([obs("s1", "Failed"), obs("s2", "Running")], 0, []),
         (
             [obs("s1", "Succeeded"), obs("s2", "Succeeded"), obs("s3", "Succeeded")],
             0,
-            [("CreateJob", "tiny-reduce")],
+            [("CreateJob", RED)],
         ),
         (
             [
                 obs("s1", "Succeeded"),
                 obs("s2", "Succeeded"),
                 obs("s3", "Succeeded"),
-                JobObservation("tiny-reduce", "reducer", "", "Running"),
+                JobObservation(RED, "reducer", "", "Running", key=REDUCTION_KEY),
             ],
             0,
             [],
@@ -85,11 +88,11 @@ def test_decide_is_idempotent_for_the_same_observation(make_run):
 def test_suspend_stops_creation_and_suspends_own_jobs(make_run):
     observed = {o.name: o for o in [obs("s1", "Running"), obs("s2", "Succeeded")]}
     actions = decide(make_run(suspend=True), observed, Settings()).actions
-    assert actions == [SetJobSuspend("tiny-eval-s1", True)]
+    assert actions == [SetJobSuspend(EV["s1"], True)]
     resumed = {o.name: o for o in [obs("s1", "Queued", suspended=True, by_us=True)]}
     actions = decide(make_run(), resumed, Settings()).actions
-    assert actions[0] == SetJobSuspend("tiny-eval-s1", False)
-    assert [a.name for a in actions[1:] if isinstance(a, CreateJob)] == ["tiny-eval-s2", "tiny-eval-s3"]
+    assert actions[0] == SetJobSuspend(EV["s1"], False)
+    assert [a.name for a in actions[1:] if isinstance(a, CreateJob)] == [EV["s2"], EV["s3"]]
 
 
 def test_only_jobs_the_operator_suspended_are_resumed(make_run):
@@ -114,9 +117,9 @@ def test_jobs_of_a_deleted_namesake_are_not_adopted(make_run):
     run = make_run()
     old = {o.name: o for o in [obs("s1", "Succeeded", owner="uid-old"), obs("s2", "Failed", owner="uid-old")]}
     own, stale = split_by_owner(run, old)
-    assert own == {} and set(stale) == {"tiny-eval-s1", "tiny-eval-s2"}
+    assert own == {} and set(stale) == {EV["s1"], EV["s2"]}
     plan = decide(run, own, Settings(), stale)
-    assert names(plan.actions) == [("CreateJob", "tiny-eval-s3")]  # not blocked, not failed
+    assert names(plan.actions) == [("CreateJob", EV["s3"])]  # not blocked, not failed
     assert set(plan.blocked) == {"s1", "s2"} and plan.blocked["s1"].reason == "WaitingForGarbageCollection"
 
 

@@ -13,6 +13,8 @@ from benchcal_operator.status import (
     transition_events,
 )
 
+from .conftest import PAIRS_KEY, REDUCTION_KEY
+
 T0, T1 = "2026-11-30T01:00:00Z", "2026-11-30T02:00:00Z"
 
 
@@ -68,11 +70,13 @@ def test_observe_job(status, spec, phase, attempts):
 
 
 def obs(ckpt, phase, message=""):
-    return JobObservation(f"tiny-eval-{ckpt}", "evaluator", ckpt, phase, message=message, started_at=T0)
+    return JobObservation(
+        f"tiny-eval-{ckpt}", "evaluator", ckpt, phase, message=message, started_at=T0, key=PAIRS_KEY
+    )
 
 
 def reducer(phase):
-    return JobObservation("tiny-reduce", "reducer", "", phase)
+    return JobObservation("tiny-reduce", "reducer", "", phase, key=REDUCTION_KEY)
 
 
 def _cond(status, type_):

@@ -260,3 +260,31 @@ def test_status_fits_the_crd_status_schema(reduction, repo_root):
     bad = {**patch["status"], "classification": {**cls, "benchmarks": [{**good, "confidence": 1.5}]}}
     with pytest.raises(jsonschema.ValidationError):
         jsonschema.validate(bad, status_schema)
+
+
+def _summary(i: int, acc: float) -> CheckpointSummary:
+    result = TaskResult(
+        benchmark="arc_easy",
+        category="world_knowledge",
+        task_type="multiple_choice",
+        num_fewshot=0,
+        metric="acc",
+        accuracy=acc,
+        n=2000,
+        stderr=0.01,
+        random_baseline=0.25,
+    )
+    return CheckpointSummary(checkpoint=f"s{i}", model={}, flops=10.0 ** (20 + i), results=[result])
+
+
+def test_cli_checkpoints_reduces_exactly_the_runs_checkpoints(tmp_path, monkeypatch, capsys):
+    """A checkpoint removed from a run keeps its summary ConfigMap; --checkpoints leaves it out."""
+    summaries = [_summary(i, acc) for i, acc in enumerate([0.3, 0.4, 0.5, 0.2])]  # s3: removed, worse
+    calls = _fake_publish(monkeypatch, summaries)
+    base = ["reduce", "--from-configmaps", "ns/run", "--write-status", "ns/run", "--no-figures"]
+    assert main([*base, "--out", str(tmp_path / "all")]) == 0
+    assert calls["status"][1].benchmarks[0].group != "robust"  # s3 included: not monotone
+    assert main([*base, "--out", str(tmp_path / "three"), "--checkpoints", "s0,s1,s2"]) == 0
+    assert [(b.name, b.group) for b in calls["status"][1].benchmarks] == [("arc_easy", "robust")]
+    assert main([*base, "--out", str(tmp_path / "x"), "--checkpoints", "s0,s9"]) == 2
+    assert "no published summary for checkpoint(s) s9" in capsys.readouterr().err
