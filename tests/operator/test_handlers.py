@@ -460,6 +460,6 @@ def test_a_namespace_refusing_the_runs_identity_stalls_it_naming_the_object(kind
     )
     del api.refuse[kind]  # fixed (quota raised, rights granted): the next reconcile goes on
     status = reconcile(api)
-    assert sorted(api.jobs) == ["tiny-eval-s1", "tiny-eval-s2", "tiny-eval-s3"]
+    assert sorted(api.jobs) == sorted(EV[c] for c in ("s1", "s2", "s3"))
     assert _condition(status, "Stalled")["status"] == "False"
     assert ("ServiceAccount", "tiny-benchcal") in api.owned and ("ConfigMap", "tiny-summary-s3") in api.owned
