@@ -15,6 +15,13 @@ Two runtimes (docs/testing.md, "The local job runner"):
 Both: volumes as ``volumes.py`` prepares them; env with ``$(VAR)`` expansion as Kubernetes does,
 fieldRef (metadata.name/namespace/uid/labels/annotations, spec.nodeName, status.podIP),
 secretKeyRef, configMapKeyRef, envFrom; termination messages and FallbackToLogsOnError.
+Init containers as a kubelet runs them (``advance``, called on every pass of the node loop):
+plain ones one at a time in spec order, each to completion before the next starts (a failed one
+fails the pod under ``restartPolicy: Never``, else it is restarted); native sidecars (an init
+container with ``restartPolicy: Always``) start in their place in that order, keep running beside
+the main containers (restarted when they exit early), and get SIGTERM, then SIGKILL after the
+grace period, once every main container has exited. The pod's phase comes from the main
+containers only. No probes: a sidecar counts as started once its process runs.
 API credentials come only from a projected ServiceAccount token volume the container mounts
 (ServiceAccount admission adds it): in containers, in-cluster config (``KUBERNETES_SERVICE_HOST``
 and the token directory); for processes, ``KUBECONFIG`` pointing at a kubeconfig made from that
@@ -105,9 +112,15 @@ class RunningContainer:
     policy: str
     started: str
     path_map: list[tuple[str, str]] = field(default_factory=list)  # mountPath -> host path
+    sidecar: bool = False  # an init container with restartPolicy Always
+    restart_count: int = 0
+    exited_at: float | None = None  # time.monotonic() when first seen exited (restart backoff)
 
     def poll(self) -> int | None:
-        return self.handle.poll()
+        code = self.handle.poll()
+        if code is not None and self.exited_at is None:
+            self.exited_at = time.monotonic()
+        return code
 
 
 @dataclass
@@ -122,6 +135,29 @@ class RunningPod:
     stop_deadline: float | None = None  # SIGTERM sent; SIGKILL at this time.monotonic()
     volumes: dict[str, volumes.Volume] = field(default_factory=dict)
     cgroup: podman.PodCgroup | None = None
+    init_containers: list[RunningContainer] = field(default_factory=list)  # started so far, spec order
+    initialized: bool = False  # every plain init container succeeded, every sidecar started
+    init_failed: bool = False  # a plain init container failed under restartPolicy Never
+    sidecars_stopped: bool = False  # SIGTERM sent to the sidecars
+    pod_dir: Path | None = None
+    command_override: list[str] | None = None
+
+    @property
+    def all_containers(self) -> list[RunningContainer]:
+        return [*self.init_containers, *self.containers]
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_deadline is not None or bool(self.disrupted)
+
+
+RESTART_DELAY = (
+    1.0  # seconds before an exited sidecar or failed init container is restarted (kubelet: 10 s, doubling)
+)
+
+
+def is_sidecar(container: dict[str, Any]) -> bool:
+    return container.get("restartPolicy") == "Always"
 
 
 def expand_vars(text: str, env: dict[str, str]) -> str:
@@ -309,29 +345,110 @@ class Kubelet:
 
     # ------------------------------------------------------------ start
     def start(self, pod: dict[str, Any], command_override: list[str] | None = None) -> RunningPod:
-        """Start every container of ``pod``; raises ConfigError while the pod must stay Pending."""
+        """Prepare volumes and start what may start now (``advance``); raises ConfigError while the
+        pod must stay Pending. ``command_override`` replaces the main containers' argv."""
         meta = pod["metadata"]
-        if pod["spec"].get("initContainers"):
-            # never silently skipped: a pod that depends on them (a native-sidecar publisher) must not pass here
-            raise ConfigError(
-                "CreateContainerConfigError", "initContainers are not supported by the local node"
-            )
         pod_dir = self.work_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
         pod_dir.mkdir(parents=True, exist_ok=True)
         vols = volumes.prepare(pod, pod_dir, self)
         running = RunningPod(meta["namespace"], meta["name"], meta["uid"], volumes=vols)
+        running.pod_dir, running.command_override = pod_dir, command_override
         try:
             if self.podman is not None:
-                running.cgroup = podman.PodCgroup(meta["uid"], pod["spec"]["containers"])
-            for container in pod["spec"]["containers"]:
-                start = self._start_container if self.podman is not None else self._start_process
-                running.containers.append(start(pod, container, pod_dir, running, command_override))
+                # the pod cgroup holds what runs at once: the sidecars beside the main containers
+                inits = [c for c in pod["spec"].get("initContainers") or [] if is_sidecar(c)]
+                running.cgroup = podman.PodCgroup(meta["uid"], [*inits, *pod["spec"]["containers"]])
+            self.advance(pod, running)
         except BaseException:
-            self.kill(running)
-            if running.cgroup is not None:
-                running.cgroup.remove()
+            self.abort(running)
             raise
         return running
+
+    def abort(self, running: RunningPod) -> None:
+        """A pod that could not be started (a ConfigError): everything started goes."""
+        self.kill(running)
+        for c in running.all_containers:
+            with contextlib.suppress(Exception):
+                c.handle.wait(timeout=30)
+        if running.cgroup is not None:
+            running.cgroup.remove()
+            running.cgroup = None
+
+    def _launch(self, pod, container, running, override, restart_count=0) -> RunningContainer:
+        assert running.pod_dir is not None
+        start = self._start_container if self.podman is not None else self._start_process
+        c = start(pod, container, running.pod_dir, running, override, restart_count)
+        c.sidecar, c.restart_count = is_sidecar(container), restart_count
+        return c
+
+    def advance(self, pod: dict[str, Any], running: RunningPod) -> None:
+        """One step of the pod's container lifecycle (start, restart, stop); never blocks."""
+        spec = pod["spec"]
+        inits = spec.get("initContainers") or []
+        now = time.monotonic()
+        if running.stopping:
+            self._stop_sidecars_when_mains_exited(pod, running)
+            return
+        mains_done = running.initialized and all(c.poll() is not None for c in running.containers)
+        if not mains_done:  # sidecars that exited early are restarted (their restartPolicy is Always)
+            for i, c in enumerate(running.init_containers):
+                if c.sidecar and c.poll() is not None and now - (c.exited_at or now) >= RESTART_DELAY:
+                    running.init_containers[i] = self._launch(
+                        pod, inits[i], running, None, c.restart_count + 1
+                    )
+        while not running.initialized and not running.init_failed:
+            done = len(running.init_containers)
+            if done:
+                last = running.init_containers[-1]
+                code = last.poll()
+                if not last.sidecar and code is None:
+                    return  # a plain init container runs to completion before anything else starts
+                if not last.sidecar and code != 0:
+                    if spec.get("restartPolicy", "Always") == "Never":
+                        running.init_failed = True
+                        break
+                    if now - (last.exited_at or now) >= RESTART_DELAY:
+                        running.init_containers[-1] = self._launch(
+                            pod, inits[done - 1], running, None, last.restart_count + 1
+                        )
+                    return
+            if done == len(inits):
+                for container in spec["containers"]:
+                    running.containers.append(self._launch(pod, container, running, running.command_override))
+                running.initialized = True
+                break
+            running.init_containers.append(self._launch(pod, inits[done], running, None))
+        self._stop_sidecars_when_mains_exited(pod, running)
+
+    def _stop_sidecars_when_mains_exited(self, pod: dict[str, Any], running: RunningPod) -> None:
+        others = [c for c in running.all_containers if not c.sidecar]
+        finished = running.initialized or running.init_failed or running.stopping
+        if finished and all(c.poll() is not None for c in others):
+            live = [c for c in running.init_containers if c.sidecar and c.poll() is None]
+            if not running.sidecars_stopped:
+                running.sidecars_stopped = True
+                if running.stop_deadline is None:
+                    running.stop_deadline = time.monotonic() + podrules.grace_seconds(pod)
+                for c in live:
+                    c.handle.signal(signal.SIGTERM)
+        if running.stop_deadline is not None and time.monotonic() >= running.stop_deadline:
+            self.kill(running)
+
+    @staticmethod
+    def done(running: RunningPod) -> bool:
+        """Every container exited and none will start any more."""
+        started_all = running.initialized or running.init_failed or running.stopping
+        return started_all and all(c.poll() is not None for c in running.all_containers)
+
+    def terminate(self, pod: dict[str, Any], running: RunningPod) -> None:
+        """Pod deletion: SIGTERM to the main (and running plain init) containers, to the sidecars
+        once those have exited, SIGKILL to what is left when the grace period is over."""
+        if running.stop_deadline is None:
+            running.stop_deadline = time.monotonic() + podrules.grace_seconds(pod)
+            for c in running.all_containers:
+                if not c.sidecar:
+                    c.handle.signal(signal.SIGTERM)
+        self._stop_sidecars_when_mains_exited(pod, running)
 
     def _paths(self, container: dict[str, Any], vols: dict[str, volumes.Volume]) -> list[tuple[str, str]]:
         out = []
@@ -357,7 +474,9 @@ class Kubelet:
         log_path.touch()  # a container that prints nothing has an empty log, not none
         return term_path, log_path
 
-    def _start_process(self, pod, container, pod_dir, running, command_override) -> RunningContainer:
+    def _start_process(
+        self, pod, container, pod_dir, running, command_override, attempt=0
+    ) -> RunningContainer:
         term_path, log_path = self._files(pod, container, pod_dir)
         path_map = self._paths(container, running.volumes)
         path_map.append((container.get("terminationMessagePath", "/dev/termination-log"), str(term_path)))
@@ -397,7 +516,9 @@ class Kubelet:
         policy = container.get("terminationMessagePolicy", "File")
         return RunningContainer(container["name"], handle, log_path, term_path, policy, _now(), path_map)
 
-    def _start_container(self, pod, container, pod_dir, running, command_override) -> RunningContainer:
+    def _start_container(
+        self, pod, container, pod_dir, running, command_override, attempt=0
+    ) -> RunningContainer:
         assert self.podman is not None and running.cgroup is not None
         vols = running.volumes
         meta, image = pod["metadata"], container.get("image", "")
@@ -434,7 +555,7 @@ class Kubelet:
         mounts.append(
             podman.Mount(term_path, container.get("terminationMessagePath", "/dev/termination-log"))
         )
-        name = f"k8s_{container['name']}_{meta['name']}_{meta['namespace']}_{meta['uid'][:8]}"
+        name = f"k8s_{container['name']}_{meta['name']}_{meta['namespace']}_{meta['uid'][:8]}_{attempt}"
         args = podman.run_args(
             name=name,
             image=image,
@@ -467,7 +588,7 @@ class Kubelet:
     # ------------------------------------------------------------ stop and status
     @staticmethod
     def kill(running: RunningPod, sig: int = signal.SIGKILL) -> None:
-        for c in running.containers:
+        for c in running.all_containers:
             c.handle.signal(sig)
 
     def release(self, running: RunningPod) -> None:
@@ -487,7 +608,7 @@ class Kubelet:
             "name": c.name,
             "image": image,
             "imageID": c.handle.image_id,
-            "restartCount": 0,
+            "restartCount": c.restart_count,
             "started": code is None,
             "ready": code is None,
             "containerID": c.handle.container_id,
@@ -509,6 +630,27 @@ class Kubelet:
         if message:
             term["message"] = message
         return {**base, "state": {"terminated": term}}
+
+    @staticmethod
+    def statuses(pod: dict[str, Any], running: RunningPod) -> dict[str, list[dict[str, Any]]]:
+        """``initContainerStatuses`` (when the pod has any) and ``containerStatuses``; what has
+        not started yet is waiting in PodInitializing."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for key, specs, started in (
+            ("initContainerStatuses", pod["spec"].get("initContainers") or [], running.init_containers),
+            ("containerStatuses", pod["spec"]["containers"], running.containers),
+        ):
+            if not specs:
+                continue
+            rows = [
+                Kubelet.container_status(c, s.get("image", "")) for c, s in zip(started, specs, strict=False)
+            ]
+            for s in specs[len(started) :]:
+                row = Kubelet.waiting_status(s, ConfigError("PodInitializing", ""))
+                row["state"]["waiting"].pop("message")
+                rows.append(row)
+            out[key] = rows
+        return out
 
     @staticmethod
     def waiting_status(container: dict[str, Any], error: ConfigError) -> dict[str, Any]:
