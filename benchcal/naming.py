@@ -28,6 +28,9 @@ MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
 MANAGED_BY = "benchcal"
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
+# on evaluator pods that must reach outside the cluster (hub or object-store model, object-store
+# results): the chart's second NetworkPolicy allows them HTTPS egress
+EXTERNAL_EGRESS_LABEL = "benchcal.dev/external-egress"
 
 # ---- annotation keys -------------------------------------------------------------------------------
 # on a Job the operator suspended itself (spec.suspend of the run): the only Jobs it ever resumes
@@ -36,6 +39,7 @@ SUSPENDED_BY_OPERATOR = "benchcal-operator"
 
 # ---- values of COMPONENT_LABEL (and the container names) -----------------------------------------
 EVALUATOR = "evaluator"
+PUBLISHER = "publisher"  # the evaluator pod's sidecar (a container name, not a component)
 REDUCER = "reducer"
 SUMMARY = "summary"
 
