@@ -12,9 +12,8 @@ mounts.
 
 from __future__ import annotations
 
-import yaml
-
 import pytest
+import yaml
 
 from tests.e2e.harness import E2E, IMAGES, load_manifest, wait_until
 
