@@ -97,6 +97,13 @@ def _volume_errors(i: int, vol: Mapping[str, Any]) -> str:
             f"{where}.{source}: volume type not allowed (Pod Security 'restricted' admits only "
             f"{', '.join(ALLOWED_VOLUME_SOURCES)})"
         )
+    for j, src in enumerate((vol.get("projected") or {}).get("sources") or []):
+        if "serviceAccountToken" in src:
+            # checkpoint code runs where this would be mounted: only the publisher sidecar gets a token
+            return (
+                f"{where}.projected.sources[{j}].serviceAccountToken: not allowed; the evaluator "
+                "container gets no Kubernetes credentials (docs/operations.md, Security: threat model)"
+            )
     return ""
 
 

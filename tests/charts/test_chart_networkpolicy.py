@@ -75,6 +75,11 @@ def test_evaluators_get_dns_and_the_api_server_and_no_ingress() -> None:
     assert api == {"to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}], "ports": [{"protocol": "TCP", "port": 6443}]}
 
 
+def test_external_egress_excludes_the_instance_metadata_endpoint_by_default() -> None:
+    (external,) = [p for (_, n), p in _policies(ENABLED).items() if n.endswith("-external")]
+    assert external["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}]
+
+
 def test_only_pods_that_leave_the_cluster_get_https_out() -> None:
     policies = _policies(
         {**ENABLED, "networkPolicy": {**ENABLED["networkPolicy"], "externalEgress": {"except": ["10.0.0.0/8"]}}}
