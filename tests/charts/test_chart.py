@@ -29,7 +29,7 @@ from tests.charts.rendering import (  # noqa: E402  (after the importorskip guar
 )
 
 # The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.
-KUBE_VERSIONS = ("1.27.0", kv.latest_version())
+KUBE_VERSIONS = ("1.29.0", kv.latest_version())
 CONTRACT_ENV = {
     "BENCHCAL_NAMESPACES",
     "BENCHCAL_EVALUATOR_IMAGE",
@@ -72,7 +72,9 @@ def test_every_rendered_object_matches_the_kubernetes_schemas(rendered, name: st
 def test_chart_crd_is_a_byte_identical_copy_and_a_valid_crd() -> None:
     source = REPO_ROOT / "crds" / CRD_NAME
     copied = CHART / "crds" / CRD_NAME
-    assert copied.read_bytes() == source.read_bytes(), "charts/benchcal/crds/ is a generated copy of crds/: run make crds"
+    assert copied.read_bytes() == source.read_bytes(), (
+        "charts/benchcal/crds/ is a generated copy of crds/: run make crds"
+    )
     assert [p.name for p in (CHART / "crds").iterdir()] == [CRD_NAME]
     kv.validate(yaml.safe_load(copied.read_text()), kv.latest_version(), strict=True)
 

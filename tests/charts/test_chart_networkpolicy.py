@@ -54,7 +54,9 @@ def test_values_schema_checks_cidrs_and_ports() -> None:
     with pytest.raises(Exception, match="cidrs"):
         render({"networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["kubernetes.default"]}}})
     with pytest.raises(Exception, match="port"):
-        render({**ENABLED, "networkPolicy": {**ENABLED["networkPolicy"], "apiServer": {"cidrs": [], "port": 0}}})
+        render(
+            {**ENABLED, "networkPolicy": {**ENABLED["networkPolicy"], "apiServer": {"cidrs": [], "port": 0}}}
+        )
 
 
 def test_evaluators_get_dns_and_the_api_server_and_no_ingress() -> None:
@@ -72,17 +74,25 @@ def test_evaluators_get_dns_and_the_api_server_and_no_ingress() -> None:
             "podSelector": {"matchLabels": {"k8s-app": "kube-dns"}},
         }
     ]
-    assert api == {"to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}], "ports": [{"protocol": "TCP", "port": 6443}]}
+    assert api == {
+        "to": [{"ipBlock": {"cidr": "10.0.0.10/32"}}],
+        "ports": [{"protocol": "TCP", "port": 6443}],
+    }
 
 
 def test_external_egress_excludes_the_instance_metadata_endpoint_by_default() -> None:
     (external,) = [p for (_, n), p in _policies(ENABLED).items() if n.endswith("-external")]
-    assert external["spec"]["egress"][0]["to"] == [{"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}]
+    assert external["spec"]["egress"][0]["to"] == [
+        {"ipBlock": {"cidr": "0.0.0.0/0", "except": ["169.254.0.0/16"]}}
+    ]
 
 
 def test_only_pods_that_leave_the_cluster_get_https_out() -> None:
     policies = _policies(
-        {**ENABLED, "networkPolicy": {**ENABLED["networkPolicy"], "externalEgress": {"except": ["10.0.0.0/8"]}}}
+        {
+            **ENABLED,
+            "networkPolicy": {**ENABLED["networkPolicy"], "externalEgress": {"except": ["10.0.0.0/8"]}},
+        }
     )
     base = policies[(NAMESPACE, f"{RELEASE}-benchcal-evaluator")]
     external = policies[(NAMESPACE, f"{RELEASE}-benchcal-evaluator-external")]
@@ -98,3 +108,17 @@ def test_only_pods_that_leave_the_cluster_get_https_out() -> None:
     # the label the policy selects on is the one vocabulary in benchcal.naming
     assert external["spec"]["podSelector"]["matchLabels"][naming.EXTERNAL_EGRESS_LABEL] == "true"
     assert base["spec"]["podSelector"]["matchLabels"][naming.COMPONENT_LABEL] == naming.EVALUATOR
+
+
+def test_the_kube_version_floor_has_native_sidecars() -> None:
+    """Evaluator pods carry the publisher as an init container with restartPolicy Always: an API
+    server before 1.29 (SidecarContainers off) drops the field and the pod waits forever."""
+    import yaml
+
+    from tests.charts.rendering import CHART
+
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["kubeVersion"] == ">=1.29.0-0"
+    run = parse_run(RUN_BODY)
+    pod = jobs.build_evaluator_job(run, run.checkpoints[0], Settings())["spec"]["template"]["spec"]
+    assert [c.get("restartPolicy") for c in pod["initContainers"]] == ["Always"]
