@@ -346,7 +346,8 @@ class Kubelet:
     # ------------------------------------------------------------ start
     def start(self, pod: dict[str, Any], command_override: list[str] | None = None) -> RunningPod:
         """Prepare volumes and start what may start now (``advance``); raises ConfigError while the
-        pod must stay Pending. ``command_override`` replaces the main containers' argv."""
+        pod must stay Pending. ``command_override`` replaces every container's argv (init
+        containers and sidecars too: a stand-in pod runs nothing real)."""
         meta = pod["metadata"]
         pod_dir = self.work_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
         pod_dir.mkdir(parents=True, exist_ok=True)
@@ -394,7 +395,7 @@ class Kubelet:
             for i, c in enumerate(running.init_containers):
                 if c.sidecar and c.poll() is not None and now - (c.exited_at or now) >= RESTART_DELAY:
                     running.init_containers[i] = self._launch(
-                        pod, inits[i], running, None, c.restart_count + 1
+                        pod, inits[i], running, running.command_override, c.restart_count + 1
                     )
         while not running.initialized and not running.init_failed:
             done = len(running.init_containers)
@@ -409,7 +410,7 @@ class Kubelet:
                         break
                     if now - (last.exited_at or now) >= RESTART_DELAY:
                         running.init_containers[-1] = self._launch(
-                            pod, inits[done - 1], running, None, last.restart_count + 1
+                            pod, inits[done - 1], running, running.command_override, last.restart_count + 1
                         )
                     return
             if done == len(inits):
@@ -417,7 +418,7 @@ class Kubelet:
                     running.containers.append(self._launch(pod, container, running, running.command_override))
                 running.initialized = True
                 break
-            running.init_containers.append(self._launch(pod, inits[done], running, None))
+            running.init_containers.append(self._launch(pod, inits[done], running, running.command_override))
         self._stop_sidecars_when_mains_exited(pod, running)
 
     def _stop_sidecars_when_mains_exited(self, pod: dict[str, Any], running: RunningPod) -> None:
