@@ -185,3 +185,21 @@ def test_restart_policy_on_a_container_is_validated(cluster: LocalCluster) -> No
     with pytest.raises(ApiError) as bad_init:
         _create(cluster, "v2", [_sh("init", "true", restartPolicy="Never")], [_sh("main", "true")])
     assert 'spec.initContainers[0].restartPolicy: Unsupported value: "Never"' in bad_init.value.message
+
+
+def test_a_projected_token_is_visible_only_in_the_sidecar_that_mounts_it(cluster: LocalCluster) -> None:
+    """The evaluator pods' layout: no automounted token, a projected one mounted by the sidecar only."""
+    sa = "/var/run/secrets/kubernetes.io/serviceaccount"
+    token = {"name": "api", "projected": {"sources": [{"serviceAccountToken": {"path": "token"}}]}}
+    # the path rule rewrites the sidecar's own mount path; KUBECONFIG is what processes get instead
+    sees = f'test -s {sa}/token && {_log_line("side-token")}; test -n "$KUBECONFIG$KUBERNETES_SERVICE_HOST" && {_log_line("side-api")}'
+    side = _sh("side", f"{sees}; trap 'exit 0' TERM; while :; do sleep 0.1; done", restartPolicy="Always")
+    side["volumeMounts"] = [SHARED, {"name": "api", "mountPath": sa, "readOnly": True}]
+    blind = f'test -e {sa}/token || {_log_line("main-no-token")}; test -z "$KUBECONFIG" && {_log_line("main-no-kubeconfig")}'
+    volumes = [{"name": "shared", "emptyDir": {}}, token]
+    _create(cluster, "token", [side], [_sh("main", f"sleep 0.5; {blind}")], volumes=volumes)
+    pod = cluster.server.api.get(cluster.server.api.type("", "v1", "pods"), "default", "token")
+    assert [v["name"] for v in pod["spec"]["volumes"]] == ["shared", "api"]  # nothing automounted
+    pod = _finished(cluster, "token")
+    assert pod["status"]["phase"] == "Succeeded"
+    assert sorted(_order(cluster, pod)) == ["main-no-kubeconfig", "main-no-token", "side-api", "side-token"]
