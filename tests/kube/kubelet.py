@@ -15,13 +15,7 @@ Two runtimes (docs/testing.md, "The local job runner"):
 Both: volumes as ``volumes.py`` prepares them; env with ``$(VAR)`` expansion as Kubernetes does,
 fieldRef (metadata.name/namespace/uid/labels/annotations, spec.nodeName, status.podIP),
 secretKeyRef, configMapKeyRef, envFrom; termination messages and FallbackToLogsOnError.
-Init containers as a kubelet runs them (``advance``, called on every pass of the node loop):
-plain ones one at a time in spec order, each to completion before the next starts (a failed one
-fails the pod under ``restartPolicy: Never``, else it is restarted); native sidecars (an init
-container with ``restartPolicy: Always``) start in their place in that order, keep running beside
-the main containers (restarted when they exit early), and get SIGTERM, then SIGKILL after the
-grace period, once every main container has exited. The pod's phase comes from the main
-containers only. No probes: a sidecar counts as started once its process runs.
+Init containers and native sidecars: ``podlifecycle.py`` (``advance``, on every pass of the node loop).
 API credentials come only from a projected ServiceAccount token volume the container mounts
 (ServiceAccount admission adds it): in containers, in-cluster config (``KUBERNETES_SERVICE_HOST``
 and the token directory); for processes, ``KUBECONFIG`` pointing at a kubeconfig made from that
@@ -43,9 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from tests.kube import podman, podrules, volumes
+from tests.kube import podlifecycle, podman, podrules, volumes
 from tests.kube.apiserver.api import Api
 from tests.kube.apiserver.errors import ApiError
+from tests.kube.podlifecycle import is_sidecar
 from tests.kube.podrules import ConfigError
 from tests.kube.satoken import PodCredentials, token_mount
 
@@ -149,15 +144,6 @@ class RunningPod:
     @property
     def stopping(self) -> bool:
         return self.stop_deadline is not None or bool(self.disrupted)
-
-
-RESTART_DELAY = (
-    1.0  # seconds before an exited sidecar or failed init container is restarted (kubelet: 10 s, doubling)
-)
-
-
-def is_sidecar(container: dict[str, Any]) -> bool:
-    return container.get("restartPolicy") == "Always"
 
 
 def expand_vars(text: str, env: dict[str, str]) -> str:
@@ -383,73 +369,15 @@ class Kubelet:
         return c
 
     def advance(self, pod: dict[str, Any], running: RunningPod) -> None:
-        """One step of the pod's container lifecycle (start, restart, stop); never blocks."""
-        spec = pod["spec"]
-        inits = spec.get("initContainers") or []
-        now = time.monotonic()
-        if running.stopping:
-            self._stop_sidecars_when_mains_exited(pod, running)
-            return
-        mains_done = running.initialized and all(c.poll() is not None for c in running.containers)
-        if not mains_done:  # sidecars that exited early are restarted (their restartPolicy is Always)
-            for i, c in enumerate(running.init_containers):
-                if c.sidecar and c.poll() is not None and now - (c.exited_at or now) >= RESTART_DELAY:
-                    running.init_containers[i] = self._launch(
-                        pod, inits[i], running, running.command_override, c.restart_count + 1
-                    )
-        while not running.initialized and not running.init_failed:
-            done = len(running.init_containers)
-            if done:
-                last = running.init_containers[-1]
-                code = last.poll()
-                if not last.sidecar and code is None:
-                    return  # a plain init container runs to completion before anything else starts
-                if not last.sidecar and code != 0:
-                    if spec.get("restartPolicy", "Always") == "Never":
-                        running.init_failed = True
-                        break
-                    if now - (last.exited_at or now) >= RESTART_DELAY:
-                        running.init_containers[-1] = self._launch(
-                            pod, inits[done - 1], running, running.command_override, last.restart_count + 1
-                        )
-                    return
-            if done == len(inits):
-                for container in spec["containers"]:
-                    running.containers.append(self._launch(pod, container, running, running.command_override))
-                running.initialized = True
-                break
-            running.init_containers.append(self._launch(pod, inits[done], running, running.command_override))
-        self._stop_sidecars_when_mains_exited(pod, running)
+        """One step of the pod's container lifecycle (start, restart, stop; podlifecycle.py)."""
 
-    def _stop_sidecars_when_mains_exited(self, pod: dict[str, Any], running: RunningPod) -> None:
-        others = [c for c in running.all_containers if not c.sidecar]
-        finished = running.initialized or running.init_failed or running.stopping
-        if finished and all(c.poll() is not None for c in others):
-            live = [c for c in running.init_containers if c.sidecar and c.poll() is None]
-            if not running.sidecars_stopped:
-                running.sidecars_stopped = True
-                if running.stop_deadline is None:
-                    running.stop_deadline = time.monotonic() + podrules.grace_seconds(pod)
-                for c in live:
-                    c.handle.signal(signal.SIGTERM)
-        if running.stop_deadline is not None and time.monotonic() >= running.stop_deadline:
-            self.kill(running)
+        def launch(container: dict[str, Any], restart_count: int) -> RunningContainer:
+            return self._launch(pod, container, running, running.command_override, restart_count)
 
-    @staticmethod
-    def done(running: RunningPod) -> bool:
-        """Every container exited and none will start any more."""
-        started_all = running.initialized or running.init_failed or running.stopping
-        return started_all and all(c.poll() is not None for c in running.all_containers)
+        podlifecycle.advance(pod, running, launch)
 
-    def terminate(self, pod: dict[str, Any], running: RunningPod) -> None:
-        """Pod deletion: SIGTERM to the main (and running plain init) containers, to the sidecars
-        once those have exited, SIGKILL to what is left when the grace period is over."""
-        if running.stop_deadline is None:
-            running.stop_deadline = time.monotonic() + podrules.grace_seconds(pod)
-            for c in running.all_containers:
-                if not c.sidecar:
-                    c.handle.signal(signal.SIGTERM)
-        self._stop_sidecars_when_mains_exited(pod, running)
+    done = staticmethod(podlifecycle.done)
+    terminate = staticmethod(podlifecycle.terminate)
 
     def _paths(self, container: dict[str, Any], vols: dict[str, volumes.Volume]) -> list[tuple[str, str]]:
         out = []

@@ -404,7 +404,9 @@ def test_service_account_token_is_projected_only_where_mounted(cluster: LocalClu
     _create_pod(cluster, "sa-default", f"cat {sa_dir}/namespace; echo; test -s {sa_dir}/token && echo token")
     assert _finished(cluster, "sa-default")["status"]["phase"] == "Succeeded"
     assert _log(cluster, "sa-default").split() == ["default", "token"]
-    _create_pod(cluster, "sa-off", f"ls {sa_dir} 2>/dev/null || echo none", automountServiceAccountToken=False)
+    _create_pod(
+        cluster, "sa-off", f"ls {sa_dir} 2>/dev/null || echo none", automountServiceAccountToken=False
+    )
     assert _finished(cluster, "sa-off")["status"]["phase"] == "Succeeded"
     assert _log(cluster, "sa-off").strip().endswith("none")
     # a projected token volume mounted in a native sidecar only: the main container cannot read it
