@@ -96,7 +96,8 @@ LABEL org.opencontainers.image.source="https://github.com/benchcal/benchcal" \
 ENTRYPOINT ["/usr/bin/tini", "--"]
 
 # ---------------------------------------------------------------------------------------------
-# reducer: `benchcal reduce` in the reducer Job.
+# reducer: `benchcal reduce` in the reducer Job, and `benchcal publish`, the publisher sidecar of
+# evaluator pods (the only container there with a token: this image runs no model code).
 FROM runtime AS reducer
 COPY --from=reducer-venv /opt/venv /opt/venv
 USER 65532:65532

@@ -24,13 +24,16 @@ def evaluate_command(
     model: str,
     out_dir: str,
     publish_target: str | None = None,
+    outbox: str | None = None,
     executable: Sequence[str] = EXECUTABLE,
 ) -> list[str]:
     """The checkpoint's ``benchcal evaluate`` argv.
 
     ``model`` is the model argument as the evaluator will see it (a path inside the pod, a local
     path, a hub id or ``builtin:NAME``); ``out_dir`` is the checkpoint's results directory;
-    ``publish_target`` (NAMESPACE/NAME) the ConfigMap its summary is published to.
+    ``publish_target`` (NAMESPACE/NAME) the ConfigMap the evaluator publishes its summary to
+    itself, or ``outbox`` the directory it hands the summary to a publisher through
+    (``publish_command``; the operator's pods).
     """
     ev = run.evaluator
     pairs = [(sel.name, sel.shots) for sel in run.suite.benchmarks]
@@ -49,7 +52,14 @@ def evaluate_command(
         cmd += ["--revision", ckpt.model.revision]
     if publish_target:
         cmd += ["--publish-configmap", publish_target]
+    if outbox:
+        cmd += ["--outbox", outbox]
     return cmd
+
+
+def publish_command(*, outbox: str, target: str, executable: Sequence[str] = EXECUTABLE) -> list[str]:
+    """The publisher sidecar's ``benchcal publish`` argv: summary from ``outbox`` to ConfigMap ``target``."""
+    return [*executable, "publish", "--outbox", outbox, "--configmap", target]
 
 
 def reduce_command(

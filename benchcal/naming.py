@@ -31,6 +31,9 @@ KUEUE_PRIORITY_LABEL = "kueue.x-k8s.io/priority-class"
 # an evaluator Job's benchcal.work.pairs_key; a reducer Job's benchcal.work.reduction_key
 PAIRS_KEY_LABEL = "benchcal.dev/pairs-key"
 REDUCTION_KEY_LABEL = "benchcal.dev/reduction-key"
+# on evaluator pods that must reach outside the cluster (hub or object-store model, object-store
+# results): the chart's second NetworkPolicy allows them HTTPS egress
+EXTERNAL_EGRESS_LABEL = "benchcal.dev/external-egress"
 
 # ---- annotation keys -------------------------------------------------------------------------------
 # on a Job the operator suspended itself (spec.suspend of the run): the only Jobs it ever resumes
@@ -43,6 +46,7 @@ CHECKPOINTS_ANNOTATION = "benchcal.dev/checkpoints"
 
 # ---- values of COMPONENT_LABEL (and the container names) -----------------------------------------
 EVALUATOR = "evaluator"
+PUBLISHER = "publisher"  # the evaluator pod's sidecar (a container name, not a component)
 REDUCER = "reducer"
 SUMMARY = "summary"
 IDENTITY = "identity"  # a run's own ServiceAccount, Role and RoleBinding (pod_identity_name)

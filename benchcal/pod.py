@@ -23,6 +23,11 @@ SHM_MOUNT = "/dev/shm"  # memory-backed emptyDir for PyTorch
 BENCHCAL_ROOT = "/benchcal"
 RESULTS_MOUNT = f"{BENCHCAL_ROOT}/results"
 MODEL_MOUNT = f"{BENCHCAL_ROOT}/model"
+OUTBOX_MOUNT = f"{BENCHCAL_ROOT}/outbox"  # emptyDir: evaluator -> publisher sidecar (benchcal.outbox)
+OUTBOX_SIZE = "16Mi"
+# where in-cluster clients look for the ServiceAccount token; only the publisher mounts it
+TOKEN_MOUNT = "/var/run/secrets/kubernetes.io/serviceaccount"
+TOKEN_EXPIRATION_SECONDS = 3607  # what ServiceAccount admission sets; the kubelet rotates it
 TERMINATION_LOG = "/dev/termination-log"
 RESERVED_VOLUME_PREFIX = "benchcal-"
 # a user mount must not equal these, nor lie under the prefixes
@@ -41,6 +46,26 @@ ALLOWED_VOLUME_SOURCES = (
     "projected",
 )
 _KUBERNETES_RESOURCES = ("cpu", "memory", "ephemeral-storage", "storage")
+
+
+def service_account_token_volume(name: str) -> dict[str, Any]:
+    """The projected volume ServiceAccount admission would add (token, cluster CA, namespace),
+    declared by the operator so that it can be mounted in one container only."""
+    return {
+        "name": name,
+        "projected": {
+            "defaultMode": 0o444,
+            "sources": [
+                {"serviceAccountToken": {"path": "token", "expirationSeconds": TOKEN_EXPIRATION_SECONDS}},
+                {"configMap": {"name": "kube-root-ca.crt", "items": [{"key": "ca.crt", "path": "ca.crt"}]}},
+                {
+                    "downwardAPI": {
+                        "items": [{"path": "namespace", "fieldRef": {"fieldPath": "metadata.namespace"}}]
+                    }
+                },
+            ],
+        },
+    }
 
 
 def _clean(path: str) -> str:
@@ -72,6 +97,13 @@ def _volume_errors(i: int, vol: Mapping[str, Any]) -> str:
             f"{where}.{source}: volume type not allowed (Pod Security 'restricted' admits only "
             f"{', '.join(ALLOWED_VOLUME_SOURCES)})"
         )
+    for j, src in enumerate((vol.get("projected") or {}).get("sources") or []):
+        if "serviceAccountToken" in src:
+            # checkpoint code runs where this would be mounted: only the publisher sidecar gets a token
+            return (
+                f"{where}.projected.sources[{j}].serviceAccountToken: not allowed; the evaluator "
+                "container gets no Kubernetes credentials (docs/operations.md, Security: threat model)"
+            )
     return ""
 
 

@@ -27,6 +27,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("benchcal.tasks.cli", "list the benchmark registry"),
     "operator": ("benchcal_operator.cli", "run the Kubernetes operator (kopf)"),
     "plan": ("benchcal.app.plan", "print the Kubernetes objects the operator would create for a run"),
+    "publish": (
+        "benchcal.app.publisher",
+        "publisher sidecar: publish the evaluator's summary from its outbox to a ConfigMap",
+    ),
 }
 
 
@@ -40,6 +44,7 @@ def _load(name: str):
             "reduce": "reducer",
             "operator": "operator",
             "plan": "operator",
+            "publish": "publish",
         }.get(name, "all")
         raise SystemExit(
             f"benchcal {name}: missing dependency ({exc.name or exc}). Install it with: pip install 'benchcal[{extra}]'"

@@ -113,6 +113,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--publish-configmap", metavar="NAMESPACE/NAME", help="publish the summary as a ConfigMap")
     p.add_argument(
+        "--outbox",
+        metavar="DIR",
+        help="hand the summary to the publisher sidecar through DIR and wait for its answer "
+        "(the operator's pods: the evaluator itself has no Kubernetes credentials)",
+    )
+    p.add_argument(
+        "--publish-timeout", type=float, default=300.0, help="seconds to wait for the publisher's answer"
+    )
+    p.add_argument(
         "--shard",
         metavar="INDEX/COUNT",
         default=_shard_from_env(),
@@ -155,6 +164,10 @@ def _check_out(out: str) -> None:
 def run(args: argparse.Namespace) -> int:
     # Everything a user can get wrong is checked before the (slow) model work.
     _check_target(args.publish_configmap)
+    if args.outbox and args.publish_configmap:
+        raise BadInput("--outbox and --publish-configmap: choose one way to publish the summary")
+    if args.outbox and not Path(args.outbox).is_dir():
+        raise BadInput(f"--outbox {args.outbox}: not a directory")
     _check_out(args.out)
     if storage.is_url(args.model):
         storage.check_driver(args.model, "--model")
@@ -219,6 +232,15 @@ def run(args: argparse.Namespace) -> int:
 
         publish_summary(summary, args.publish_configmap)
         log.info("published summary to ConfigMap %s", args.publish_configmap)
+    if args.outbox:
+        from benchcal.outbox import PublishFailed, deliver
+
+        try:
+            log.info("%s", deliver(Path(args.outbox), summary.to_dict(), timeout=args.publish_timeout))
+        except PublishFailed as exc:  # never a silent success: the exit code and message say why
+            log.error("%s", exc.message)
+            print(f"error: {exc.message}", flush=True)
+            return exc.exit_code
     if summary.failures:
         for f in summary.failures:
             log.error("failed: %s %d-shot: %s", f.benchmark, f.num_fewshot, f.error)

@@ -16,12 +16,24 @@ from typing import Any
 from benchcal import commands, layout, naming, work
 from benchcal.api import API_VERSION, KIND
 from benchcal.errors import EXIT_BAD_INPUT
-from benchcal.pod import MODEL_MOUNT, RESULTS_MOUNT, SHM_MOUNT, TMP_MOUNT
+from benchcal.pod import (
+    MODEL_MOUNT,
+    OUTBOX_MOUNT,
+    OUTBOX_SIZE,
+    RESULTS_MOUNT,
+    SHM_MOUNT,
+    TMP_MOUNT,
+    TOKEN_MOUNT,
+    service_account_token_volume,
+)
 from benchcal.spec import POD_FIELDS, CalibrationRun, Checkpoint
 from benchcal_operator.settings import Settings
 
 OFFLINE_ENV = ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE")
 REDUCER_RESOURCES = {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"memory": "4Gi"}}
+PUBLISHER_RESOURCES = {"requests": {"cpu": "10m", "memory": "64Mi"}, "limits": {"memory": "256Mi"}}
+TOKEN_VOLUME = "benchcal-api-token"
+OUTBOX_VOLUME = "benchcal-outbox"
 
 
 def owner_reference(run: CalibrationRun) -> dict[str, Any]:
@@ -67,15 +79,43 @@ def model_argument(ckpt: Checkpoint) -> str:
     return m.path
 
 
-def evaluate_command(run: CalibrationRun, ckpt: Checkpoint, publish_target: str) -> list[str]:
-    """The checkpoint's one ``benchcal evaluate`` argv, as seen from inside the pod."""
+def evaluate_command(run: CalibrationRun, ckpt: Checkpoint) -> list[str]:
+    """The checkpoint's one ``benchcal evaluate`` argv, as seen from inside the pod: the summary
+    goes to the publisher sidecar through the outbox (the evaluator has no credentials)."""
     return commands.evaluate_command(
         run,
         ckpt,
         model=model_argument(ckpt),
         out_dir=layout.checkpoint_dir(results_root(run), ckpt.name),
-        publish_target=publish_target,
+        outbox=OUTBOX_MOUNT,
     )
+
+
+def needs_external_egress(run: CalibrationRun, ckpt: Checkpoint) -> bool:
+    """Whether the checkpoint's pod must leave the cluster: a hub or object-store model, or
+    object-store results (the chart's NetworkPolicy allows HTTPS only to pods labelled so)."""
+    return ckpt.model.kind in ("hub", "uri") or (run.results is not None and run.results.kind == "uri")
+
+
+def publisher_container(target: str, env: list[dict[str, Any]], settings: Settings) -> dict[str, Any]:
+    """The native sidecar that alone holds the pod's ServiceAccount token and publishes the
+    evaluator's summary (``benchcal publish``). It runs the reducer image: benchcal and the
+    kubernetes client, no model code; it shares only the outbox with the evaluator (no /tmp:
+    nothing the evaluator writes can end up on its import path)."""
+    return {
+        "name": naming.PUBLISHER,
+        "image": settings.reducer_image,
+        "restartPolicy": "Always",
+        "args": commands.publish_command(outbox=OUTBOX_MOUNT, target=target),
+        "env": [*env, {"name": "PYTHONNOUSERSITE", "value": "1"}],
+        "volumeMounts": [
+            {"name": OUTBOX_VOLUME, "mountPath": OUTBOX_MOUNT},
+            {"name": TOKEN_VOLUME, "mountPath": TOKEN_MOUNT, "readOnly": True},
+        ],
+        "securityContext": container_security(),
+        "resources": PUBLISHER_RESOURCES,
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
 
 
 def reduce_command(run: CalibrationRun) -> list[str]:
@@ -197,12 +237,20 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
     vols += [dict(v) for v in ev.pod.get("volumes", [])]
     mounts += [dict(m) for m in ev.pod.get("volumeMounts", [])]
 
+    # the publisher's env: who it publishes for (no user env: it runs only benchcal's code)
+    publisher_env = [e for e in env if e["name"].startswith("BENCHCAL_")] + [
+        {"name": "PYTHONUNBUFFERED", "value": "1"}
+    ]
+    vols.append({"name": OUTBOX_VOLUME, "emptyDir": {"sizeLimit": OUTBOX_SIZE}})
+    vols.append(service_account_token_volume(TOKEN_VOLUME))
+    mounts.append({"name": OUTBOX_VOLUME, "mountPath": OUTBOX_MOUNT})
+
     container: dict[str, Any] = {
         "name": naming.EVALUATOR,
         "image": ev.image or settings.evaluator_image,
         # args, not command: the image ENTRYPOINT (tini) stays PID 1 and forwards SIGTERM on preemption
         # straight to the one evaluator process (no shell in between)
-        "args": evaluate_command(run, ckpt, target),
+        "args": evaluate_command(run, ckpt),
         "env": env,
         "volumeMounts": mounts,
         "securityContext": container_security(),
@@ -213,21 +261,25 @@ def build_evaluator_job(run: CalibrationRun, ckpt: Checkpoint, settings: Setting
     pod_spec: dict[str, Any] = {
         "restartPolicy": "Never",
         "serviceAccountName": pod_service_account(run),
+        # code from checkpoints and code-eval samples runs in the evaluator: it gets no token;
+        # the publisher sidecar mounts the projected one
+        "automountServiceAccountToken": False,
         "securityContext": pod_security_context(run, settings),
+        "initContainers": [publisher_container(target, publisher_env, settings)],
         "containers": [container],
         "volumes": vols,
     }
     for key in POD_FIELDS:
         if ev.pod.get(key):
             pod_spec[key] = ev.pod[key]
+    pod_labels = naming.child_labels(run.name, naming.EVALUATOR, ckpt.name)
+    if needs_external_egress(run, ckpt):
+        pod_labels[naming.EXTERNAL_EGRESS_LABEL] = "true"
     job_spec: dict[str, Any] = {
         "backoffLimit": ev.backoff_limit,
         "activeDeadlineSeconds": ev.active_deadline_seconds,
         "podFailurePolicy": _pod_failure_policy(naming.EVALUATOR),
-        "template": {
-            "metadata": {"labels": naming.child_labels(run.name, naming.EVALUATOR, ckpt.name)},
-            "spec": pod_spec,
-        },
+        "template": {"metadata": {"labels": pod_labels}, "spec": pod_spec},
     }
     if shards > 1:
         job_spec.update(completionMode="Indexed", completions=shards, parallelism=shards)

@@ -23,6 +23,10 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "namespaced": {"rbac": {"clusterScoped": False}, "watchNamespaces": ["ml-evals", "team-b"]},
     "metrics-off": {"metrics": {"enabled": False}},
     "servicemonitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
+    "networkpolicy": {
+        "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.10/32", "fd00::10/128"]}},
+        "jobServiceAccount": {"extraNamespaces": ["team-a"]},
+    },
     "custom-images": {
         "image": {"repository": "registry.example/ops/benchcal-operator", "digest": "sha256:" + "a" * 64},
         "jobImages": {

@@ -29,7 +29,7 @@ from tests.charts.rendering import (  # noqa: E402  (after the importorskip guar
 )
 
 # The chart's kubeVersion floor and the newest schemas kubernetes-validate ships.
-KUBE_VERSIONS = ("1.27.0", kv.latest_version())
+KUBE_VERSIONS = ("1.29.0", kv.latest_version())
 CONTRACT_ENV = {
     "BENCHCAL_NAMESPACES",
     "BENCHCAL_EVALUATOR_IMAGE",

@@ -154,6 +154,51 @@ def test_publish_configmap_gets_the_summary(task_file, tmp_path, monkeypatch):
     assert target == "ns/run-s1" and len(summary.results) == 2
 
 
+def _publisher_answers(box: Path, name: str, **doc) -> None:
+    """A stand-in for the publisher sidecar (benchcal publish): answers the first summary."""
+    import threading
+
+    from benchcal import outbox
+
+    def answer() -> None:
+        while (raw := outbox.read_regular(box / outbox.SUMMARY)) is None:
+            threading.Event().wait(0.05)
+        outbox.write_atomic(box / name, json.dumps({"sha256": outbox.digest(raw), **doc}).encode())
+
+    threading.Thread(target=answer, daemon=True).start()
+
+
+def test_outbox_exits_0_only_once_the_publisher_acknowledged(task_file, tmp_path):
+    box = tmp_path / "outbox"
+    box.mkdir()
+    _publisher_answers(box, "ack.json", configmap="ns/run-s1")
+    assert evaluate("--shots", "0", "--outbox", str(box), task_file=task_file, out=tmp_path / "out") == 0
+    handed = json.loads((box / "summary.json").read_text())
+    assert handed == read_summary(tmp_path / "out").to_dict()
+
+
+def test_outbox_refusal_exits_with_the_publish_failures_code_and_message(task_file, tmp_path, capsys):
+    box = tmp_path / "outbox"
+    box.mkdir()
+    refusal = 'create ConfigMap ns/run-s1: forbidden (403): configmaps is forbidden: User "system:serviceaccount:ns:job"'
+    _publisher_answers(box, "error.json", exit_code=2, message=refusal)
+    assert evaluate("--shots", "0", "--outbox", str(box), task_file=task_file, out=tmp_path / "out") == 2
+    # printed last, so the termination message (FallbackToLogsOnError: the log's tail) carries it
+    assert (
+        capsys.readouterr().out.strip().splitlines()[-1] == f"error: the summary was not published: {refusal}"
+    )
+    assert read_summary(tmp_path / "out").results  # the finished work is kept for a retry
+
+
+def test_outbox_without_a_publisher_is_not_a_silent_success(task_file, tmp_path, capsys):
+    box = tmp_path / "outbox"
+    box.mkdir()
+    rc = evaluate("--shots", "0", "--outbox", str(box), "--publish-timeout", "1", task_file=task_file,
+                  out=tmp_path / "out")  # fmt: skip
+    assert rc == 1
+    assert "no answer from the publisher sidecar within 1s" in capsys.readouterr().out
+
+
 @pytest.mark.slow
 def test_smollm2_gguf_on_a_real_benchmark(tmp_path, capsys, smollm2_gguf):
     argv = ["evaluate", "--model", str(smollm2_gguf), "--tasks", "arc_easy", "--shots", "0", "--limit", "10",

@@ -52,7 +52,9 @@ def format_indexes(indexes: set[int]) -> str:
 def failure_policy_action(job: dict[str, Any], pod: dict[str, Any]) -> tuple[str, int | None]:
     """(action, rule index) for a failed pod: FailJob | Ignore | FailIndex | Count."""
     rules = ((job["spec"].get("podFailurePolicy") or {}).get("rules")) or []
-    statuses = (pod.get("status") or {}).get("containerStatuses") or []
+    status = pod.get("status") or {}
+    # init containers (sidecars included) count too, as in the job controller
+    statuses = [*(status.get("initContainerStatuses") or []), *(status.get("containerStatuses") or [])]
     conditions = (pod.get("status") or {}).get("conditions") or []
     for i, rule in enumerate(rules):
         codes = rule.get("onExitCodes")

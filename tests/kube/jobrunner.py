@@ -105,7 +105,7 @@ class JobRunner(NodeAgent):
             for running in self.running.values():
                 Kubelet.kill(running)
             for running in self.running.values():
-                for c in running.containers:
+                for c in running.all_containers:
                     with contextlib.suppress(Exception):
                         c.handle.wait(timeout=30)
                 self.kubelet.release(running)
@@ -196,7 +196,8 @@ class JobRunner(NodeAgent):
                     cs = next(
                         (
                             c
-                            for c in pod["status"].get("containerStatuses") or []
+                            for c in pod["status"].get("initContainerStatuses", [])
+                            + pod["status"].get("containerStatuses", [])
                             if (c.get("state") or {}).get("terminated", {}).get("exitCode")
                         ),
                         {},

@@ -15,6 +15,7 @@ Two runtimes (docs/testing.md, "The local job runner"):
 Both: volumes as ``volumes.py`` prepares them; env with ``$(VAR)`` expansion as Kubernetes does,
 fieldRef (metadata.name/namespace/uid/labels/annotations, spec.nodeName, status.podIP),
 secretKeyRef, configMapKeyRef, envFrom; termination messages and FallbackToLogsOnError.
+Init containers and native sidecars: ``podlifecycle.py`` (``advance``, on every pass of the node loop).
 API credentials come only from a projected ServiceAccount token volume the container mounts
 (ServiceAccount admission adds it): in containers, in-cluster config (``KUBERNETES_SERVICE_HOST``
 and the token directory); for processes, ``KUBECONFIG`` pointing at a kubeconfig made from that
@@ -36,9 +37,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from tests.kube import podman, podrules, volumes
+from tests.kube import podlifecycle, podman, podrules, volumes
 from tests.kube.apiserver.api import Api
 from tests.kube.apiserver.errors import ApiError
+from tests.kube.podlifecycle import is_sidecar
 from tests.kube.podrules import ConfigError
 from tests.kube.satoken import PodCredentials, token_mount
 
@@ -105,9 +107,15 @@ class RunningContainer:
     policy: str
     started: str
     path_map: list[tuple[str, str]] = field(default_factory=list)  # mountPath -> host path
+    sidecar: bool = False  # an init container with restartPolicy Always
+    restart_count: int = 0
+    exited_at: float | None = None  # time.monotonic() when first seen exited (restart backoff)
 
     def poll(self) -> int | None:
-        return self.handle.poll()
+        code = self.handle.poll()
+        if code is not None and self.exited_at is None:
+            self.exited_at = time.monotonic()
+        return code
 
 
 @dataclass
@@ -122,6 +130,20 @@ class RunningPod:
     stop_deadline: float | None = None  # SIGTERM sent; SIGKILL at this time.monotonic()
     volumes: dict[str, volumes.Volume] = field(default_factory=dict)
     cgroup: podman.PodCgroup | None = None
+    init_containers: list[RunningContainer] = field(default_factory=list)  # started so far, spec order
+    initialized: bool = False  # every plain init container succeeded, every sidecar started
+    init_failed: bool = False  # a plain init container failed under restartPolicy Never
+    sidecars_stopped: bool = False  # SIGTERM sent to the sidecars
+    pod_dir: Path | None = None
+    command_override: list[str] | None = None
+
+    @property
+    def all_containers(self) -> list[RunningContainer]:
+        return [*self.init_containers, *self.containers]
+
+    @property
+    def stopping(self) -> bool:
+        return self.stop_deadline is not None or bool(self.disrupted)
 
 
 def expand_vars(text: str, env: dict[str, str]) -> str:
@@ -309,29 +331,53 @@ class Kubelet:
 
     # ------------------------------------------------------------ start
     def start(self, pod: dict[str, Any], command_override: list[str] | None = None) -> RunningPod:
-        """Start every container of ``pod``; raises ConfigError while the pod must stay Pending."""
+        """Prepare volumes and start what may start now (``advance``); raises ConfigError while the
+        pod must stay Pending. ``command_override`` replaces every container's argv (init
+        containers and sidecars too: a stand-in pod runs nothing real)."""
         meta = pod["metadata"]
-        if pod["spec"].get("initContainers"):
-            # never silently skipped: a pod that depends on them (a native-sidecar publisher) must not pass here
-            raise ConfigError(
-                "CreateContainerConfigError", "initContainers are not supported by the local node"
-            )
         pod_dir = self.work_dir / "pods" / f"{meta['namespace']}_{meta['name']}_{meta['uid'][:8]}"
         pod_dir.mkdir(parents=True, exist_ok=True)
         vols = volumes.prepare(pod, pod_dir, self)
         running = RunningPod(meta["namespace"], meta["name"], meta["uid"], volumes=vols)
+        running.pod_dir, running.command_override = pod_dir, command_override
         try:
             if self.podman is not None:
-                running.cgroup = podman.PodCgroup(meta["uid"], pod["spec"]["containers"])
-            for container in pod["spec"]["containers"]:
-                start = self._start_container if self.podman is not None else self._start_process
-                running.containers.append(start(pod, container, pod_dir, running, command_override))
+                # the pod cgroup holds what runs at once: the sidecars beside the main containers
+                inits = [c for c in pod["spec"].get("initContainers") or [] if is_sidecar(c)]
+                running.cgroup = podman.PodCgroup(meta["uid"], [*inits, *pod["spec"]["containers"]])
+            self.advance(pod, running)
         except BaseException:
-            self.kill(running)
-            if running.cgroup is not None:
-                running.cgroup.remove()
+            self.abort(running)
             raise
         return running
+
+    def abort(self, running: RunningPod) -> None:
+        """A pod that could not be started (a ConfigError): everything started goes."""
+        self.kill(running)
+        for c in running.all_containers:
+            with contextlib.suppress(Exception):
+                c.handle.wait(timeout=30)
+        if running.cgroup is not None:
+            running.cgroup.remove()
+            running.cgroup = None
+
+    def _launch(self, pod, container, running, override, restart_count=0) -> RunningContainer:
+        assert running.pod_dir is not None
+        start = self._start_container if self.podman is not None else self._start_process
+        c = start(pod, container, running.pod_dir, running, override, restart_count)
+        c.sidecar, c.restart_count = is_sidecar(container), restart_count
+        return c
+
+    def advance(self, pod: dict[str, Any], running: RunningPod) -> None:
+        """One step of the pod's container lifecycle (start, restart, stop; podlifecycle.py)."""
+
+        def launch(container: dict[str, Any], restart_count: int) -> RunningContainer:
+            return self._launch(pod, container, running, running.command_override, restart_count)
+
+        podlifecycle.advance(pod, running, launch)
+
+    done = staticmethod(podlifecycle.done)
+    terminate = staticmethod(podlifecycle.terminate)
 
     def _paths(self, container: dict[str, Any], vols: dict[str, volumes.Volume]) -> list[tuple[str, str]]:
         out = []
@@ -357,7 +403,9 @@ class Kubelet:
         log_path.touch()  # a container that prints nothing has an empty log, not none
         return term_path, log_path
 
-    def _start_process(self, pod, container, pod_dir, running, command_override) -> RunningContainer:
+    def _start_process(
+        self, pod, container, pod_dir, running, command_override, attempt=0
+    ) -> RunningContainer:
         term_path, log_path = self._files(pod, container, pod_dir)
         path_map = self._paths(container, running.volumes)
         path_map.append((container.get("terminationMessagePath", "/dev/termination-log"), str(term_path)))
@@ -397,7 +445,9 @@ class Kubelet:
         policy = container.get("terminationMessagePolicy", "File")
         return RunningContainer(container["name"], handle, log_path, term_path, policy, _now(), path_map)
 
-    def _start_container(self, pod, container, pod_dir, running, command_override) -> RunningContainer:
+    def _start_container(
+        self, pod, container, pod_dir, running, command_override, attempt=0
+    ) -> RunningContainer:
         assert self.podman is not None and running.cgroup is not None
         vols = running.volumes
         meta, image = pod["metadata"], container.get("image", "")
@@ -434,7 +484,7 @@ class Kubelet:
         mounts.append(
             podman.Mount(term_path, container.get("terminationMessagePath", "/dev/termination-log"))
         )
-        name = f"k8s_{container['name']}_{meta['name']}_{meta['namespace']}_{meta['uid'][:8]}"
+        name = f"k8s_{container['name']}_{meta['name']}_{meta['namespace']}_{meta['uid'][:8]}_{attempt}"
         args = podman.run_args(
             name=name,
             image=image,
@@ -467,7 +517,7 @@ class Kubelet:
     # ------------------------------------------------------------ stop and status
     @staticmethod
     def kill(running: RunningPod, sig: int = signal.SIGKILL) -> None:
-        for c in running.containers:
+        for c in running.all_containers:
             c.handle.signal(sig)
 
     def release(self, running: RunningPod) -> None:
@@ -487,7 +537,7 @@ class Kubelet:
             "name": c.name,
             "image": image,
             "imageID": c.handle.image_id,
-            "restartCount": 0,
+            "restartCount": c.restart_count,
             "started": code is None,
             "ready": code is None,
             "containerID": c.handle.container_id,
@@ -509,6 +559,27 @@ class Kubelet:
         if message:
             term["message"] = message
         return {**base, "state": {"terminated": term}}
+
+    @staticmethod
+    def statuses(pod: dict[str, Any], running: RunningPod) -> dict[str, list[dict[str, Any]]]:
+        """``initContainerStatuses`` (when the pod has any) and ``containerStatuses``; what has
+        not started yet is waiting in PodInitializing."""
+        out: dict[str, list[dict[str, Any]]] = {}
+        for key, specs, started in (
+            ("initContainerStatuses", pod["spec"].get("initContainers") or [], running.init_containers),
+            ("containerStatuses", pod["spec"]["containers"], running.containers),
+        ):
+            if not specs:
+                continue
+            rows = [
+                Kubelet.container_status(c, s.get("image", "")) for c, s in zip(started, specs, strict=False)
+            ]
+            for s in specs[len(started) :]:
+                row = Kubelet.waiting_status(s, ConfigError("PodInitializing", ""))
+                row["state"]["waiting"].pop("message")
+                rows.append(row)
+            out[key] = rows
+        return out
 
     @staticmethod
     def waiting_status(container: dict[str, Any], error: ConfigError) -> dict[str, Any]:

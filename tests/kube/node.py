@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,7 +20,7 @@ from tests.kube.apiserver.errors import ApiError
 from tests.kube.apiserver.types import now_iso
 from tests.kube.events import EventRecorder
 from tests.kube.kubelet import Kubelet, RunningPod, rewrite_paths
-from tests.kube.podrules import ConfigError, grace_seconds
+from tests.kube.podrules import ConfigError
 
 EVICTION_CHECK_SECONDS = 1.0
 
@@ -41,7 +40,7 @@ class NodeAgent:
         running = self.history.get(pod_uid)
         if running is None:
             return None
-        return Path(rewrite_paths(path, running.containers[0].path_map))
+        return Path(rewrite_paths(path, (running.containers or running.all_containers)[0].path_map))
 
     # ------------------------------------------------------------ faults
     def disrupt_pod(self, namespace: str, name: str, reason: str = "TerminationByKubelet") -> None:
@@ -90,16 +89,27 @@ class NodeAgent:
                 continue
             if phase == "Pending" and running is None:
                 self.first_seen.setdefault(uid, time.monotonic())
-                busy = sum(1 for r in self.running.values() if any(c.poll() is None for c in r.containers))
+                busy = sum(
+                    1 for r in self.running.values() if any(c.poll() is None for c in r.all_containers)
+                )
                 ready = time.monotonic() - self.first_seen[uid] >= self.start_delay
                 retry_at = self._waiting.get(uid, (0.0, ""))[0]
                 if busy < self.max_parallel and ready and time.monotonic() >= retry_at:
                     self._start(pod)
-            elif running is not None and phase == "Running":
+            elif running is not None and phase in ("Pending", "Running"):
                 if check_evictions and not running.disrupted:
                     self._check_ephemeral_storage(running)
-                if all(c.poll() is not None for c in running.containers):
+                try:
+                    self.kubelet.advance(pod, running)  # init containers, sidecars
+                except ConfigError as err:  # a later container's image or config: start over
+                    self.running.pop(uid, None)
+                    self.kubelet.abort(running)
+                    self._report_waiting(pod, err)
+                    continue
+                if self.kubelet.done(running):
                     self._finish(pod, running)
+                else:
+                    self._report_progress(pod, running)
         for uid in [u for u in self.running if u not in live]:
             gone = self.running.pop(uid)
             Kubelet.kill(gone)
@@ -119,19 +129,39 @@ class NodeAgent:
         self._waiting.pop(pod["metadata"]["uid"], None)
         self.running[pod["metadata"]["uid"]] = running
         self.history[pod["metadata"]["uid"]] = running
+        self._report_progress(pod, running)
+
+    def _report_progress(self, pod: dict[str, Any], running: RunningPod) -> None:
+        """Pending while init containers run, Running once every sidecar started and the main
+        containers did; written only when something a client sees changed."""
+        statuses = Kubelet.statuses(pod, running)
+        phase = "Running" if running.initialized else "Pending"
+        old = pod.get("status") or {}
+
+        def seen(status: dict[str, Any]) -> list[Any]:
+            return [status.get("phase")] + [
+                (c["name"], next(iter(c["state"])), c.get("restartCount", 0))
+                for key in ("initContainerStatuses", "containerStatuses")
+                for c in status.get(key) or []
+            ]
+
+        new = {"phase": phase, **statuses}
+        if seen(old) == seen(new):
+            return
         t = now_iso()
-        images = {c["name"]: c.get("image", "") for c in pod["spec"]["containers"]}
+        ready = {"PodScheduled": True, "Initialized": running.initialized}
+        ready["ContainersReady"] = ready["Ready"] = running.initialized
         pod["status"] = {
-            **(pod.get("status") or {}),
-            "phase": "Running",
-            "startTime": t,
+            **old,
+            "phase": phase,
+            "startTime": old.get("startTime") or t,
             "hostIP": "127.0.0.1",
             "podIP": "127.0.0.1",
             "conditions": [
-                {"type": c, "status": "True", "lastTransitionTime": t}
-                for c in ("PodScheduled", "Initialized", "ContainersReady", "Ready")
+                {"type": c, "status": "True" if ok else "False", "lastTransitionTime": t}
+                for c, ok in ready.items()
             ],
-            "containerStatuses": [Kubelet.container_status(c, images[c.name]) for c in running.containers],
+            **statuses,
         }
         self._try(
             lambda: self.api.update(
@@ -204,9 +234,13 @@ class NodeAgent:
                 return
 
     def _finish(self, pod: dict[str, Any], running: RunningPod) -> None:
-        images = {c["name"]: c.get("image", "") for c in pod["spec"]["containers"]}
-        statuses = [Kubelet.container_status(c, images[c.name]) for c in running.containers]
-        ok = all(s["state"]["terminated"]["exitCode"] == 0 for s in statuses) and not running.disrupted
+        """The phase comes from the main containers (a sidecar stopped with SIGTERM does not count)."""
+        statuses = Kubelet.statuses(pod, running)
+        ok = (
+            running.initialized
+            and all(s["state"]["terminated"]["exitCode"] == 0 for s in statuses["containerStatuses"])
+            and not running.disrupted
+        )
         t = now_iso()
         conds = [
             {
@@ -233,10 +267,10 @@ class NodeAgent:
                 }
             )
         pod["status"] = {
-            **pod["status"],
+            **(pod.get("status") or {}),
             "phase": "Succeeded" if ok else "Failed",
             "conditions": conds,
-            "containerStatuses": statuses,
+            **statuses,
         }
         if running.status_reason:
             pod["status"].update(reason=running.status_reason, message=running.disruption_message)
@@ -252,15 +286,10 @@ class NodeAgent:
         """A pod being deleted: SIGTERM, SIGKILL once its grace period is over (checked on every
         pass, the loop never blocks), record the outcome, then remove it (grace 0)."""
         if running is not None:
-            now = time.monotonic()
-            if running.stop_deadline is None:
-                running.stop_deadline = now + grace_seconds(pod)
-                Kubelet.kill(running, sig=signal.SIGTERM)
-            if any(c.poll() is None for c in running.containers):
-                if now >= running.stop_deadline:
-                    Kubelet.kill(running)
+            self.kubelet.terminate(pod, running)
+            if any(c.poll() is None for c in running.all_containers):
                 return
-            if (pod.get("status") or {}).get("phase") == "Running":
+            if (pod.get("status") or {}).get("phase") in ("Pending", "Running"):
                 self._finish(pod, running)
             self.running.pop(pod["metadata"]["uid"], None)
             self.kubelet.release(running)

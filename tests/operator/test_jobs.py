@@ -17,6 +17,11 @@ def _container(job):
     return job["spec"]["template"]["spec"]["containers"][0]
 
 
+def _publisher(job):
+    (sidecar,) = job["spec"]["template"]["spec"]["initContainers"]
+    return sidecar
+
+
 def _env(job):
     return {e["name"]: e for e in _container(job)["env"]}
 
@@ -84,14 +89,18 @@ def test_evaluate_command_follows_the_cli_contract(make_run):
     assert args["--out"] == "/benchcal/results/runs/tiny/checkpoints/s1"  # benchcal.layout
     assert args["--checkpoint"] == "s1" and float(args["--flops"]) == 1e15
     assert args["--limit"] == "20" and args["--seed"] == "1234" and args["--dtype"] == "auto"
-    assert args["--publish-configmap"] == "ml/tiny-summary-s1"
+    assert args["--outbox"] == "/benchcal/outbox" and "--publish-configmap" not in args
     # the container args are exactly the shared command line, with the pod's model and out paths
     assert cmd == commands.evaluate_command(
         run,
         run.checkpoints[0],
         model="builtin:tiny-series/s1",
         out_dir="/benchcal/results/runs/tiny/checkpoints/s1",
-        publish_target="ml/tiny-summary-s1",
+        outbox="/benchcal/outbox",
+    )
+    publisher = _publisher(jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))
+    assert publisher["args"] == commands.publish_command(
+        outbox="/benchcal/outbox", target="ml/tiny-summary-s1"
     )
 
 
@@ -102,7 +111,7 @@ def test_different_shot_lists_are_one_command_without_a_shell(make_run):
     cmd = _container(jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS))["args"]
     # tini (the image's ENTRYPOINT) forwards SIGTERM straight to the evaluator: no `sh -c` in between
     assert cmd[:2] == ["benchcal", "evaluate"] and "sh" not in cmd
-    assert cmd.count("evaluate") == 1 and cmd.count("--publish-configmap") == 1
+    assert cmd.count("evaluate") == 1 and cmd.count("--outbox") == 1
     assert cmd[cmd.index("--tasks") + 1] == "arc_easy:0;jeopardy:0,3"
 
 
@@ -157,7 +166,10 @@ def test_shards_make_an_indexed_job_with_per_shard_configmaps(make_run):
     job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
     assert job["spec"]["completionMode"] == "Indexed"
     assert job["spec"]["completions"] == 4 and job["spec"]["parallelism"] == 4
-    assert "ml/tiny-summary-s1-$(BENCHCAL_SHARD_INDEX)" in _container(job)["args"]
+    publisher = _publisher(job)
+    assert "ml/tiny-summary-s1-$(BENCHCAL_SHARD_INDEX)" in publisher["args"]
+    # Kubernetes expands $(VAR) from the container's own env: the publisher has the index
+    assert "BENCHCAL_SHARD_INDEX" in {e["name"] for e in publisher["env"]}
     assert _env(job)["BENCHCAL_NUM_SHARDS"]["value"] == "4"
 
 
@@ -254,3 +266,54 @@ def test_scratch_has_a_size_limit_from_the_spec(make_run):
         ]
     }
     assert vols["benchcal-tmp"]["emptyDir"] == {"sizeLimit": "300Gi"}
+
+
+def test_only_the_publisher_sidecar_holds_the_service_account_token(make_run):
+    """Checkpoint code (trustRemoteCode) and code-eval samples run in the evaluator container:
+    no token there, neither automounted nor projected; the publisher sidecar alone mounts it."""
+    run = make_run(evaluator={"volumes": [{"name": "data", "emptyDir": {}}],
+                              "volumeMounts": [{"name": "data", "mountPath": "/data"}]})  # fmt: skip
+    job = jobs.build_evaluator_job(run, run.checkpoints[0], SETTINGS)
+    pod = job["spec"]["template"]["spec"]
+    assert pod["automountServiceAccountToken"] is False
+    token_volumes = {
+        v["name"]
+        for v in pod["volumes"]
+        if any("serviceAccountToken" in src for src in (v.get("projected") or {}).get("sources", []))
+    }
+    assert token_volumes == {jobs.TOKEN_VOLUME}
+    evaluator, publisher = _container(job), _publisher(job)
+    assert not token_volumes & {m["name"] for m in evaluator["volumeMounts"]}
+    assert all(not m["mountPath"].startswith("/var/run/secrets") for m in evaluator["volumeMounts"])
+    assert not any(e.get("valueFrom", {}).get("secretKeyRef") for e in evaluator["env"])
+    # a native sidecar: started before the evaluator, stopped after it, never counted for the phase
+    assert publisher["name"] == "publisher" and publisher["restartPolicy"] == "Always"
+    assert publisher["image"] == SETTINGS.reducer_image  # benchcal + kubernetes client, no model code
+    mounts = {m["mountPath"]: m for m in publisher["volumeMounts"]}
+    assert mounts["/var/run/secrets/kubernetes.io/serviceaccount"] == {
+        "name": jobs.TOKEN_VOLUME, "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount", "readOnly": True,
+    }  # fmt: skip
+    # it shares only the outbox with the evaluator: no /tmp (HOME) the evaluator could plant code in
+    shared = {m["name"] for m in publisher["volumeMounts"]} & {m["name"] for m in evaluator["volumeMounts"]}
+    assert shared == {jobs.OUTBOX_VOLUME}
+    assert {"name": "PYTHONNOUSERSITE", "value": "1"} in publisher["env"]
+    assert all(e["name"].startswith(("BENCHCAL_", "PYTHON")) for e in publisher["env"])
+    assert publisher["securityContext"] == jobs.container_security()
+    # the reducer runs only benchcal's code and keeps its token (docs/operations.md, threat model)
+    assert (
+        "automountServiceAccountToken"
+        not in jobs.build_reducer_job(run, SETTINGS)["spec"]["template"]["spec"]
+    )
+
+
+def test_pods_that_leave_the_cluster_are_labelled_for_the_egress_policy(make_run):
+    run = make_run()  # s1: builtin, s2: claim, s3: hub
+    labels = [
+        jobs.build_evaluator_job(run, ckpt, SETTINGS)["spec"]["template"]["metadata"]["labels"]
+        for ckpt in run.checkpoints
+    ]
+    assert [lab.get(naming.EXTERNAL_EGRESS_LABEL) for lab in labels] == [None, None, "true"]
+    # object-store results: every checkpoint's pod writes out of the cluster
+    s3 = make_run(results={"uri": "s3://bucket/runs/tiny"})
+    job = jobs.build_evaluator_job(s3, s3.checkpoints[0], SETTINGS)
+    assert job["spec"]["template"]["metadata"]["labels"][naming.EXTERNAL_EGRESS_LABEL] == "true"

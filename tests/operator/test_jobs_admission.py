@@ -165,6 +165,14 @@ REFUSED_EARLY = {
         {"evaluator": {"volumes": [{"name": "h", "hostPath": {"path": "/etc"}}]}},
         "volumes[0].hostPath",
     ),
+    "a token for the evaluator": (
+        {
+            "evaluator": {
+                "volumes": [{"name": "t", "projected": {"sources": [{"serviceAccountToken": {"path": "t"}}]}}]
+            }
+        },
+        "volumes[0].projected.sources[0].serviceAccountToken: not allowed",
+    ),
     "toleration Exists with a value": (
         {"evaluator": {"tolerations": [{"key": "gpu", "operator": "Exists", "value": "yes"}]}},
         "tolerations[0].value",

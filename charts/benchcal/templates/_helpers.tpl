@@ -81,6 +81,9 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- if and (not .Values.rbac.clusterScoped) (empty .Values.watchNamespaces) -}}
 {{- fail "rbac.clusterScoped=false needs watchNamespaces: list the namespaces to watch (e.g. --set 'watchNamespaces={ml-evals}'), or set rbac.clusterScoped=true to watch all namespaces" -}}
 {{- end -}}
+{{- if and .Values.networkPolicy.enabled (empty .Values.networkPolicy.apiServer.cidrs) -}}
+{{- fail "networkPolicy.enabled=true needs networkPolicy.apiServer.cidrs: a NetworkPolicy cannot name the API server; give its endpoints' addresses (kubectl get endpoints kubernetes -n default), e.g. --set 'networkPolicy.apiServer.cidrs={10.0.0.10/32}'" -}}
+{{- end -}}
 {{- if and .Values.metrics.serviceMonitor.enabled (not .Values.metrics.enabled) -}}
 {{- fail "metrics.serviceMonitor.enabled=true needs metrics.enabled=true" -}}
 {{- end -}}

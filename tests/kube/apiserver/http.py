@@ -295,7 +295,8 @@ class Handler(BaseHTTPRequestHandler):
                 "BadRequest",
                 f"a container name must be specified for pod {name}, choose one of: [{' '.join(containers)}]",
             )
-        if container not in containers:
+        inits = [c["name"] for c in pod["spec"].get("initContainers") or []]
+        if container not in containers + inits:  # init containers (sidecars too) have logs
             raise ApiError(400, "BadRequest", f"container {container} is not valid for pod {name}")
         path = Path(self.owner.log_dir) / namespace / name / f"{container}.log"
         if not path.exists():

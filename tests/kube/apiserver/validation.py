@@ -191,6 +191,13 @@ def _containers(spec: dict[str, Any], key: str, path: str, volumes: set[str]) ->
         seen.add(name)
         if not c.get("image"):
             errs.append((f"{where}.image", "Required value"))
+        policy = c.get("restartPolicy")
+        if policy is not None and key == "containers":
+            errs.append((f"{where}.restartPolicy", "Forbidden: may not be set for non-init containers"))
+        elif policy is not None and policy != "Always":  # native sidecars (1.29+): Always or unset
+            errs.append(
+                (f"{where}.restartPolicy", f'Unsupported value: {quote(policy)}: supported values: "Always"')
+            )
         mount_points: set[str] = set()
         for j, m in enumerate(c.get("volumeMounts") or []):
             mp = f"{where}.volumeMounts[{j}]"
