@@ -24,8 +24,11 @@ CONFIGS: dict[str, dict[str, Any]] = {
     "metrics-off": {"metrics": {"enabled": False}},
     "servicemonitor": {"metrics": {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}},
     "networkpolicy": {
-        "networkPolicy": {"enabled": True, "apiServer": {"cidrs": ["10.0.0.10/32", "fd00::10/128"]}},
-        "jobServiceAccount": {"extraNamespaces": ["team-a"]},
+        "networkPolicy": {
+            "enabled": True,
+            "apiServer": {"cidrs": ["10.0.0.10/32", "fd00::10/128"]},
+            "namespaces": ["team-a"],
+        },
     },
     "custom-images": {
         "image": {"repository": "registry.example/ops/benchcal-operator", "digest": "sha256:" + "a" * 64},

@@ -60,9 +60,9 @@ def test_values_schema_checks_cidrs_and_ports() -> None:
 
 
 def test_evaluators_get_dns_and_the_api_server_and_no_ingress() -> None:
-    policies = _policies({**ENABLED, "jobServiceAccount": {"extraNamespaces": ["team-a"]}})
+    policies = _policies({"networkPolicy": {**ENABLED["networkPolicy"], "namespaces": ["team-a"]}})
     name = f"{RELEASE}-benchcal-evaluator"
-    # one pair per namespace the chart sets up for Jobs
+    # one pair per namespace: the release namespace (cluster mode) and networkPolicy.namespaces
     assert set(policies) == {(ns, n) for ns in (NAMESPACE, "team-a") for n in (name, f"{name}-external")}
     spec = policies[(NAMESPACE, name)]["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in spec  # no ingress at all

@@ -76,6 +76,17 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 {{- end -}}
 
+{{/* Namespaces that get the evaluator NetworkPolicies: the watched ones (namespace mode), else the
+release namespace; plus networkPolicy.namespaces. A NetworkPolicy is namespaced, so in cluster mode
+a run in a namespace not listed here runs without one (docs/operations.md, threat model). */}}
+{{- define "benchcal.networkPolicyNamespaces" -}}
+{{- $nss := list .Release.Namespace -}}
+{{- if .Values.watchNamespaces -}}
+{{- $nss = .Values.watchNamespaces -}}
+{{- end -}}
+{{- concat $nss .Values.networkPolicy.namespaces | uniq | toJson -}}
+{{- end -}}
+
 {{/* Fail early on combinations the schema cannot express. */}}
 {{- define "benchcal.validate" -}}
 {{- if and (not .Values.rbac.clusterScoped) (empty .Values.watchNamespaces) -}}

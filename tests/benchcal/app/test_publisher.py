@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from benchcal import outbox
+from benchcal import naming, outbox
 from benchcal.errors import EXIT_BAD_INPUT
 from benchcal.results import CheckpointSummary, TaskResult
 from tests.kube.apiserver import LocalApiServer
@@ -34,9 +34,25 @@ def server(tmp_path: Path) -> Iterator[LocalApiServer]:
         yield s
 
 
-def _grant_configmaps(server: LocalApiServer) -> None:
+def _precreate(server: LocalApiServer) -> None:
+    """The operator creates the run's summary ConfigMaps empty, before its Jobs (identity.py)."""
     api = server.api
-    rule = {"apiGroups": [""], "resources": ["configmaps"], "verbs": ["create", "update"]}
+    manifest = {
+        "metadata": {"name": "tiny-summary-s1", "labels": naming.child_labels("tiny", naming.SUMMARY, "s1")}
+    }
+    api.create(api.type("", "v1", "configmaps"), "default", manifest)
+
+
+def _grant_configmaps(server: LocalApiServer) -> None:
+    """What a run's own Role grants its pods: get and patch of its summary ConfigMaps, by name."""
+    api = server.api
+    _precreate(server)
+    rule = {
+        "apiGroups": [""],
+        "resources": ["configmaps"],
+        "resourceNames": ["tiny-summary-s1"],
+        "verbs": ["get", "patch"],
+    }
     api.create(api.type(RBAC, "v1", "roles"), "default", {"metadata": {"name": "pub"}, "rules": [rule]})
     binding = {
         "metadata": {"name": "pub"},
@@ -96,6 +112,7 @@ def test_a_refusal_reaches_the_evaluator_with_the_servers_message(
     server: LocalApiServer, tmp_path: Path
 ) -> None:
     box = tmp_path / "outbox"
+    _precreate(server)
     proc = _publisher(server, tmp_path, box)  # no RoleBinding: the API server answers 403
     try:
         with pytest.raises(outbox.PublishFailed) as failed:
@@ -103,8 +120,9 @@ def test_a_refusal_reaches_the_evaluator_with_the_servers_message(
     finally:
         code, out = _stop(proc)
     assert failed.value.exit_code == EXIT_BAD_INPUT
-    assert 'configmaps is forbidden: User "system:serviceaccount:default:default" cannot create' in (
-        failed.value.message
+    assert (
+        'configmaps "tiny-summary-s1" is forbidden: User "system:serviceaccount:default:default" cannot patch'
+        in (failed.value.message)
     ), failed.value.message
     assert code == 0 and "not published" in out
 
