@@ -58,6 +58,7 @@ def reduce_command(
     out_dir: str,
     inputs: str | Sequence[str] | None = None,
     figures: bool = True,
+    history_file: str | None = None,
     executable: Sequence[str] = EXECUTABLE,
 ) -> list[str]:
     """The run's ``benchcal reduce`` argv.
@@ -65,14 +66,18 @@ def reduce_command(
     ``inputs``: a directory of checkpoint outputs, or the checkpoint directories to reduce, exactly
     (``benchcal run``: the checkpoints it evaluated); None reads the summaries the
     evaluator Jobs published to ConfigMaps and writes the classification into the run's status
-    (the reducer Job). ``out_dir`` is the report directory.
+    (the reducer Job), its history entry under ``--generation`` = metadata.generation. ``out_dir``
+    is the report directory; ``history_file`` the local verdict history (``benchcal run``: its
+    generation follows the history, the YAML has none).
     """
     target = f"{run.namespace}/{run.name}"
     cmd = [*executable, "reduce"]
     if inputs is None:
-        cmd += ["--from-configmaps", target, "--write-status", target]
+        cmd += ["--from-configmaps", target, "--write-status", target, "--generation", str(run.generation)]
     else:
         cmd += [inputs] if isinstance(inputs, str) else list(inputs)
+    if history_file is not None:
+        cmd += ["--history", history_file]
     cmd += ["--out", out_dir, "--alpha", repr(run.classification.alpha)]
     if run.classification.strict:
         cmd.append("--strict")
