@@ -36,9 +36,9 @@ def history_markdown(history: Sequence[HistoryEntry]) -> list[str]:
         "## Verdicts per generation",
         "",
         "Each reduction of this run (oldest first): its spec generation, the checkpoints it reduced over, "
-        "and every benchmark's verdict (recommended shots). "
+        "and every benchmark's verdict (recommended shots)."
         + (
-            "Some entries list only the first benchmarks by name."
+            " Some entries list only the first benchmarks by name."
             if any(e.truncated for e in history)
             else ""
         ),
