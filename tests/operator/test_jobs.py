@@ -177,6 +177,8 @@ def test_reducer_job_command(make_run):
         "ml/tiny",
         "--write-status",
         "ml/tiny",
+        "--generation",  # the reducer's status.history entry is this generation's
+        str(run.generation),
         "--out",
         "/benchcal/results/tiny/report",
         "--alpha",
