@@ -154,7 +154,7 @@ th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vert
 th button { font: inherit; font-weight: bold; border: 0; background: none; cursor: pointer; padding: 0; }
 th[aria-sort=ascending] button::after { content: " \\25B2"; }
 th[aria-sort=descending] button::after { content: " \\25BC"; }
-td:last-child { font-size: 12px; color: #555; }
+#verdicts td:last-child { font-size: 12px; color: #555; }  /* the reason column */
 img { max-width: 100%; }
 details { margin: .3em 0; }
 .counts span { display: inline-block; margin-right: 1.2em; font-weight: bold; }
