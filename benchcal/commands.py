@@ -69,6 +69,7 @@ def reduce_command(
     inputs: str | Sequence[str] | None = None,
     figures: bool = True,
     checkpoints: Sequence[str] | None = None,
+    history_file: str | None = None,
     executable: Sequence[str] = EXECUTABLE,
 ) -> list[str]:
     """The run's ``benchcal reduce`` argv.
@@ -76,18 +77,22 @@ def reduce_command(
     ``inputs``: a directory of checkpoint outputs, or the checkpoint directories to reduce, exactly
     (``benchcal run``: the checkpoints it evaluated); None reads the summaries the
     evaluator Jobs published to ConfigMaps and writes the classification into the run's status
-    (the reducer Job). ``out_dir`` is the report directory. ``checkpoints``: reduce exactly these
+    (the reducer Job), its history entry under ``--generation`` = metadata.generation. ``out_dir``
+    is the report directory; ``history_file`` the local verdict history (``benchcal run``: its
+    generation follows the history, the YAML has none). ``checkpoints``: reduce exactly these
     (``--checkpoints``; the reducer Job of a run that grew or shrank: removed checkpoints' summaries
     stay, unreduced).
     """
     target = f"{run.namespace}/{run.name}"
     cmd = [*executable, "reduce"]
     if inputs is None:
-        cmd += ["--from-configmaps", target, "--write-status", target]
+        cmd += ["--from-configmaps", target, "--write-status", target, "--generation", str(run.generation)]
     else:
         cmd += [inputs] if isinstance(inputs, str) else list(inputs)
     if checkpoints is not None:
         cmd += ["--checkpoints", ",".join(checkpoints)]
+    if history_file is not None:
+        cmd += ["--history", history_file]
     cmd += ["--out", out_dir, "--alpha", repr(run.classification.alpha)]
     if run.classification.strict:
         cmd.append("--strict")

@@ -3,6 +3,8 @@
     <root>/checkpoints/<checkpoint>/   one evaluator output directory per checkpoint
                                        (its inside: ``benchcal.results``: results/, examples/, summary.json)
     <root>/report/                     the reducer's outputs (report.md, classification.csv, ...)
+    <root>/history.json                the verdict history of ``benchcal run`` (``benchcal.history``;
+                                       in a cluster it is ``status.history``)
 
 ``<root>`` is ``spec.results`` as the evaluator and reducer see it: a local directory for
 ``benchcal run``, the mounted PVC path or an object-store URI in a pod. Roots given as ``Path``
@@ -16,6 +18,7 @@ from typing import TypeVar
 
 CHECKPOINTS_DIR = "checkpoints"
 REPORT_DIR = "report"
+HISTORY_FILE = "history.json"
 
 Root = TypeVar("Root", bound="str | PurePath")
 
@@ -39,3 +42,8 @@ def checkpoint_dir(root: Root, checkpoint: str) -> Root:
 def report_dir(root: Root) -> Root:
     """The reducer's output directory (``benchcal reduce --out``)."""
     return _join(root, REPORT_DIR)
+
+
+def history_file(root: Root) -> Root:
+    """The local verdict history, extended by every reduction (``benchcal reduce --history``)."""
+    return _join(root, HISTORY_FILE)

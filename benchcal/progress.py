@@ -48,6 +48,9 @@ class Snapshot:
     item_seconds: float = 0.0  # time spent on the current item so far
     item_pairs: int = 1  # pairs of the current item not finished yet (the scored pass covers many)
     evaluated_seconds: float = 0.0  # time spent on the pairs finished by this process
+    # requests the engine scored in this process (scoring + generation), set when it finishes:
+    # 0 = every pair was resumed from its result file and the model was not loaded
+    requests_scored: int = 0
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -7,7 +7,9 @@
   its summary ConfigMaps by name, only those owned by this run's UID (``$BENCHCAL_RUN_UID``): a
   deleted namesake's are never classified.
 - ``write_run_status``: the reducer writes the bounded classification
-  (``benchcal.classification.StatusClassification``) and ``resultsRef`` into the run's status
+  (``benchcal.classification.StatusClassification``), ``resultsRef`` and, given a history entry,
+  ``history`` + ``lastChange`` (``benchcal.history``: read, extended, written back under the
+  read's resourceVersion, so two reducers never lose each other's entry) into the run's status
   (the operator owns every other status field).
 
 The kubernetes client is imported lazily: the core stays importable without it. Pods use their
@@ -21,14 +23,16 @@ import json
 import os
 from typing import Any, NoReturn
 
-from benchcal import naming
+from benchcal import history, naming
 from benchcal.api import API_VERSION, GROUP, KIND, PLURAL, VERSION
 from benchcal.classification import StatusClassification
 from benchcal.errors import BadInput
+from benchcal.history import HistoryEntry
 from benchcal.results import CheckpointSummary
 
 CONFIGMAP_KEY = "summary.json"
 CONFIGMAP_MAX_BYTES = 1_000_000  # the API server's limit is 1 MiB for the whole object
+STATUS_CONFLICT_RETRIES = 5  # the operator patches the status too: re-read and retry on 409
 
 
 def split_target(target: str, what: str) -> tuple[str, str]:
@@ -94,9 +98,14 @@ def merge_summaries(summaries: list[CheckpointSummary]) -> list[CheckpointSummar
 
 
 def run_status_patch(
-    classification: StatusClassification, results_ref: dict[str, Any] | None
+    classification: StatusClassification,
+    results_ref: dict[str, Any] | None,
+    run_history: tuple[HistoryEntry, ...] | None = None,
+    resource_version: str | None = None,
 ) -> dict[str, Any]:
-    """The reducer's merge patch: ``status.classification`` and, when known, ``status.resultsRef``."""
+    """The reducer's merge patch: ``status.classification``, when known ``status.resultsRef``, and
+    with a history ``status.history`` (whole: a merge patch replaces lists) and ``status.lastChange``.
+    ``resource_version``: the patch applies only to that version of the run (else 409)."""
     status: dict[str, Any] = {"classification": classification.to_status()}
     if results_ref:
         ref = {"uri": str(results_ref.get("uri", ""))}
@@ -105,7 +114,13 @@ def run_status_patch(
         if results_ref.get("size") is not None:
             ref["size"] = int(results_ref["size"])
         status["resultsRef"] = ref
-    return {"status": status}
+    if run_history is not None:
+        status["history"] = history.to_status(run_history)
+        status["lastChange"] = history.last_change(run_history)
+    body: dict[str, Any] = {"status": status}
+    if resource_version:
+        body["metadata"] = {"resourceVersion": resource_version}
+    return body
 
 
 # ---- I/O (kubernetes client, lazily) -------------------------------------------------------------
@@ -225,16 +240,60 @@ def collect_summaries(target: str, run_uid: str | None = None) -> list[Checkpoin
     return merge_summaries(summaries)
 
 
-def write_run_status(
-    target: str, classification: StatusClassification, results_ref: dict[str, Any] | None
-) -> None:
-    """Merge-patch status.classification (bounded) and status.resultsRef of run NAMESPACE/RUN."""
-    namespace, run = split_target(target, "--write-status")
-    body = run_status_patch(classification, results_ref)
-    client = _api()
+def _read_run(client: Any, target: str, what: str) -> dict[str, Any]:
+    namespace, run = split_target(target, what)
     try:
-        client.CustomObjectsApi().patch_namespaced_custom_object_status(
-            GROUP, VERSION, namespace, PLURAL, run, body
-        )
+        # the run itself (its Role grants get on it by name), which carries the status
+        obj = client.CustomObjectsApi().get_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, run)
     except client.exceptions.ApiException as exc:
-        _raise(exc, f"patch status of CalibrationRun {target}")
+        _raise(exc, f"read status of CalibrationRun {target}")
+    return obj if isinstance(obj, dict) else {}
+
+
+def _history_of(obj: dict[str, Any], target: str) -> tuple[HistoryEntry, ...]:
+    return history.from_status(
+        (obj.get("status") or {}).get("history"), f"CalibrationRun {target}: status.history"
+    )
+
+
+def read_run_history(target: str) -> tuple[HistoryEntry, ...]:
+    """status.history of run NAMESPACE/RUN, oldest first (empty before the first reduction)."""
+    return _history_of(_read_run(_api(), target, "--write-status"), target)
+
+
+def write_run_status(
+    target: str,
+    classification: StatusClassification,
+    results_ref: dict[str, Any] | None,
+    entry: HistoryEntry | None = None,
+) -> tuple[HistoryEntry, ...] | None:
+    """Merge-patch status.classification (bounded) and status.resultsRef of run NAMESPACE/RUN;
+    with ``entry``, also status.history extended by it (returned) and status.lastChange, in the
+    same patch, conditional on the resourceVersion the history was read at."""
+    namespace, run = split_target(target, "--write-status")
+    client = _api()
+    custom = client.CustomObjectsApi()
+
+    def patch(body: dict[str, Any]) -> None:
+        custom.patch_namespaced_custom_object_status(GROUP, VERSION, namespace, PLURAL, run, body)
+
+    if entry is None:
+        try:
+            patch(run_status_patch(classification, results_ref))
+        except client.exceptions.ApiException as exc:
+            _raise(exc, f"patch status of CalibrationRun {target}")
+        return None
+    for _ in range(STATUS_CONFLICT_RETRIES):
+        obj = _read_run(client, target, "--write-status")
+        extended = history.extend(_history_of(obj, target), entry)
+        version = (obj.get("metadata") or {}).get("resourceVersion")
+        try:
+            patch(run_status_patch(classification, results_ref, extended, version))
+            return extended
+        except client.exceptions.ApiException as exc:
+            if exc.status != 409:
+                _raise(exc, f"patch status of CalibrationRun {target}")
+    raise RuntimeError(
+        f"patch status of CalibrationRun {target}: it changed under every one of {STATUS_CONFLICT_RETRIES} "
+        "attempts (409 Conflict); the reducer Job's retry will try again"
+    )

@@ -6,6 +6,13 @@ layout (``benchcal.layout``) as in the cluster: one ``benchcal evaluate`` subpro
 evaluator writes its results as it goes, so a failed or interrupted run loses nothing: running
 the same command again resumes.
 
+A run grows like a CalibrationRun in a cluster: append a checkpoint (or a benchmark, a shot count)
+to the YAML and run it again: the finished pairs resume from their keyed result files (each
+checkpoint's line says how many requests its evaluator scored: 0 for one already done), and the
+reducer reduces exactly the spec's checkpoints now (a removed one is left out, its results kept
+on disk). Each reduction extends the run's verdict history (``benchcal.layout.history_file``),
+whose generation moves on only when the reduction's inputs changed.
+
 Without a file it runs the embedded default (``benchcal/examples/tiny-demo.yaml``): a tiny
 scaling series that benchcal trains itself on the CPU, on a handful of gauntlet benchmarks.
 """
@@ -28,7 +35,7 @@ from benchcal.app.cli import main as benchcal_main
 from benchcal.app.run_display import RunDisplay
 from benchcal.commands import evaluate_command, reduce_command
 from benchcal.errors import EXIT_CRASH, EXIT_OK, BadInput
-from benchcal.progress import PROGRESS_FILE_ENV
+from benchcal.progress import PROGRESS_FILE_ENV, read_snapshot
 from benchcal.spec import CalibrationRun, Checkpoint, load_run
 
 log = logging.getLogger("benchcal.run")
@@ -55,6 +62,9 @@ class StepOutcome:
     seconds: float
     log_path: Path
     message: str = ""
+    requests_scored: int | None = None  # from the evaluator's last snapshot; None = it wrote none
+    pairs_resumed: int = 0
+    pairs_total: int = 0
 
 
 def default_run_path() -> Path:
@@ -148,7 +158,25 @@ def _run_step(step: LocalStep, threads: int) -> StepOutcome:
     if rc != 0:
         tail = step.log_path.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-3:]
         message = " | ".join(tail)
-    return StepOutcome(step.checkpoint, rc, time.monotonic() - started, step.log_path, message)
+    outcome = StepOutcome(step.checkpoint, rc, time.monotonic() - started, step.log_path, message)
+    snap = read_snapshot(step.progress_path)
+    if snap is not None:
+        outcome.pairs_resumed, outcome.pairs_total = snap.pairs_resumed, snap.pairs_total
+        outcome.requests_scored = snap.requests_scored if rc == 0 else None
+    return outcome
+
+
+def outcome_line(outcome: StepOutcome) -> str:
+    """``checkpoint s4 done in 9.1 s: 0/6 pairs resumed, 552 requests scored``."""
+    if outcome.returncode != 0:
+        return f"checkpoint {outcome.checkpoint} FAILED (exit {outcome.returncode}) in {outcome.seconds:.1f} s: {outcome.message}"
+    line = f"checkpoint {outcome.checkpoint} done in {outcome.seconds:.1f} s"
+    if outcome.requests_scored is None:
+        return line
+    return (
+        f"{line}: {outcome.pairs_resumed}/{outcome.pairs_total} pairs resumed, "
+        f"{outcome.requests_scored} requests scored"
+    )
 
 
 def evaluate_all(
@@ -166,14 +194,20 @@ def evaluate_all(
         outcome = _run_step(step, threads)
         if display is not None:
             display.ended(step.checkpoint, outcome.seconds, outcome.returncode == 0)
-        status = (
-            "done" if outcome.returncode == 0 else f"FAILED (exit {outcome.returncode}): {outcome.message}"
-        )
-        say(f"checkpoint {step.checkpoint} {status} in {outcome.seconds:.1f} s")
+        say(outcome_line(outcome))
         return outcome
 
     with ThreadPoolExecutor(max_workers=parallel) as pool:
         return list(pool.map(one, steps))
+
+
+def not_in_spec(run: CalibrationRun, out_root: Path) -> list[str]:
+    """Checkpoint directories under the root that the spec no longer lists (removed: kept, not reduced)."""
+    root = layout.checkpoints_dir(out_root)
+    names = {c.name for c in run.checkpoints}
+    if not root.is_dir():
+        return []
+    return sorted(d.name for d in root.iterdir() if d.is_dir() and d.name not in names)
 
 
 # ---- the `benchcal run` subcommand -----------------------------------------------------------------
@@ -227,11 +261,15 @@ def run(args: argparse.Namespace) -> int:
         )
         return EXIT_CRASH if failed else EXIT_OK
     report = layout.report_dir(out_root)
+    left_out = not_in_spec(run_spec, out_root)
+    if left_out:
+        print(f"not in {path.name} any more, not reduced (results kept): {', '.join(left_out)}")
     argv = reduce_command(
         run_spec,
         out_dir=str(report),
         inputs=[str(step.out_dir) for step, o in zip(steps, outcomes, strict=True) if o.returncode == 0],
         figures=not args.no_figures,
+        history_file=str(layout.history_file(out_root)),
     )
     print(flush=True)
     # in this process, through the same CLI: the argv a reducer Job would get, minus the program name

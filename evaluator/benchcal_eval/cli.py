@@ -214,7 +214,10 @@ def run(args: argparse.Namespace) -> int:
     summary = evaluate_checkpoint(
         model, plan, args.out, checkpoint=checkpoint, flops=args.flops, progress=progress
     )
-    progress.finished()
+    scored = 0
+    if engines:  # the engine's own count: what this process scored, resumed pairs not included
+        scored = engines[0].stats.requests + int(engines[0].stats.extra.get("generation_requests", 0))
+    progress.finished(requests_scored=scored)
     if engines:
         stats = engines[0].stats
         log.info(

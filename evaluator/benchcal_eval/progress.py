@@ -67,10 +67,13 @@ class ProgressReporter:
         self.snap = replace(self.snap, phase=PHASE_WAITING, label=why, done=0, total=0, rate=0.0)
         self._write(force=True)
 
-    def finished(self) -> None:
+    def finished(self, requests_scored: int = 0) -> None:
+        """The process is done; ``requests_scored``: what its engine scored (none: all resumed)."""
         if self.active:
             self.finish()
-        self.snap = replace(self.snap, phase=PHASE_FINISHED, done=0, total=0, rate=0.0)
+        self.snap = replace(
+            self.snap, phase=PHASE_FINISHED, done=0, total=0, rate=0.0, requests_scored=requests_scored
+        )
         self._write(force=True)
 
     # ---- the runner's Progress protocol ----------------------------------------------------------

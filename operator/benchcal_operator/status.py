@@ -2,7 +2,9 @@
 
 The operator recomputes the complete status from what it observes (level-based) and writes
 it with one merge patch; it never increments fields. It owns every status field except
-``classification`` and ``resultsRef``, which the reducer writes (benchcal.publish).
+``classification``, ``resultsRef``, ``history`` and ``lastChange``, which the reducer writes
+(benchcal.publish): neither ``derive_status`` nor ``invalid_status`` ever names them, so the merge
+patch leaves them as they are (the verdict history survives every reconcile and an invalid spec).
 ``phase`` is a derived summary for printer columns; conditions carry the meaning.
 """
 

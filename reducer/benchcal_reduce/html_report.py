@@ -4,7 +4,8 @@ Figures are embedded as data URIs and the sorting script and styles are inline, 
 anywhere (an artifact store, a mail attachment, a pod's volume) with no network. The verdict table
 sorts by any column: click its header, or open ``index.html?sort=<column>[&desc=1]``; it shows
 each verdict's confidence (bootstrap share, "not computed" with ``--bootstrap 0``) and its
-borderline and latent-trend flags, as report.md does.
+borderline and latent-trend flags, as report.md does. Given the run's verdict history, a second
+table (``history_report``) shows the verdicts per generation and what changed.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ from __future__ import annotations
 import base64
 import html
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from benchcal.classification import GROUPS
+from benchcal.history import HistoryEntry
 from benchcal_reduce.classify import BORDERLINE_BELOW
+from benchcal_reduce.history_report import history_html
 from benchcal_reduce.labels import group_label
 from benchcal_reduce.palette import group_colour
 from benchcal_reduce.reduce import Reduction
@@ -150,7 +154,7 @@ th, td { border-bottom: 1px solid #ddd; padding: 4px 8px; text-align: left; vert
 th button { font: inherit; font-weight: bold; border: 0; background: none; cursor: pointer; padding: 0; }
 th[aria-sort=ascending] button::after { content: " \\25B2"; }
 th[aria-sort=descending] button::after { content: " \\25BC"; }
-td:last-child { font-size: 12px; color: #555; }
+#verdicts td:last-child { font-size: 12px; color: #555; }  /* the reason column */
 img { max-width: 100%; }
 details { margin: .3em 0; }
 .counts span { display: inline-block; margin-right: 1.2em; font-weight: bold; }
@@ -199,8 +203,11 @@ def _confidence_note(reduction: Reduction) -> str:
     )
 
 
-def report_html(reduction: Reduction, figures: dict[str, Path] | None = None) -> str:
-    """The page; ``figures`` maps names (``overview``, ``composite``, ``benchmarks/<name>``) to PNGs."""
+def report_html(
+    reduction: Reduction, figures: dict[str, Path] | None = None, history: Sequence[HistoryEntry] = ()
+) -> str:
+    """The page; ``figures`` maps names (``overview``, ``composite``, ``benchmarks/<name>``) to PNGs;
+    ``history``: the run's verdict history (``benchcal.history``), this reduction's entry last."""
     cls = reduction.classification
     comp = reduction.composite
     figures = figures or {}
@@ -230,6 +237,8 @@ def report_html(reduction: Reduction, figures: dict[str, Path] | None = None) ->
         "in the address does the same.</p>",
         verdict_table(cls),
     ]
+    if history:
+        parts.append(history_html(history))
     for title, items in (("Warnings", reduction.warnings), ("Not applied", reduction.notes)):
         if items:
             lis = "".join(f"<li>{html.escape(w)}</li>" for w in items)

@@ -1,11 +1,14 @@
 """Write a Reduction out: classification.csv, per_shot.csv, composite.csv, summary.json,
-report.md (+ figures), and the bounded status summary for the CalibrationRun CR."""
+report.md (+ figures), and the bounded status summary for the CalibrationRun CR. Given the run's
+verdict history (``benchcal.history``, this reduction's entry last), the reports show the verdicts
+per generation (``history_report``)."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +23,10 @@ from benchcal.classification import (
     BenchmarkVerdict,
     StatusClassification,
 )
+from benchcal.history import HistoryEntry
 from benchcal.results import atomic_write_text
 from benchcal_reduce.classify import BORDERLINE_BELOW
+from benchcal_reduce.history_report import history_markdown, history_summary
 from benchcal_reduce.html_report import report_html
 from benchcal_reduce.labels import confidence_label, group_label
 from benchcal_reduce.reduce import Reduction
@@ -108,7 +113,7 @@ def calibrated_suite(reduction: Reduction) -> dict[str, Any]:
     }
 
 
-def summary_dict(reduction: Reduction) -> dict[str, Any]:
+def summary_dict(reduction: Reduction, history: Sequence[HistoryEntry] = ()) -> dict[str, Any]:
     cls = reduction.classification
     comp = reduction.composite
     opts = reduction.options
@@ -146,6 +151,7 @@ def summary_dict(reduction: Reduction) -> dict[str, Any]:
         "incomplete": reduction.incomplete,
         "warnings": reduction.warnings,
         "notes": reduction.notes,
+        "history": history_summary(history),
     }
 
 
@@ -193,7 +199,10 @@ def _md_table(df: pd.DataFrame) -> str:
 
 
 def report_markdown(
-    reduction: Reduction, figures: dict[str, Path] | None = None, summary: dict[str, Any] | None = None
+    reduction: Reduction,
+    figures: dict[str, Path] | None = None,
+    summary: dict[str, Any] | None = None,
+    history: Sequence[HistoryEntry] = (),
 ) -> str:
     """The human-readable report; ``figures`` maps names to paths relative to the report;
     ``summary`` is ``summary_dict(reduction)`` when the caller has it already."""
@@ -256,6 +265,7 @@ def report_markdown(
             ),
             "",
         ]
+    out += history_markdown(history)
     ps = reduction.per_shot
     tested = ps[ps["n_points"] >= 3]
     out += [
@@ -306,8 +316,14 @@ def report_markdown(
     return "\n".join(out)
 
 
-def write_outputs(reduction: Reduction, out_dir: str | Path, figures: bool = True) -> dict[str, Path]:
-    """Write every output file into out_dir; returns {name: path}."""
+def write_outputs(
+    reduction: Reduction,
+    out_dir: str | Path,
+    figures: bool = True,
+    history: Sequence[HistoryEntry] = (),
+) -> dict[str, Path]:
+    """Write every output file into out_dir; returns {name: path}. ``history``: the run's verdict
+    history including this reduction's entry (none: the reports have no per-generation table)."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths: dict[str, Path] = {}
@@ -319,15 +335,15 @@ def write_outputs(reduction: Reduction, out_dir: str | Path, figures: bool = Tru
         fig_paths = {"overview": overview_figure(reduction, out / "figures" / "overview.png")}
         fig_paths.update(write_figures(reduction, out / "figures"))
         paths.update({f"figure:{k}": v for k, v in fig_paths.items()})
-    summary = summary_dict(reduction)
+    summary = summary_dict(reduction, history)
     figures_rel = {k: p.relative_to(out) for k, p in fig_paths.items()}
     files = {
         "classification.csv": reduction.classification.to_csv(index=False),
         "per_shot.csv": reduction.per_shot[per_shot_columns(reduction)].to_csv(index=False),
         "composite.csv": reduction.composite["per_checkpoint"].to_csv(index=False),
         "summary.json": json.dumps(summary, indent=2, sort_keys=True) + "\n",
-        "report.md": report_markdown(reduction, figures_rel, summary) + "\n",
-        "index.html": report_html(reduction, fig_paths),
+        "report.md": report_markdown(reduction, figures_rel, summary, history) + "\n",
+        "index.html": report_html(reduction, fig_paths, history),
     }
     for name, text in files.items():
         atomic_write_text(out / name, text)

@@ -116,7 +116,7 @@ def test_reduce_command_for_the_reducer_job_and_for_benchcal_run(strict):
     job = reduce_command(run, out_dir="s3://b/t/report")
     assert job == [
         "benchcal", "reduce", "--from-configmaps", "ml/t", "--write-status", "ml/t",
-        "--out", "s3://b/t/report", "--alpha", "0.01", *(["--strict"] if strict else []),
+        "--generation", str(run.generation), "--out", "s3://b/t/report", "--alpha", "0.01", *(["--strict"] if strict else []),
     ]  # fmt: skip
     local = reduce_command(run, out_dir="/r/report", inputs="/r/checkpoints", figures=False)
     assert local == [
@@ -127,3 +127,14 @@ def test_reduce_command_for_the_reducer_job_and_for_benchcal_run(strict):
     assert only[6:8] == ["--checkpoints", "a,c"]
     exact = reduce_command(run, out_dir="/r/report", inputs=["/r/checkpoints/a", "/r/checkpoints/c"])
     assert exact[2:5] == ["/r/checkpoints/a", "/r/checkpoints/c", "--out"]  # exactly these checkpoints
+    assert "--generation" not in local  # locally the history decides the generation
+    kept = reduce_command(run, out_dir="/r/report", inputs="/r/checkpoints", history_file="/r/history.json")
+    assert kept[3:5] == ["--history", "/r/history.json"]
+    grown = parse_run(
+        {
+            "metadata": {"name": "t", "namespace": "ml", "generation": 7},
+            "spec": {"checkpoints": CKPTS, "suite": {"benchmarks": [{"name": "arc_easy"}]}},
+        }
+    )
+    job = reduce_command(grown, out_dir="/r")
+    assert job[job.index("--generation") + 1] == "7"  # the reducer's history entry is this generation's

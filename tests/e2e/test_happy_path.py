@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from benchcal import history
 from benchcal.classification import (
     INCONCLUSIVE,
     NOISE,
@@ -68,6 +69,13 @@ def test_minimal_run_succeeds(e2e: E2E) -> None:
     assert classification.total_benchmarks == len(names) and not classification.truncated
     assert sum(classification.counts[g] for g in groups) == len(names)
     assert all(b.confidence is not None and 0 <= b.confidence <= 1 for b in classification.benchmarks)
+    # ... and, in the same patch, the first entry of the verdict history, for this generation
+    (entry,) = history.from_status(status["history"])
+    assert entry.generation == run["metadata"]["generation"] and entry.count == n
+    assert {(v.name, v.group) for v in entry.verdicts} == {
+        (b.name, b.group) for b in classification.benchmarks
+    }
+    assert status["lastChange"] == ""  # nothing to compare with yet
 
     # kubectl get shows the printer columns, filled in
     table = e2e.kubectl("get", "calrun", name).stdout.splitlines()

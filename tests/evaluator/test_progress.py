@@ -80,10 +80,11 @@ def test_snapshots_follow_the_phases_and_pairs(tmp_path: Path, clock: Clock) -> 
     reporter.finish()
     reporter.start("copa 3-shot", 10)  # this one raises in the runner: finish is never called
     clock.now = 9.0
-    reporter.finished()
+    reporter.finished(requests_scored=42)  # the engine's count, from benchcal_eval.cli
     snap = read_snapshot(path)
     assert snap.phase == PHASE_FINISHED
     assert (snap.pairs_finished, snap.pairs_resumed, snap.evaluated_seconds) == (3, 1, 9.0)
+    assert snap.requests_scored == 42
 
 
 def test_writes_are_throttled_but_phase_changes_are_not(tmp_path: Path, clock: Clock) -> None:

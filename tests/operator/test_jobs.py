@@ -196,6 +196,8 @@ def test_reducer_job_command(make_run):
         "ml/tiny",
         "--write-status",
         "ml/tiny",
+        "--generation",  # the reducer's status.history entry is this generation's
+        str(run.generation),
         "--checkpoints",
         "s1,s2,s3",
         "--out",

@@ -245,3 +245,61 @@ def test_all_active_checkpoints_queued_is_reported_as_queued(make_run):
         make_run(), {"tiny-eval-s1": obs("s1", "Running"), "tiny-eval-s2": obs("s2", "Queued")}, now=T1
     )
     assert _cond(running, "Running")["reason"] == "Evaluating"
+
+
+REDUCER_FIELDS = ("classification", "resultsRef", "history", "lastChange")
+
+
+def _merge_patch(target: dict, patch: dict) -> dict:
+    """RFC 7386, as the API server applies the operator's status patch."""
+    out = dict(target)
+    for key, value in patch.items():
+        if value is None:
+            out.pop(key, None)
+        elif isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge_patch(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def test_the_operator_never_clobbers_what_the_reducer_wrote(make_run, run_body):
+    """classification, resultsRef, status.history and lastChange are the reducer's: no operator
+    status (running, succeeded, failed, invalid) names them, so its merge patch keeps them."""
+    from benchcal import history
+    from benchcal.api import validate_document
+    from benchcal.classification import BenchmarkVerdict, StatusClassification
+    from benchcal.publish import run_status_patch
+    from benchcal_operator.status import invalid_status
+
+    def entry(generation, group, n):
+        cls = StatusClassification.from_verdicts([BenchmarkVerdict("arc_easy", group)])
+        ckpts = [f"s{i}" for i in range(1, n + 1)]
+        return history.make_entry(cls, generation=generation, checkpoints=ckpts, pairs=[("arc_easy", 0)])
+
+    grown = history.extend((entry(1, "noise", 3),), entry(2, "robust", 5))
+    written = run_status_patch(
+        StatusClassification.from_verdicts([BenchmarkVerdict("arc_easy", "robust", 0)]),
+        {"uri": "/r", "sha256": "0" * 64, "size": 1},
+        grown,
+    )["status"]
+    assert written["lastChange"] == "arc_easy: noise (3 ckpts) → robust (5 ckpts)"
+    run = make_run()
+    done = [obs("s1", "Succeeded"), obs("s2", "Succeeded"), obs("s3", "Succeeded"), reducer("Succeeded")]
+    statuses = [
+        derive_status(run, {"tiny-eval-s1": obs("s1", "Running")}, previous=written, now=T1),
+        derive_status(run, {j.name: j for j in done}, previous=written, now=T1),
+        derive_status(run, {"tiny-eval-s1": obs("s1", "Failed", "boom")}, previous=written, now=T1),
+        invalid_status("spec.checkpoints[0].flops: required", 3, previous=written, now=T1),
+    ]
+    for new in statuses:
+        assert not set(REDUCER_FIELDS) & set(new), new.keys()
+        after = _merge_patch(written, new)
+        assert {k: after[k] for k in REDUCER_FIELDS} == {k: written[k] for k in REDUCER_FIELDS}
+    # and the whole status, history included, fits the CRD's structural schema (nothing pruned)
+    validate_document({**run_body, "status": _merge_patch(written, statuses[1])})
+    too_long = {**written, "history": written["history"] * 11}
+    from benchcal.errors import BadInput
+
+    with pytest.raises(BadInput, match=r"status\.history: .* is too long"):
+        validate_document({**run_body, "status": too_long})

@@ -10,10 +10,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from benchcal.classification import GROUPS
+from benchcal import history
+from benchcal.classification import GROUPS, BenchmarkVerdict, StatusClassification
 from benchcal_reduce.html_report import report_html, table_columns, verdict_table
 from benchcal_reduce.reduce import reduce_table
-from benchcal_reduce.report import write_outputs
+from benchcal_reduce.report import status_summary, write_outputs
 
 from .browser import DevTools, dump_dom, screenshot
 from .tables import make_table, pinned_options, valid
@@ -31,11 +32,29 @@ ITEMS = {"good": 1000, "also_good": 1000, "shotdep": 1000, "poor": 1000, "chance
 ROBUST_GREEN = (0x1B, 0x78, 0x37)
 
 
+def run_history(reduction) -> tuple[history.HistoryEntry, ...]:
+    """This reduction as generation 2 of a run whose generation 1 had three checkpoints, when
+    "good" was still noise (and "few" not evaluated yet)."""
+    earlier = StatusClassification.from_verdicts(
+        [BenchmarkVerdict(b, "noise") for b in ("good", "also_good", "chance")]
+        + [BenchmarkVerdict("shotdep", "shot_dependent", 5), BenchmarkVerdict("poor", "poorly_behaved")]
+    )
+    first = history.make_entry(earlier, generation=1, checkpoints=["c0", "c1", "c2"], pairs=[("good", 0)])
+    pairs = set(zip(reduction.table["benchmark"], reduction.table["num_fewshot"].astype(int), strict=True))
+    current = history.make_entry(
+        status_summary(reduction),
+        generation=2,
+        checkpoints=list(reduction.checkpoints["checkpoint"]),
+        pairs=pairs,
+    )
+    return history.extend((first,), current)
+
+
 @pytest.fixture(scope="module")
 def report(tmp_path_factory):
     reduction = reduce_table(valid(make_table(SERIES, n=ITEMS)), pinned_options())
     out = tmp_path_factory.mktemp("report")
-    write_outputs(reduction, out)
+    write_outputs(reduction, out, history=run_history(reduction))
     return reduction, out
 
 
@@ -129,12 +148,32 @@ def test_chromium_runs_the_script_and_sorts_by_query(report, tmp_path, query, ke
     assert f'data-sorted-by="{query.split("=", 1)[1].replace("&desc=1", ":desc")}"' in dom
 
 
+def test_chromium_shows_the_verdicts_per_generation(report, tmp_path):
+    reduction, out = report
+    dom = dump_dom((out / "index.html").as_uri(), tmp_path / "profile")
+    part = dom[dom.index('<table id="history"') :]
+    head = re.findall(r'<th data-generation="(\d+)">([^<]+)</th>', part)
+    assert head == [("1", "gen 1 (3 ckpts)"), ("2", "gen 2 (5 ckpts)")]
+    rows = dict(re.findall(r'<tr data-benchmark="([^"]+)"><td>[^<]*</td>(.*?)</tr>', part))
+    assert sorted(rows) == sorted(_groups(reduction)), "every benchmark has a row"
+    cells = {name: re.findall(r"<td[^>]*>([^<]*)</td>", row) for name, row in rows.items()}
+    assert cells["good"] == ["noise", "robust, 0-shot"]
+    assert cells["few"] == ["—", "inconclusive"]  # not evaluated in generation 1
+    assert "<li>good: noise (3 ckpts) → robust (5 ckpts)</li>" in part
+    assert "also_good: noise (3 ckpts) → robust (5 ckpts)" in part
+    assert "chance: noise" not in part  # unchanged: no line
+    assert dom.index('<table id="verdicts"') < dom.index('<table id="history"')
+
+
 def test_clicking_headers_sorts_the_table(report, tmp_path):
     reduction, out = report
     confidence = _confidence(reduction)
     order = "Array.from(document.querySelectorAll('#verdicts tbody tr')).map(r => r.dataset.benchmark)"
+    generations = "Array.from(document.querySelectorAll('#history tbody tr')).map(r => r.dataset.benchmark)"
     with DevTools((out / "index.html").as_uri(), tmp_path / "profile") as page:
         page.wait_for("document.readyState === 'complete' && !!document.getElementById('verdicts')")
+        history_rows = page.evaluate(generations)
+        assert history_rows == sorted(confidence)
         default = page.evaluate(order)
         page.click('th[data-key="confidence"] button')  # ties keep the default order (stable)
         ascending = sorted(confidence, key=lambda n: (confidence[n], default.index(n)))
@@ -146,6 +185,7 @@ def test_clicking_headers_sorts_the_table(report, tmp_path):
         ) == ("descending")
         page.click('th[data-key="benchmark"] button')
         assert page.evaluate(order) == sorted(confidence)
+        assert page.evaluate(generations) == history_rows  # the sorting touches the verdict table only
 
 
 def _pixels(path) -> np.ndarray:

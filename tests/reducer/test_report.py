@@ -180,7 +180,8 @@ def _fake_publish(monkeypatch, summaries):
     calls = {}
     mod = types.ModuleType("benchcal.publish")
     mod.collect_summaries = lambda target: calls.setdefault("collect", target) and summaries
-    mod.write_run_status = lambda target, classification, ref: calls.update(
+    mod.read_run_history = lambda target: ()
+    mod.write_run_status = lambda target, classification, ref, entry: calls.update(
         status=(target, classification, ref)
     )
     monkeypatch.setitem(sys.modules, "benchcal.publish", mod)

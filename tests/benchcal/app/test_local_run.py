@@ -184,3 +184,69 @@ def test_embedded_default_finds_a_robust_and_a_noise_benchmark(tmp_path: Path, c
     assert rows["copa"]["group"] == "noise"
     assert rows["arc_easy"]["group"] == "noise"
     assert (tmp_path / "demo" / "report" / "figures" / "benchmarks" / "bigbench_dyck_languages.png").exists()
+
+
+def _builtin_run(path: Path, out: Path, names: list[str]) -> Path:
+    """A run over the built-in tiny series (trained once per session, then cached): few pairs, few items."""
+    tokens = {"s1": 51200, "s2": 102400, "s3": 204800, "s4": 409600, "s5": 819200}
+    ckpts = [
+        {"name": n, "model": {"builtin": f"tiny-series/{n}"}, "params": 369216, "tokens": tokens[n]}
+        for n in names
+    ]
+    benchmarks = [{"name": "bigbench_dyck_languages", "shots": [0, 1]}, {"name": "copa", "shots": [0]}]
+    doc = _doc(ckpts, benchmarks, limit=12, seed=1234)
+    doc["spec"]["results"] = {"path": str(out)}
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def _scored(out: Path, names: list[str]) -> dict[str, int]:
+    """Requests each checkpoint's evaluator scored in the last run (its engine's count, via its snapshot)."""
+    snaps = {n: read_snapshot(out / "logs" / f"{n}.progress.json") for n in names}
+    assert all(s is not None and s.phase == PHASE_FINISHED for s in snaps.values()), snaps
+    return {n: s.requests_scored for n, s in snaps.items()}
+
+
+@pytest.mark.slow
+def test_a_grown_run_evaluates_only_the_new_checkpoint_and_extends_the_history(
+    tmp_path: Path, capsys
+) -> None:
+    from benchcal import history, layout
+
+    out = tmp_path / "out"
+    run_file = tmp_path / "run.yaml"
+    assert main(["run", str(_builtin_run(run_file, out, ["s1", "s2", "s3"])), "--no-figures"]) == 0
+    fresh = _scored(out, ["s1", "s2", "s3"])
+    per_checkpoint = fresh["s1"]
+    assert per_checkpoint > 0 and set(fresh.values()) == {per_checkpoint}  # 12 + 12 + 2 x 12 requests
+    (first,) = history.parse_file(layout.history_file(out).read_text(), "history.json")
+    assert (first.generation, first.checkpoints) == (1, ("s1", "s2", "s3"))
+    results_before = {p: p.read_text() for p in (out / "checkpoints").rglob("results/*/*.json")}
+    capsys.readouterr()
+
+    # append a checkpoint: only it is evaluated; the others resume every pair, scoring nothing
+    assert main(["run", str(_builtin_run(run_file, out, ["s1", "s2", "s3", "s4"])), "--no-figures"]) == 0
+    assert _scored(out, ["s1", "s2", "s3", "s4"]) == {"s1": 0, "s2": 0, "s3": 0, "s4": per_checkpoint}
+    err = capsys.readouterr().err
+    assert "checkpoint s1 done in" in err and "3/3 pairs resumed, 0 requests scored" in err
+    assert f"0/3 pairs resumed, {per_checkpoint} requests scored" in err
+    assert all(p.read_text() == text for p, text in results_before.items())  # nothing recomputed
+    h = history.parse_file(layout.history_file(out).read_text(), "history.json")
+    assert [(e.generation, e.checkpoints) for e in h] == [
+        (1, ("s1", "s2", "s3")),
+        (2, ("s1", "s2", "s3", "s4")),
+    ]
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert [c["checkpoint"] for c in summary["checkpoints"]] == ["s1", "s2", "s3", "s4"]
+    assert "| benchmark | gen 1 (3 ckpts) | gen 2 (4 ckpts) |" in (out / "report" / "report.md").read_text()
+
+    # remove a checkpoint: dropped from the reduction (a new generation), its results kept
+    assert main(["run", str(_builtin_run(run_file, out, ["s1", "s3", "s4"])), "--no-figures"]) == 0
+    assert "not in run.yaml any more, not reduced (results kept): s2" in capsys.readouterr().out
+    assert _scored(out, ["s1", "s3", "s4"]) == {"s1": 0, "s3": 0, "s4": 0}
+    assert list((out / "checkpoints" / "s2" / "results").rglob("*.json"))
+    summary = json.loads((out / "report" / "summary.json").read_text())
+    assert [c["checkpoint"] for c in summary["checkpoints"]] == ["s1", "s3", "s4"]
+    h = history.parse_file(layout.history_file(out).read_text(), "history.json")
+    assert [(e.generation, e.count) for e in h] == [(1, 3), (2, 4), (3, 3)]
+    assert summary["history"]["entries"] == history.to_status(h)
