@@ -124,7 +124,7 @@ def test_reduce_command_for_the_reducer_job_and_for_benchcal_run(strict):
         *(["--strict"] if strict else []), "--no-figures",
     ]  # fmt: skip
     only = reduce_command(run, out_dir="/r/report", checkpoints=["a", "c"])  # a run that grew or shrank
-    assert only[6:8] == ["--checkpoints", "a,c"]
+    assert only[8:10] == ["--checkpoints", "a,c"]
     exact = reduce_command(run, out_dir="/r/report", inputs=["/r/checkpoints/a", "/r/checkpoints/c"])
     assert exact[2:5] == ["/r/checkpoints/a", "/r/checkpoints/c", "--out"]  # exactly these checkpoints
     assert "--generation" not in local  # locally the history decides the generation
