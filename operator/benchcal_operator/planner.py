@@ -42,6 +42,7 @@ from benchcal_operator.status import (
 )
 
 GC_WAIT = "WaitingForGarbageCollection"
+EARLIER_REDUCER_WAIT = "WaitingForEarlierReducer"
 
 
 @dataclass(frozen=True)
@@ -159,7 +160,21 @@ def _decide(
         return plan
     if all(evaluators.get(ck.name) and evaluators[ck.name].phase == SUCCEEDED for ck in run.checkpoints):
         name = naming.reducer_job_name(run.name, work.reduction_key(run))
-        if reducer_of(run, observed) is None:
+        current = reducer_of(run, observed)
+        earlier = [
+            o
+            for o in observed.values()
+            if o.component == naming.REDUCER and o is not current and o.phase in ACTIVE
+        ]
+        if current is None and earlier:
+            # two reducers would race for status.classification (the later finisher wins, whatever
+            # its generation): the new reduction starts when the earlier one has ended
+            plan.blocked[REDUCER_KEY] = Waiting(
+                EARLIER_REDUCER_WAIT,
+                f"reducer Job {earlier[0].name} of an earlier spec is still running; this generation's "
+                "reduction starts when it ends",
+            )
+        elif current is None:
             if name in stale:
                 plan.blocked[REDUCER_KEY] = _stale_wait(name)
             else:

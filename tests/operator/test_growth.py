@@ -130,6 +130,21 @@ def test_removing_a_checkpoint_only_reduces_again_without_it():
     assert derive_status(run, jobs, now=T0)["checkpointsTotal"] == 2
 
 
+def test_a_new_reduction_waits_for_an_earlier_reducer_still_running():
+    run1 = parse_run(RUN_BODY)
+    jobs = finished_first_generation()
+    old = builders.build_reducer_job(run1, Settings())
+    jobs |= observed([old], ACTIVE)  # generation 1's reducer has not finished yet
+    run2 = parse_run(grown(RUN_BODY, generation=2, checkpoints=RUN_BODY["spec"]["checkpoints"][:2]))
+    plan = decide(run2, jobs, Settings())
+    assert creates(plan) == []  # no second reducer racing the first for status.classification
+    assert plan.blocked["reducer"].reason == "WaitingForEarlierReducer"
+    assert old["metadata"]["name"] in plan.blocked["reducer"].message
+    jobs |= observed([old], DONE)
+    (reducer,) = creates(decide(run2, jobs, Settings()))
+    assert reducer.component == "reducer" and reducer.name != old["metadata"]["name"]
+
+
 def test_a_job_of_earlier_pairs_still_running_is_waited_for_and_a_failed_one_superseded():
     run1 = parse_run(RUN_BODY)
     running = observed([builders.build_evaluator_job(run1, run1.checkpoints[0], Settings())], ACTIVE)
