@@ -24,8 +24,9 @@ from benchcal.lifecycle import FAILED, REASON_JOB_REJECTED, REASON_NOT_ALLOWED
 from benchcal.spec import CalibrationRun
 from benchcal_operator import diagnose, k8s, metrics, planner
 from benchcal_operator.diagnose import Waiting
+from benchcal_operator.observe import JobObservation, observe_job
 from benchcal_operator.settings import Settings
-from benchcal_operator.status import REDUCER_KEY, JobObservation, observe_job
+from benchcal_operator.status import REDUCER_KEY
 
 EventPoster = Callable[[Mapping[str, Any], str, str, str], None]
 

@@ -42,14 +42,8 @@ from benchcal_operator import k8s, metrics, planner
 from benchcal_operator import settings as settings_mod
 from benchcal_operator.coalesce import Coalescer
 from benchcal_operator.execute import Executor, with_diagnosis, with_messages
-from benchcal_operator.status import (
-    JobObservation,
-    derive_status,
-    invalid_status,
-    observe_job,
-    status_changed,
-    transition_events,
-)
+from benchcal_operator.observe import JobObservation, observe_job
+from benchcal_operator.status import derive_status, invalid_status, status_changed, transition_events
 
 SETTINGS = settings_mod.from_env()
 JOB_FILTER = {naming.MANAGED_BY_LABEL: naming.MANAGED_BY, naming.RUN_LABEL: kopf.PRESENT}

@@ -1,7 +1,7 @@
 """Pure reconcile decisions: (run, observed Jobs, settings) -> a plan of actions.
 
 Only new work runs (issue 15): a checkpoint gets an evaluator Job only when no Job of this run
-stands for its current (benchmark, shots) pairs (``status.evaluators_by_checkpoint``: the Job of
+stands for its current (benchmark, shots) pairs (``observe.evaluators_by_checkpoint``: the Job of
 those pairs, or a Succeeded one covering them); the reducer Job is one per reduction input
 (``benchcal.work.reduction_key``), so a generation that adds checkpoints gets a new one and a
 generation that changes nothing the reducer reads (suspend, tolerations) creates nothing.
@@ -32,14 +32,9 @@ from benchcal.spec import CalibrationRun
 from benchcal_operator import identity
 from benchcal_operator import jobs as builders
 from benchcal_operator.diagnose import Waiting
+from benchcal_operator.observe import JobObservation, evaluator_jobs, evaluators_by_checkpoint, reducer_of
 from benchcal_operator.settings import Settings
-from benchcal_operator.status import (
-    REDUCER_KEY,
-    JobObservation,
-    evaluator_jobs,
-    evaluators_by_checkpoint,
-    reducer_of,
-)
+from benchcal_operator.status import REDUCER_KEY
 
 GC_WAIT = "WaitingForGarbageCollection"
 EARLIER_REDUCER_WAIT = "WaitingForEarlierReducer"

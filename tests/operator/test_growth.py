@@ -11,9 +11,10 @@ import copy
 from benchcal import naming, work
 from benchcal.spec import parse_run
 from benchcal_operator import jobs as builders
+from benchcal_operator.observe import observe_job
 from benchcal_operator.planner import CreateJob, decide
 from benchcal_operator.settings import Settings
-from benchcal_operator.status import derive_status, observe_job
+from benchcal_operator.status import derive_status
 
 from .conftest import RUN_BODY
 

@@ -9,8 +9,8 @@ import json
 import pytest
 
 from benchcal_operator import handlers, k8s
+from benchcal_operator.observe import observe_job
 from benchcal_operator.settings import Settings
-from benchcal_operator.status import observe_job
 
 from .conftest import EV, RED, body_with
 
@@ -398,7 +398,7 @@ def test_a_workload_kueue_has_not_admitted_is_reported():
 def test_the_resync_loop_revisits_stuck_runs_sooner_than_others():
     """Item 10 replaces kopf timers (which add a finalizer): every unfinished run every
     resync_seconds, runs with a stuck Job every stall_check_seconds."""
-    from benchcal_operator.status import JobObservation
+    from benchcal_operator.observe import JobObservation
 
     settings = Settings(resync_seconds=120, stall_check_seconds=20)
     stuck = JobObservation("a-eval-s1", "evaluator", "s1", "Running", created_at="2026-11-30T00:00:00Z")

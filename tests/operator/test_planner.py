@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchcal_operator.observe import JobObservation
 from benchcal_operator.planner import (
     CreateJob,
     EnsureObjects,
@@ -14,7 +15,6 @@ from benchcal_operator.planner import (
     unfinished,
 )
 from benchcal_operator.settings import Settings
-from benchcal_operator.status import JobObservation
 
 from .conftest import EV, PAIRS_KEY, RED, REDUCTION_KEY
 

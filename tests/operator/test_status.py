@@ -4,14 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from benchcal_operator.status import (
-    JobObservation,
-    derive_status,
-    merge_conditions,
-    observe_job,
-    status_changed,
-    transition_events,
-)
+from benchcal_operator.observe import JobObservation, observe_job
+from benchcal_operator.status import derive_status, merge_conditions, status_changed, transition_events
 
 from .conftest import PAIRS_KEY, REDUCTION_KEY
 
