@@ -184,12 +184,12 @@ def test_the_probe_finds_an_automounted_token(e2e: E2E) -> None:
 
 
 def test_a_refused_publish_fails_the_checkpoint_with_the_servers_message(e2e: E2E) -> None:
-    # take the Job ServiceAccount's rights away: the API server refuses the publisher's create
-    bindings = e2e.kubectl.json("get", "rolebindings")["items"]
-    for b in bindings:
-        if any(s.get("kind") == "ServiceAccount" for s in b.get("subjects") or []):
-            e2e.kubectl("delete", "rolebinding", b["metadata"]["name"])
-    e2e.apply(_probed_run("refused"))
+    # a user-chosen ServiceAccount (spec.evaluator.serviceAccountName) nobody granted anything: the
+    # operator creates no identity for it, so the API server refuses the publisher's patch
+    e2e.apply({"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "no-rights"}})
+    doc = _probed_run("refused")
+    doc["spec"]["evaluator"]["serviceAccountName"] = "no-rights"
+    e2e.apply(doc)
     run = e2e.wait_phase("refused", ("Failed", "Succeeded"), timeout=900)
     assert run["status"]["phase"] == "Failed", yaml.safe_dump(run["status"])
     pods = _evaluator_pods(e2e, "refused")
@@ -198,4 +198,6 @@ def test_a_refused_publish_fails_the_checkpoint_with_the_servers_message(e2e: E2
         term = pod["status"]["containerStatuses"][0]["state"]["terminated"]
         assert term["exitCode"] == 2, term  # bad input: the podFailurePolicy fails the Job at once
         assert "the summary was not published" in term["message"] and "forbidden" in term["message"], term
-    assert not e2e.kubectl.json("get", "configmaps", "-l", "benchcal.dev/run=refused")["items"]
+    # the operator made the summary ConfigMaps empty before the Jobs; none received a summary
+    summaries = e2e.kubectl.json("get", "configmaps", "-l", "benchcal.dev/run=refused")["items"]
+    assert summaries and not any((cm.get("data") or {}).get("summary.json") for cm in summaries)
