@@ -135,7 +135,7 @@ class EvaluatorSettings:
     scratch_size: str  # sizeLimit of the /tmp emptyDir, a quantity
     pod_security_context: dict[str, Any] | None  # None: the operator's default (uid/gid/fsGroup)
     image: str | None  # None: the operator's BENCHCAL_EVALUATOR_IMAGE
-    service_account_name: str | None  # None: the operator's BENCHCAL_JOB_SERVICE_ACCOUNT
+    service_account_name: str | None  # None: the run's own <run>-benchcal, made by the operator
     resources: dict[str, Any] | None  # a core/v1 ResourceRequirements
     pod: dict[str, Any]  # the POD_FIELDS and APPENDED_FIELDS that are set, unchanged (camelCase)
 
