@@ -30,6 +30,8 @@ if "TRITON_INTERPRET" not in os.environ and not _cuda_available():
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if hasattr(config, "workerinput"):  # a pytest-xdist worker: `make test` runs `-n 3 --dist loadscope`
+        items.sort(key=start_rank)  # stable: collection order within a rank
     if _cuda_available():
         return
     skip_gpu = pytest.mark.skip(reason="needs a CUDA GPU")
@@ -38,19 +40,50 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(skip_gpu)
 
 
-@pytest.fixture(scope="session")
-def repo_root() -> Path:
-    return REPO_ROOT
+# Parallel runs (pytest-xdist). The end-to-end tests mostly wait (on pods, kopf, podman): each is
+# its own unit of work, and they go first, the slowest first (as measured serially), so they
+# overlap with each other and with the CPU-bound rest instead of ending the run alone. Every other
+# module is one unit, so its module-scoped fixtures (a local cluster, a trained model) are built
+# once, on one worker. Every worker sorts alike (xdist checks that the collections agree) and the
+# scheduler hands out units in that order (`--no-loadscope-reorder`).
+ALONE = "tests/e2e/"
+LONGEST_FIRST = (
+    "tests/e2e/test_growth.py",
+    "tests/e2e/test_happy_path.py",
+    "tests/e2e/test_credentials.py",
+    "tests/e2e/test_run_identity.py",
+    ALONE,
+)
 
 
-@pytest.fixture(scope="session")
-def shared_dir() -> Path:
-    return SHARED_DIR
+def work_unit(nodeid: str) -> str:
+    """The scope a worker runs as one piece: the test itself under tests/e2e, else its module."""
+    return nodeid if nodeid.startswith(ALONE) else nodeid.split("::", 1)[0]
 
 
-@pytest.fixture(scope="session")
-def smollm2_gguf() -> Path:
-    """The real SmolLM2-135M GGUF (tests/models.py): skips without it, fails under CI."""
-    from tests.models import smollm2_gguf as locate
+def start_rank(item: pytest.Item) -> int:
+    path = item.nodeid.split("::", 1)[0]
+    for i, prefix in enumerate(LONGEST_FIRST):
+        if path.startswith(prefix):
+            return i
+    if "podman" in item.keywords or "slow" in item.keywords:
+        return len(LONGEST_FIRST)
+    return len(LONGEST_FIRST) + 1
 
-    return locate()
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: object) -> object | None:
+    """``--dist loadscope``, with each e2e test a scope of its own (see above).
+
+    Its own scheduler, not ``xdist_group`` marks: with pytest 9.2, ``--dist loadgroup`` silently
+    stops grouping (pytest-xdist issue #1386: it rewrites a node id field pytest no longer reads).
+    """
+    if config.getoption("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesAndE2ETests(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ModulesAndE2ETests(config, log)

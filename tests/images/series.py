@@ -5,6 +5,7 @@ verifies every file against the checksums the image recorded, so a bad copy cann
 
 from __future__ import annotations
 
+import fcntl
 import shutil
 import subprocess
 from pathlib import Path
@@ -16,13 +17,25 @@ BAKED = "/opt/venv/share/benchcal/tiny-series"
 
 
 def seed_from_image(cache_root: Path, key: str) -> bool:
-    """Copy ``<key>`` from the fresh evaluator image into ``cache_root/tiny-series``; False if it cannot."""
+    """Copy ``<key>`` from the fresh evaluator image into ``cache_root/tiny-series``; False if it cannot.
+
+    Parallel test workers (pytest-xdist) each seed once per session: they take the lock
+    ``ensure_model`` builds under, so one copies while the others wait and then find it there.
+    """
     dest = cache_root / "tiny-series" / key
     if (dest / "series.json").exists():
         return True
     if build.image_state("evaluator")[0] != "fresh":
         return False
     dest.parent.mkdir(parents=True, exist_ok=True)
+    with open(dest.parent / f".{key}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if (dest / "series.json").exists():  # another worker seeded it while this one waited
+            return True
+        return _copy_from_image(dest, key)
+
+
+def _copy_from_image(dest: Path, key: str) -> bool:
     tmp = dest.parent / f".seed-{key}"
     shutil.rmtree(tmp, ignore_errors=True)
     cid = subprocess.run(
