@@ -41,13 +41,15 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 # Parallel runs (pytest-xdist). The end-to-end tests mostly wait (on pods, kopf, podman): each is
-# its own unit of work, and they go first, the slowest first (as measured serially), so they
-# overlap with each other and with the CPU-bound rest instead of ending the run alone. Every other
+# its own unit of work, and they go first, the slowest first (as measured), so they
+# overlap with each other and with the CPU-bound rest instead of ending the run alone (the local
+# embedded-default run, the longest test, starts before them). Every other
 # module is one unit, so its module-scoped fixtures (a local cluster, a trained model) are built
 # once, on one worker. Every worker sorts alike (xdist checks that the collections agree) and the
 # scheduler hands out units in that order (`--no-loadscope-reorder`).
 ALONE = "tests/e2e/"
 LONGEST_FIRST = (
+    "tests/benchcal/app/test_local_run.py",  # the embedded default run: 524 s on three workers
     "tests/e2e/test_growth.py",
     "tests/e2e/test_happy_path.py",
     "tests/e2e/test_credentials.py",

@@ -42,6 +42,7 @@ def test_workers_order_the_e2e_tests_first_the_slowest_first() -> None:
         _Item("tests/kube/test_containers.py::test_e", "podman"),
         _Item("tests/e2e/test_growth.py::test_f", "e2e", "slow"),
         _Item("tests/benchcal/test_work.py::test_g"),
+        _Item("tests/benchcal/app/test_local_run.py::test_h", "slow"),
     ]
     order = [item.nodeid.rsplit("_", 1)[1] for item in sorted(items, key=start_rank)]
-    assert order == ["f", "d", "c", "b", "e", "a", "g"]
+    assert order == ["h", "f", "d", "c", "b", "e", "a", "g"]
