@@ -4,7 +4,7 @@
 sorted paths): up to ``row_tokens`` tokens, or up to the token budget (at most
 ``MAX_PIECE_TOKENS``) when their paths share a prefix worth keeping (``trie.MIN_SHARED``). Here pieces are laid into rows
 (first-fit decreasing up to ``row_tokens``; a larger piece gets a row of its own) and rows into
-batches (up to ``token_budget`` padded tokens). A piece is laid out in preorder: each path adds
+batches (up to ``token_budget`` padded tokens; ``flat``: one row per batch). A piece is laid out in preorder: each path adds
 only the tokens it does not share with the previous one, so a shared prefix appears once.
 
 Per token a row holds its id, its position (= depth in the trie, so a branch's positions continue
@@ -157,6 +157,33 @@ def layout_row(trie: Trie, pieces: Sequence[tuple[int, int]]) -> Row:
     )  # fmt: skip
 
 
+def concatenate_rows(rows: Sequence[Row]) -> Row:
+    """The rows laid end to end as one row. No token's subtree crosses the end of its row, so
+    under the tree rule the rows stay as separate as they were in a batch."""
+    if len(rows) == 1:
+        return rows[0]
+    tokens: list[int] = []
+    positions: list[int] = []
+    ends: list[int] = []
+    score_positions: list[int] = []
+    targets: list[int] = []
+    pair_targets: list[int] = []
+    pair_owners: list[int] = []
+    for row in rows:
+        offset, base = len(tokens), len(targets)
+        tokens.extend(row.tokens)
+        positions.extend(row.position_ids)
+        ends.extend(e + offset for e in row.ends)
+        score_positions.extend(p + offset for p in row.score_positions)
+        targets.extend(row.targets)
+        pair_targets.extend(j + base for j in row.pair_targets)
+        pair_owners.extend(row.pair_owners)
+    return Row(
+        tuple(tokens), tuple(positions), tuple(ends), tuple(score_positions), tuple(targets),
+        tuple(pair_targets), tuple(pair_owners),
+    )  # fmt: skip
+
+
 def batch_rows(rows: Sequence[Row], token_budget: int) -> list[list[Row]]:
     """Consecutive rows (sorted longest first) while rows x longest-row stays within the budget."""
     batches: list[list[Row]] = []
@@ -175,12 +202,18 @@ def pack_requests(
     token_budget: int,
     max_length: int | None = None,
     groups: Sequence[int] | None = None,
+    flat: bool = False,
 ) -> Packing:
     """Requests -> batches of rows of trie pieces, plus the scorer table to map results back.
 
     ``groups[i]`` (optional) ranks request ``i``'s group: pieces are scheduled by the lowest group
     they serve, so group ``g`` is complete once the pieces of groups ``<= g`` have run (callers
     get each group's results early; see ``ScoringEngine.score_groups``).
+
+    ``flat``: for an attention path that runs a batch as one unpadded sequence (the CPU tree
+    path), every batch is a single row of up to ``token_budget`` tokens (pieces bin-packed by
+    first-fit decreasing), so no padding reaches the model; ``row_tokens`` then only caps the
+    pieces whose paths share nothing worth keeping.
     """
     contexts: list[tuple[int, ...]] = []
     truncated: list[int] = []
@@ -205,7 +238,10 @@ def pack_requests(
         sizes = [trie.piece_tokens(*pieces[p]) for p in mine]
         rows = [
             layout_row(trie, [pieces[mine[i]] for i in sorted(bin_)])  # trie order within a row
-            for bin_ in first_fit_decreasing(sizes, row_tokens)
+            for bin_ in first_fit_decreasing(sizes, token_budget if flat else row_tokens)
         ]
-        batches.extend(tuple(b) for b in batch_rows(rows, token_budget))
+        if flat:
+            batches.extend((row,) for row in rows)
+        else:
+            batches.extend(tuple(b) for b in batch_rows(rows, token_budget))
     return Packing(tuple(batches), trie.scorers, tuple(truncated), trie.n_tokens)

@@ -105,6 +105,8 @@ class ScoringEngine:
             raise ValueError(f"token_budget must be >= 1, got {self.token_budget}")
         self.kernel = kernel
         self.build_inputs = resolve_attention(attention, self.device, lm.model.config)
+        # a builder that runs each batch as one unpadded sequence wants one row per batch
+        self.flat_rows = bool(getattr(self.build_inputs, "flat_rows", False))
         # A builder may need a matching HF attention implementation (flex: a BlockMask); the model
         # is switched only while scoring (see _attention_implementation), generation keeps its own.
         self.body = decoder_body(lm.model)
@@ -164,6 +166,7 @@ class ScoringEngine:
             token_budget=self.token_budget,
             max_length=self.lm.max_length,
             groups=group_of if len(groups) > 1 else None,
+            flat=self.flat_rows,
         )
         offsets = [0]
         for members in groups:

@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from benchcal_eval.engine.inputs import AttentionInputs, assemble_inputs
-from benchcal_eval.engine.packing import Row
+from benchcal_eval.engine.packing import Row, concatenate_rows
 
 __all__ = ["CHUNK", "TreePlan", "build_tree_attention_inputs", "supports", "tree_attention_forward"]
 
@@ -133,13 +133,19 @@ def tree_attention_forward(
     benchcal_tree: TreePlan | None = None,
     **kwargs: Any,
 ) -> tuple[torch.Tensor, None]:
-    """HF attention-interface function: query [b, h, T, d], key/value [b, h_kv, T, d] -> [b, T, h, d]."""
+    """HF attention-interface function: query [b, h, T, d], key/value [b, h_kv, T, d] -> [b, T, h, d].
+
+    T may be shorter than the plan's length (an unpadded row): padded here, cut off the output."""
     if benchcal_tree is None:
         raise ValueError("benchcal_tree attention needs the batch's TreePlan (engine.tree_attention)")
     if kwargs.get("softcap") is not None or kwargs.get("sliding_window"):
         raise ValueError("benchcal_tree attention supports neither logit soft-capping nor sliding windows")
-    b, h, t, d = query.shape
+    b, h, t_in, d = query.shape
     h_kv = key.shape[1]
+    t = benchcal_tree.length
+    if t_in < t:  # the model ran the row unpadded; pad here, where it costs only attention
+        pad = (0, 0, 0, t - t_in)
+        query, key, value = (torch.nn.functional.pad(x, pad) for x in (query, key, value))
     q_chunks = query.reshape(b, h, t // CHUNK, CHUNK, d).permute(0, 2, 1, 3, 4).reshape(-1, h, CHUNK, d)
     k_flat = key.transpose(1, 2).reshape(b * t, h_kv, d)
     v_flat = value.transpose(1, 2).reshape(b * t, h_kv, d)
@@ -154,16 +160,23 @@ def tree_attention_forward(
         )
         out.index_copy_(0, group.chunks, o)
     # [chunks, h, CHUNK, d] -> [b, T, h, d]
-    return out.view(b, t // CHUNK, h, CHUNK, d).permute(0, 1, 3, 2, 4).reshape(b, t, h, d), None
+    out = out.view(b, t // CHUNK, h, CHUNK, d).permute(0, 1, 3, 2, 4).reshape(b, t, h, d)
+    return (out if t_in == t else out[:, :t_in]), None
 
 
 def build_tree_attention_inputs(
     rows: Sequence[Row], device: torch.device | str, dtype: torch.dtype = torch.float32
 ) -> AttentionInputs:
-    """Rows padded to a multiple of CHUNK; no HF mask, the TreePlan as a model keyword."""
-    longest = max(len(r) for r in rows)
-    inputs, ends = assemble_inputs(rows, -(-longest // CHUNK) * CHUNK, device)
-    inputs.model_kwargs = {"benchcal_tree": tree_plan(ends, device, dtype)}
+    """The batch as one unpadded sequence (its rows end to end); no HF mask, the TreePlan (for
+    the length rounded up to CHUNK) as a model keyword. Padding a batch to rows x longest row,
+    or to a multiple of CHUNK, would run every padding token through every linear layer; here
+    the only padding is the few queries and keys ``tree_attention_forward`` adds."""
+    row = concatenate_rows(rows)
+    n = len(row)
+    inputs, ends = assemble_inputs([row], n, device)
+    length = -(-n // CHUNK) * CHUNK
+    padded = [[*ends[0], *range(n + 1, length + 1)]]  # padding: only itself, as in assemble_inputs
+    inputs.model_kwargs = {"benchcal_tree": tree_plan(padded, device, dtype)}
     return inputs
 
 
@@ -175,3 +188,4 @@ def _register() -> None:
 
 _register()
 build_tree_attention_inputs.attn_implementation = IMPLEMENTATION  # type: ignore[attr-defined]
+build_tree_attention_inputs.flat_rows = True  # type: ignore[attr-defined]  # one row per batch: pack_requests(flat=True)

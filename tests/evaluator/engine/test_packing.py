@@ -7,7 +7,7 @@ import torch
 
 from benchcal.errors import BadInput
 from benchcal_eval.engine.attention import build_attention_inputs, tree_mask
-from benchcal_eval.engine.packing import first_fit_decreasing, pack_requests
+from benchcal_eval.engine.packing import concatenate_rows, first_fit_decreasing, pack_requests
 from benchcal_eval.engine.trie import build_trie, common_prefix, cut_trie
 from benchcal_eval.requests import ScoreRequest as R
 from tests.evaluator.engine.conftest import random_shared_requests
@@ -188,6 +188,48 @@ def test_left_truncation_follows_lm_eval():
     assert packing.truncated == (0,)
     with pytest.raises(BadInput, match="does not fit the model's max_length 2"):
         pack_requests([R((1,), (2, 3, 4))], row_tokens=50, token_budget=50, max_length=2)
+
+
+@pytest.mark.parametrize(("row_tokens", "token_budget"), [(64, 512), (16, 24), (256, 256)])
+def test_flat_packing_is_one_row_per_batch_within_the_budget_computing_the_same_tokens(
+    row_tokens, token_budget
+):
+    reqs = random_shared_requests(seed=token_budget)
+    rowed = pack_requests(reqs, row_tokens=row_tokens, token_budget=token_budget)
+    flat = pack_requests(reqs, row_tokens=row_tokens, token_budget=token_budget, flat=True)
+    check_layout(reqs, flat)
+    assert all(len(batch) == 1 for batch in flat.batches)
+    # a row over the budget is one oversize piece (a path longer than the cap), a row of its own either way
+    oversize = {r.tokens for r in all_rows(rowed) if len(r) > token_budget}
+    assert all(len(row) <= token_budget or row.tokens in oversize for (row,) in flat.batches)
+    # the same trie pieces, only laid out differently: the same tokens reach the model
+    assert sum(len(row) for (row,) in flat.batches) == sum(len(r) for r in all_rows(rowed))
+    assert len(flat.batches) <= len(rowed.batches)
+
+
+def test_concatenated_rows_keep_each_rows_mask_and_scoring_positions():
+    packing = pack_requests(random_shared_requests(seed=5, questions=6), row_tokens=40, token_budget=400)
+    rows = next(b for b in packing.batches if len(b) >= 3)
+    joined = concatenate_rows(rows)
+    assert len(joined) == sum(len(r) for r in rows)
+    whole = tree_mask(torch.tensor([joined.ends]))[0]
+    start = 0
+    for row in rows:
+        end = start + len(row)
+        assert torch.equal(whole[start:end, start:end], tree_mask(torch.tensor([row.ends]))[0])
+        assert not whole[start:end, :start].any() and not whole[start:end, end:].any()  # no row sees another
+        start = end
+
+    # every (scored position, target, owner) of the rows, in the joined row's coordinates
+    def scored(row, offset=0):
+        return [
+            (row.tokens[row.score_positions[t]], offset + row.score_positions[t], row.targets[t], o)
+            for t, o in zip(row.pair_targets, row.pair_owners, strict=True)
+        ]
+
+    offsets = [sum(len(r) for r in rows[:i]) for i in range(len(rows))]
+    assert scored(joined) == [x for row, off in zip(rows, offsets, strict=True) for x in scored(row, off)]
+    assert joined.position_ids == tuple(p for r in rows for p in r.position_ids)
 
 
 def test_tree_mask_is_the_ancestor_relation_and_padding_sees_only_itself():

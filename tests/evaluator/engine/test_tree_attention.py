@@ -61,6 +61,41 @@ def test_tree_attention_equals_masked_sdpa(batch):
     assert gathered < b * t * t
 
 
+def test_an_unpadded_batch_is_padded_only_inside_attention():
+    # one row whose length is not a multiple of CHUNK: the model runs it unpadded
+    packing = pack_requests(
+        random_shared_requests(seed=4, questions=12), row_tokens=300, token_budget=700, flat=True
+    )
+    (row,) = max(packing.batches, key=lambda b: len(b[0]))
+    n = len(row)
+    assert n % ta.CHUNK and n > ta.CHUNK
+    inputs = ta.build_tree_attention_inputs([row], "cpu", torch.float32)
+    assert inputs.input_ids.shape == (1, n) and inputs.n_tokens == n
+    plan = inputs.model_kwargs["benchcal_tree"]
+    assert plan.length == -(-n // ta.CHUNK) * ta.CHUNK
+    g = torch.Generator().manual_seed(1)
+    q = torch.randn(1, 4, n, 8, generator=g)
+    k = torch.randn(1, 2, n, 8, generator=g)
+    v = torch.randn(1, 2, n, 8, generator=g)
+    out, _ = ta.tree_attention_forward(None, q, k, v, None, scaling=0.3, benchcal_tree=plan)
+    mask = torch.zeros(1, 1, n, n).masked_fill_(
+        ~tree_mask(torch.tensor([row.ends]))[:, None], torch.finfo(torch.float32).min
+    )
+    want = torch.nn.functional.scaled_dot_product_attention(
+        q, k, v, attn_mask=mask, scale=0.3, enable_gqa=True
+    )
+    assert out.shape == (1, n, 4, 8)
+    assert torch.allclose(out, want.transpose(1, 2), atol=1e-5)
+
+
+def test_only_the_tree_path_asks_for_flat_packing():
+    from transformers import LlamaConfig
+
+    cpu = torch.device("cpu")
+    assert getattr(resolve_attention("tree", cpu, LlamaConfig()), "flat_rows", False)
+    assert not getattr(resolve_attention("dense", cpu, LlamaConfig()), "flat_rows", False)
+
+
 def test_unsupported_attention_variants_keep_the_dense_mask():
     from transformers import Gemma2Config, LlamaConfig, MistralConfig
 
