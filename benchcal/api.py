@@ -154,7 +154,12 @@ def _problems(error: jsonschema.ValidationError, doc: dict[str, Any]) -> list[Pr
             for name in error.instance
             if name not in allowed
         ]  # fmt: skip
-    return [Problem(OTHER, _document_order(doc, parts), format_path(parts), error.message)]
+    message = error.message
+    if error.validator in ("minItems", "maxItems") and isinstance(error.instance, list):
+        # jsonschema's "[...] is too short" would repeat the whole list (every checkpoint)
+        bound = "fewer than the {} required" if error.validator == "minItems" else "more than the {} allowed"
+        message = f"{len(error.instance)} item(s), {bound.format(error.validator_value)}"
+    return [Problem(OTHER, _document_order(doc, parts), format_path(parts), message)]
 
 
 def schema_problems(doc: dict[str, Any]) -> list[Problem]:

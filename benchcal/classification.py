@@ -24,6 +24,11 @@ GROUPS = (ROBUST, SHOT_DEPENDENT, POORLY_BEHAVED, NOISE, INCONCLUSIVE)
 RECOMMENDING_GROUPS = (ROBUST, SHOT_DEPENDENT)  # the groups that get a recommended shot count
 CALIBRATED_GROUPS = (ROBUST, SHOT_DEPENDENT, NOISE)  # kept by calibration (noise is flagged)
 
+# The fewest checkpoints with different training FLOPs a monotonicity test needs (two points are
+# always "monotone"). The reducer refuses fewer; the CRD's spec.checkpoints minItems and
+# benchcal.spec refuse them at admission, before any Job starts (tests tie the three together).
+MIN_CHECKPOINTS = 3
+
 MAX_BENCHMARKS = 64  # status.classification.benchmarks maxItems: etcd objects must stay small
 MAX_NUMBERS = 8  # status.classification.benchmarks[].numbers maxProperties
 

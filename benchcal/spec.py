@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from benchcal.api import validate_document
+from benchcal.classification import MIN_CHECKPOINTS
 from benchcal.errors import BadInput
 from benchcal.pod import check_evaluator_pod
 
@@ -226,6 +227,32 @@ def _checkpoint(raw: dict[str, Any], where: str, base_dir: Path | None) -> Check
     )
 
 
+def _check_distinct_flops(checkpoints: tuple[Checkpoint, ...]) -> None:
+    """The reducer pools checkpoints of equal FLOPs and tests monotonicity across the rest: fewer
+    than MIN_CHECKPOINTS distinct values would spend a Job per checkpoint and then fail there.
+    (The CRD's minItems and its CEL rule on spec.checkpoints refuse the same at admission.)"""
+    by_flops: dict[float, list[int]] = {}
+    for i, ckpt in enumerate(checkpoints):
+        by_flops.setdefault(ckpt.flops, []).append(i)
+    if len(by_flops) >= MIN_CHECKPOINTS:
+        return
+
+    def where(i: int) -> str:
+        how = "" if checkpoints[i].params is None else ", 6 * params * tokens"
+        return f"spec.checkpoints[{i}] ({checkpoints[i].name}{how})"
+
+    shared = [
+        " and ".join(where(i) for i in idx) + f" share flops {flops:g}"
+        for flops, idx in by_flops.items()
+        if len(idx) > 1
+    ]
+    raise BadInput(
+        f"spec.checkpoints: {len(checkpoints)} checkpoint(s) with only {len(by_flops)} distinct flops "
+        f"value(s); at least {MIN_CHECKPOINTS} different training FLOPs are needed to test monotonicity "
+        "(checkpoints with equal FLOPs are pooled)" + (f": {'; '.join(shared)}" if shared else "")
+    )
+
+
 def _suite(raw: dict[str, Any]) -> Suite:
     from benchcal.tasks import registry  # the registry knows benchmark names and presets
 
@@ -326,6 +353,7 @@ def parse_run(doc: dict[str, Any], *, base_dir: str | Path | None = None) -> Cal
                 f"spec.checkpoints[{i}].name: {ckpt.name!r} is already used by spec.checkpoints[{seen[ckpt.name]}]"
             )
         seen[ckpt.name] = i
+    _check_distinct_flops(checkpoints)
     cls = spec["classification"]
     return CalibrationRun(
         name=name,

@@ -33,6 +33,7 @@ from pathlib import Path
 from benchcal import layout, storage
 from benchcal.app.cli import main as benchcal_main
 from benchcal.app.run_display import RunDisplay
+from benchcal.classification import MIN_CHECKPOINTS
 from benchcal.commands import evaluate_command, reduce_command
 from benchcal.errors import EXIT_CRASH, EXIT_OK, BadInput
 from benchcal.progress import PROGRESS_FILE_ENV, read_snapshot
@@ -43,7 +44,6 @@ log = logging.getLogger("benchcal.run")
 DEFAULT_RUN = "tiny-demo.yaml"
 # The evaluator runs as `python -m benchcal`, so a venv need not be on PATH.
 EXECUTABLE = (sys.executable, "-m", "benchcal")
-MIN_CHECKPOINTS = 3  # the reducer's trend tests need at least three
 
 
 @dataclass(frozen=True)
@@ -93,11 +93,8 @@ def local_model_argument(ckpt: Checkpoint, index: int) -> str:
 
 def check_before_evaluating(run: CalibrationRun, out_root: Path) -> None:
     """What would fail after hours of evaluation, checked before the first checkpoint starts:
-    every local model path exists, the reducer will get enough checkpoints, the root is a directory."""
-    if len(run.checkpoints) < MIN_CHECKPOINTS:
-        raise BadInput(
-            f"spec.checkpoints: {len(run.checkpoints)} checkpoint(s); the reducer needs at least {MIN_CHECKPOINTS}"
-        )
+    every local model path exists and the root is a directory (enough checkpoints with distinct
+    FLOPs for the reducer is already part of ``benchcal.spec.parse_run``)."""
     for i, ckpt in enumerate(run.checkpoints):
         m = ckpt.model
         if m.kind == "path" or (m.kind == "uri" and m.uri.startswith("file://")):

@@ -21,10 +21,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from benchcal.classification import GROUPS
+from benchcal.classification import GROUPS, MIN_CHECKPOINTS
 from benchcal_reduce import classify, stats
 from benchcal_reduce.per_shot import Batch, Settings, series_decisions
-from benchcal_reduce.table import MIN_CHECKPOINTS
 
 DEFAULT_DRAWS = 200
 _CHUNK_ELEMENTS = 1_000_000  # rows * k per chunk of redraws

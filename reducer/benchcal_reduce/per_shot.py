@@ -13,9 +13,9 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from benchcal.classification import MIN_CHECKPOINTS
 from benchcal.results import CONTINUOUS_METRICS
 from benchcal_reduce import chance, latent, monotone, signal_noise, stats
-from benchcal_reduce.table import MIN_CHECKPOINTS
 
 SERIES_KEY = ["benchmark", "num_fewshot"]
 _METRIC_COLS = [c for m in CONTINUOUS_METRICS for c in (m, f"{m}_stderr")]

@@ -14,13 +14,13 @@ from typing import Any
 
 import pandas as pd
 
+from benchcal.classification import MIN_CHECKPOINTS
 from benchcal.errors import BadInput
 from benchcal.results import CONTINUOUS_METRICS
 from benchcal_reduce.bootstrap import DEFAULT_DRAWS, group_confidence
 from benchcal_reduce.classify import DEFAULT_TIE_SHOTS, benchmark_starts, classify, group_codes
 from benchcal_reduce.composite import before_after
 from benchcal_reduce.per_shot import Settings, decide, pool_equal_flops, series_statistics
-from benchcal_reduce.table import MIN_CHECKPOINTS
 
 log = logging.getLogger("benchcal.reduce")
 

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from benchcal.classification import MIN_CHECKPOINTS
 from benchcal.errors import BadInput
 from benchcal.results import (
     CONTINUOUS_METRICS,
@@ -28,7 +29,6 @@ from benchcal.results import (
     summary_rows,
 )
 
-MIN_CHECKPOINTS = 3
 # A given stderr may differ from the binomial one of n items (macro-averages over categories of
 # unequal size, bootstrap pass@k), but not by more than this factor either way: beyond it, n
 # or stderr is for something else (categories, tokens) and the row is rejected.

@@ -82,6 +82,19 @@ def test_schema_is_structural_and_documented():
             assert "maxItems" in node, f"{path}: status lists must be bounded"
 
 
+def test_checkpoints_min_items_is_the_reducers_minimum():
+    """One number: the reducer's MIN_CHECKPOINTS is what the CRD admits (and its words say)."""
+    from benchcal.classification import MIN_CHECKPOINTS
+    from benchcal_reduce import table
+
+    node = api.openapi_schema()["properties"]["spec"]["properties"]["checkpoints"]
+    assert node["minItems"] == MIN_CHECKPOINTS == table.MIN_CHECKPOINTS
+    words = {3: "three"}[MIN_CHECKPOINTS]  # a new minimum must update the description and message
+    assert f"At least {words}, with at least {words} distinct flops" in node["description"]
+    (rule,) = node["x-kubernetes-validations"]
+    assert rule["message"].startswith(f"spec.checkpoints needs at least {words} distinct")
+
+
 def test_every_cel_rule_has_a_message():
     rules = [
         (path, r)

@@ -20,8 +20,11 @@ celpy = pytest.importorskip("celpy")
 OK_MODEL = {"builtin": "tiny-series/s1"}
 CKPT = {"name": "s1", "model": OK_MODEL, "flops": 1.0}
 CKPT2 = {"name": "s2", "model": OK_MODEL, "flops": 2.0}
+CKPT3 = {"name": "s3", "model": OK_MODEL, "flops": 3.0}
+THREE = [CKPT, CKPT2, CKPT3]
+SAME_FLOPS = [CKPT, CKPT2, {**CKPT3, "flops": 2.0}]  # three checkpoints, two distinct FLOPs
+PT3 = {"name": "s3", "model": OK_MODEL, "params": 0.5, "tokens": 1.0}  # flops = 6 * 0.5 * 1 = 3
 SPEC = {"checkpoints": [CKPT], "suite": {"preset": "gauntlet-v0.1"}, "classification": {"alpha": 0.05}}
-TWO = {**SPEC, "checkpoints": [CKPT, CKPT2]}
 EXISTS = {"key": "gpu", "operator": "Exists"}
 PT = {"name": "s1", "model": OK_MODEL, "params": 1.0, "tokens": 2.0}
 SUITE = {
@@ -37,7 +40,17 @@ KEPT = {**LISTED, "results": {"pvc": {"claimName": "r"}}}
 KEPT3 = {**KEPT, "suite": SUITE3}
 
 # (schema path, message prefix, self, oldSelf or None, expected)
+DISTINCT = "spec.checkpoints needs at least three distinct"
 CASES = [
+    # the reducer's MIN_CHECKPOINTS distinct FLOPs, refused at admission (minItems alone counts names)
+    ("spec.checkpoints", DISTINCT, THREE, None, True),
+    ("spec.checkpoints", DISTINCT, list(reversed(THREE)), None, True),
+    ("spec.checkpoints", DISTINCT, [CKPT, CKPT2], None, False),
+    ("spec.checkpoints", DISTINCT, SAME_FLOPS, None, False),
+    ("spec.checkpoints", DISTINCT, [*SAME_FLOPS, {**CKPT3, "name": "s4", "flops": 9.0}], None, True),
+    ("spec.checkpoints", DISTINCT, [CKPT, CKPT2, PT3], None, True),  # 6 * params * tokens is resolved
+    ("spec.checkpoints", DISTINCT, [CKPT, CKPT2, {**PT3, "tokens": 2.0 / 3.0}], None, False),  # = 2.0
+    ("spec.checkpoints", DISTINCT, [{**c, "flops": 1e20} for c in THREE], None, False),
     ("", "metadata.name must be", {"metadata": {"name": "tiny-demo"}}, None, True),
     ("", "metadata.name must be", {"metadata": {"name": "Tiny_Demo"}}, None, False),
     ("", "metadata.name must be", {"metadata": {"name": "a" * 64}}, None, False),
@@ -289,7 +302,7 @@ def test_duplicate_checkpoint_names_are_refused_by_the_list_map_key():
         "apiVersion": "benchcal.dev/v1alpha1",
         "kind": "CalibrationRun",
         "metadata": {"name": "dup", "namespace": "ml"},
-        "spec": {**SPEC, "checkpoints": [CKPT, {**CKPT, "flops": 2.0}]},
+        "spec": {**SPEC, "checkpoints": [CKPT, {**CKPT, "flops": 2.0}, CKPT3]},
     }
     with pytest.raises(BadInput, match=r"spec.checkpoints\[1\].name: 's1' is already used"):
         parse_run(body)

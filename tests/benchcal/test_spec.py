@@ -130,6 +130,35 @@ def test_errors_name_the_field(path, value, expected):
     assert expected in str(err.value)
 
 
+def test_two_checkpoints_are_refused_before_anything_runs():
+    two = BASE["spec"]["checkpoints"][:2]
+    with pytest.raises(BadInput) as err:
+        parse_run(doc_with("spec.checkpoints", two))
+    assert str(err.value) == "spec.checkpoints: 2 item(s), fewer than the 3 required"
+
+
+def test_three_checkpoints_with_two_equal_flops_name_the_collision():
+    # s3's 6 * params * tokens = 1.2e15 = s1's flops: pooled by the reducer, so only two points
+    doc = doc_with("spec.checkpoints.2.tokens", 1.2e15 / 6 / 1e8)
+    assert 6.0 * 1e8 * doc["spec"]["checkpoints"][2]["tokens"] == 1.2e15
+    with pytest.raises(BadInput) as err:
+        parse_run(doc)
+    assert str(err.value) == (
+        "spec.checkpoints: 3 checkpoint(s) with only 2 distinct flops value(s); at least 3 different "
+        "training FLOPs are needed to test monotonicity (checkpoints with equal FLOPs are pooled): "
+        "spec.checkpoints[0] (s1) and spec.checkpoints[2] (s3, 6 * params * tokens) share flops 1.2e+15"
+    )
+
+
+def test_equal_flops_are_fine_once_three_values_are_distinct():
+    doc = doc_with("spec.checkpoints.1.flops", 1.2e15)  # s1 and s2 pooled, s3 still distinct ...
+    with pytest.raises(BadInput, match=r"s1\) and spec.checkpoints\[1\] \(s2\) share flops 1.2e\+15:?"):
+        parse_run(doc)
+    more = {"name": "s4", "model": {"builtin": "tiny-series/s4"}, "flops": 9e19}
+    doc["spec"]["checkpoints"].append(more)  # ... and a fourth makes three distinct values
+    assert [c.flops for c in parse_run(doc).checkpoints] == [1.2e15, 1.2e15, 1.2e19, 9e19]
+
+
 def test_unknown_benchmark_suggests_the_close_name():
     with pytest.raises(BadInput, match="arc_easy"):
         parse_run(doc_with("spec.suite.benchmarks.1.name", "arc_eazy"))
