@@ -13,6 +13,7 @@ from benchcal.tasks.selection import select
 CKPTS = [
     {"name": "s1", "model": {"builtin": "tiny-series/s1"}, "flops": 1e15},
     {"name": "s2", "model": {"hub": {"id": "org/m", "revision": "abc"}}, "flops": 2e15},
+    {"name": "s3", "model": {"builtin": "tiny-series/s3"}, "flops": 4e15},
 ]
 
 

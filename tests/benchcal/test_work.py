@@ -15,6 +15,7 @@ BODY = {
         "checkpoints": [
             {"name": "a", "model": {"builtin": "tiny-series/s1"}, "flops": 1e11},
             {"name": "b", "model": {"builtin": "tiny-series/s2"}, "flops": 2e11},
+            {"name": "c", "model": {"builtin": "tiny-series/s3"}, "flops": 4e11},
         ],
         "suite": {"benchmarks": [{"name": "copa", "shots": [0, 1]}, {"name": "piqa"}], "shots": [0]},
     },
@@ -48,7 +49,7 @@ def test_reduction_key_follows_what_the_reducer_reads_only():
     base = work.reduction_key(run_with())
     more = [
         *BODY["spec"]["checkpoints"],
-        {"name": "c", "model": {"builtin": "tiny-series/s3"}, "flops": 4e11},
+        {"name": "d", "model": {"builtin": "tiny-series/s4"}, "flops": 8e11},
     ]
     assert work.reduction_key(run_with(checkpoints=more)) != base
     assert work.reduction_key(run_with(checkpoints=list(reversed(BODY["spec"]["checkpoints"])))) == base

@@ -116,7 +116,7 @@ def run_role_grants() -> set[tuple[str, str, str]]:
         "spec": {
             "checkpoints": [
                 {"name": f"s{i}", "model": {"builtin": f"tiny-series/s{i}"}, "flops": i * 1e15}
-                for i in (1, 2)
+                for i in (1, 2, 3)
             ],
             "suite": {"benchmarks": [{"name": "arc_easy"}]},
         },

@@ -19,12 +19,21 @@ pytestmark = [pytest.mark.e2e]
 
 def test_schema_rejected_spec_is_a_kubectl_error(e2e: E2E) -> None:
     doc = load_manifest("tiny-run.yaml")
-    doc["metadata"]["name"] = "one-checkpoint"
-    doc["spec"]["checkpoints"] = doc["spec"]["checkpoints"][:1]  # the CRD requires at least two
+    doc["metadata"]["name"] = "two-checkpoints"
+    doc["spec"]["checkpoints"] = doc["spec"]["checkpoints"][:2]  # the CRD requires at least three
     proc = e2e.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
     assert proc.returncode != 0
     assert "spec.checkpoints" in proc.stderr and "is invalid" in proc.stderr
-    assert "NotFound" in e2e.kubectl("get", "calrun", "one-checkpoint", check=False).stderr
+    assert "should have at least 3 items" in proc.stderr, proc.stderr
+    assert "NotFound" in e2e.kubectl("get", "calrun", "two-checkpoints", check=False).stderr
+    # three checkpoints but two distinct FLOPs: the reducer would pool two of them, so it is refused too
+    doc["metadata"]["name"] = "equal-flops"
+    doc["spec"]["checkpoints"] = load_manifest("tiny-run.yaml")["spec"]["checkpoints"]
+    doc["spec"]["checkpoints"][2]["flops"] = doc["spec"]["checkpoints"][1]["flops"]
+    proc = e2e.kubectl("apply", "-f", "-", input=yaml.safe_dump(doc), check=False)
+    assert proc.returncode != 0
+    assert "spec.checkpoints needs at least three distinct training FLOPs" in " ".join(proc.stderr.split())
+    assert "NotFound" in e2e.kubectl("get", "calrun", "equal-flops", check=False).stderr
 
 
 def test_semantically_invalid_run_is_not_accepted_and_starts_nothing(e2e: E2E) -> None:
@@ -46,7 +55,9 @@ def test_missing_model_path_fails_that_checkpoint_without_retries(e2e: E2E, tiny
     doc["metadata"]["name"] = "missing-model"
     good = copy.deepcopy(doc["spec"]["checkpoints"][0])
     missing = {"name": "gone", "model": {"path": str(e2e.work_dir / "no-such-checkpoint")}, "flops": 9.9e12}
-    doc["spec"]["checkpoints"] = [good, missing]
+    # a third checkpoint (the CRD's minimum), also missing: it fails at once too, so no evaluation is added
+    absent = {"name": "absent", "model": {"path": str(e2e.work_dir / "no-such-checkpoint-2")}, "flops": 2e13}
+    doc["spec"]["checkpoints"] = [good, missing, absent]
     doc["spec"]["suite"]["benchmarks"] = [{"name": "copa"}]
     doc["spec"]["suite"]["shots"] = [0]
     doc["spec"]["suite"]["limit"] = 4

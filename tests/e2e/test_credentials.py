@@ -94,7 +94,7 @@ def e2e(tmp_path, request: pytest.FixtureRequest):
 def _probed_run(name: str) -> dict:
     doc = load_manifest("tiny-run.yaml")
     doc["metadata"]["name"] = name
-    # all three: the reducer needs 3 FLOPs levels (the CRD admits 2: a run that cannot succeed)
+    # all three: the reducer needs 3 FLOPs levels (the CRD admits no fewer)
     doc["spec"]["suite"].update(benchmarks=[{"name": "copa"}], shots=[0], limit=4)
     doc["spec"]["results"] = {"pvc": {"claimName": "benchcal-results", "path": name}}
     doc["spec"]["evaluator"] = {"volumes": [PROBE_VOLUME], "volumeMounts": [PROBE_MOUNT], "env": PROBE_ENV}

@@ -253,7 +253,7 @@ def crd_server(kube_server: LocalApiServer, rest: Rest) -> Rest:
 
 def _run(name: str = "cel") -> dict:
     ckpts = [
-        {"name": f"s{i}", "model": {"builtin": f"tiny-series/s{i}"}, "flops": 1.0e11 * i} for i in (1, 3)
+        {"name": f"s{i}", "model": {"builtin": f"tiny-series/s{i}"}, "flops": 1.0e11 * i} for i in (1, 2, 3)
     ]
     return {
         "apiVersion": "benchcal.dev/v1alpha1",
@@ -307,7 +307,7 @@ def test_a_run_grows_but_a_staying_checkpoint_keeps_its_model(crd_server: Rest) 
     grown["spec"]["suite"]["shots"].append(2)
     code, run = crd_server.put(f"{RUNS}/cel", grown)
     assert code == 200, run
-    assert [c["name"] for c in run["spec"]["checkpoints"]] == ["s1", "s3", "s5"]
+    assert [c["name"] for c in run["spec"]["checkpoints"]] == ["s1", "s2", "s3", "s5"]
     assert run["metadata"]["generation"] == 2
 
     changed = copy.deepcopy(run)
@@ -377,7 +377,7 @@ def test_reordering_a_list_map_passes_equality_as_on_a_real_server(crd_server: R
     reordered["spec"]["suite"]["benchmarks"].reverse()
     code, out = crd_server.put(f"{RUNS}/cel", reordered)
     assert code == 200, out
-    assert [c["name"] for c in out["spec"]["checkpoints"]] == ["s3", "s1"]
+    assert [c["name"] for c in out["spec"]["checkpoints"]] == ["s3", "s2", "s1"]
     shots = copy.deepcopy(out)
     shots["spec"]["suite"]["shots"] = list(reversed(out["spec"]["suite"]["shots"]))  # list-type set
     code, out = crd_server.put(f"{RUNS}/cel", shots)
@@ -385,6 +385,57 @@ def test_reordering_a_list_map_passes_equality_as_on_a_real_server(crd_server: R
     out["spec"]["suite"]["shots"] = [0, 1]
     code, err = crd_server.put(f"{RUNS}/cel", out)  # a smaller set is still a change (a removal)
     assert code == 422 and "spec.suite.shots may only grow" in err["message"]
+
+
+DISTINCT = (
+    "spec.checkpoints needs at least three distinct training FLOPs (flops, or 6 * params * tokens): "
+    "checkpoints with equal FLOPs are pooled, and a trend in FLOPs needs three points to be tested"
+)
+
+
+def test_fewer_than_three_checkpoints_or_distinct_flops_are_refused(crd_server: Rest) -> None:
+    """The reducer's minimum (benchcal.classification.MIN_CHECKPOINTS), before any Job exists."""
+    two = _run("two")
+    del two["spec"]["checkpoints"][2]
+    code, err = crd_server.post(RUNS, two)
+    # minItems is not a blocking error (as on a real server): the CEL rule runs too and says why
+    assert code == 422 and err["message"] == (
+        'CalibrationRun.benchcal.dev "two" is invalid: [spec.checkpoints: Invalid value: 2: '
+        "spec.checkpoints in body should have at least 3 items, "
+        f'spec.checkpoints: Invalid value: "array": {DISTINCT}]'
+    ), err
+
+    same = _run("same")
+    same["spec"]["checkpoints"][2]["flops"] = 2.0e11  # s2 and s3: two distinct values
+    code, err = crd_server.post(RUNS, same)
+    assert code == 422 and err["details"]["causes"] == [
+        {
+            "reason": "FieldValueInvalid",
+            "message": f'Invalid value: "array": {DISTINCT}',
+            "field": "spec.checkpoints",
+        }
+    ], err
+    resolved = _run("resolved")  # s3's 6 * params * tokens = 2e11 = s2's flops
+    resolved["spec"]["checkpoints"][2] = {
+        "name": "s3",
+        "model": {"builtin": "tiny-series/s3"},
+        "params": 1.0e9,
+        "tokens": 2.0e11 / 6.0e9,
+    }
+    code, err = crd_server.post(RUNS, resolved)
+    assert code == 422 and DISTINCT in err["message"], err
+
+    code, run = crd_server.post(RUNS, _run())
+    assert code == 201, run
+    pooled = copy.deepcopy(run)  # a later edit may not leave fewer than three distinct values either
+    pooled["spec"]["checkpoints"].append(
+        {"name": "s4", "model": {"builtin": "tiny-series/s4"}, "flops": 3.0e11}
+    )
+    code, run = crd_server.put(f"{RUNS}/cel", pooled)
+    assert code == 200, run
+    del run["spec"]["checkpoints"][0]
+    code, err = crd_server.put(f"{RUNS}/cel", run)
+    assert code == 422 and DISTINCT in err["message"], err
 
 
 def test_root_rule_on_metadata_name(crd_server: Rest) -> None:

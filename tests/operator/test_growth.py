@@ -121,22 +121,26 @@ def test_adding_a_benchmark_gives_every_checkpoint_a_new_job_with_all_its_pairs(
         assert "piqa:0" in args[args.index("--tasks") + 1]  # the full list: resume skips finished pairs
 
 
+# generation 1 with four checkpoints, so that one can be removed (three distinct FLOPs must stay)
+FOUR = grown(RUN_BODY, generation=1, checkpoints=[*RUN_BODY["spec"]["checkpoints"], _ckpt("s4", 8e15)])
+
+
 def test_removing_a_checkpoint_only_reduces_again_without_it():
-    jobs = finished_first_generation()
-    run = parse_run(grown(RUN_BODY, generation=2, checkpoints=RUN_BODY["spec"]["checkpoints"][:2]))
+    jobs = finished_first_generation(FOUR)
+    run = parse_run(grown(FOUR, generation=2, checkpoints=FOUR["spec"]["checkpoints"][:3]))
     (reducer,) = creates(decide(run, jobs, Settings()))
     assert reducer.component == "reducer"
     args = reducer.manifest["spec"]["template"]["spec"]["containers"][0]["args"]
-    assert args[args.index("--checkpoints") + 1] == "s1,s2"
-    assert derive_status(run, jobs, now=T0)["checkpointsTotal"] == 2
+    assert args[args.index("--checkpoints") + 1] == "s1,s2,s3"
+    assert derive_status(run, jobs, now=T0)["checkpointsTotal"] == 3
 
 
 def test_a_new_reduction_waits_for_an_earlier_reducer_still_running():
-    run1 = parse_run(RUN_BODY)
-    jobs = finished_first_generation()
+    run1 = parse_run(FOUR)
+    jobs = finished_first_generation(FOUR)
     old = builders.build_reducer_job(run1, Settings())
     jobs |= observed([old], ACTIVE)  # generation 1's reducer has not finished yet
-    run2 = parse_run(grown(RUN_BODY, generation=2, checkpoints=RUN_BODY["spec"]["checkpoints"][:2]))
+    run2 = parse_run(grown(FOUR, generation=2, checkpoints=FOUR["spec"]["checkpoints"][:3]))
     plan = decide(run2, jobs, Settings())
     assert creates(plan) == []  # no second reducer racing the first for status.classification
     assert plan.blocked["reducer"].reason == "WaitingForEarlierReducer"

@@ -70,7 +70,9 @@ def _install(server: LocalApiServer) -> tuple[str, str]:
 def _run(server: LocalApiServer, name: str, **evaluator: Any) -> Any:
     body = copy.deepcopy(RUN_BODY)
     body["metadata"] = {"name": name, "namespace": NS}
-    body["spec"]["checkpoints"] = body["spec"]["checkpoints"][:2]
+    # s1, s2 and a third the pods can load without a Secret (RUN_BODY's s3 is a hub model with a token)
+    s3 = {"name": "s3", "model": {"builtin": "tiny-series/s3"}, "flops": 4e15}
+    body["spec"]["checkpoints"] = [*body["spec"]["checkpoints"][:2], s3]
     if evaluator:
         body["spec"]["evaluator"] = evaluator
     return parse_run(_post(Rest.admin(server), RUNS, body))
@@ -89,7 +91,8 @@ def _as(monkeypatch: pytest.MonkeyPatch, server: LocalApiServer, tmp: Path, ns: 
 
 def _summary(ckpt: str, acc: float) -> CheckpointSummary:
     result = TaskResult("arc_easy", "world_knowledge", "multiple_choice", 0, "acc", acc, 100, 0.05, 0.25)
-    return CheckpointSummary(ckpt, {"source": "x"}, 1e15 if ckpt == "s1" else 2e15, [result], [], "", "")
+    flops = {"s1": 1e15, "s2": 2e15, "s3": 4e15}[ckpt]
+    return CheckpointSummary(ckpt, {"source": "x"}, flops, [result], [], "", "")
 
 
 @pytest.fixture
@@ -112,7 +115,11 @@ def test_the_operator_creates_each_runs_identity_under_the_charts_rbac(world, ku
     assert code == 200 and role["rules"] == identity.role_rules(world["a"])
     assert role["metadata"]["ownerReferences"][0]["uid"] == world["a"].uid
     code, cms = admin.get("/api/v1/namespaces/ml/configmaps?labelSelector=" + naming.selector("a", "summary"))
-    assert sorted(c["metadata"]["name"] for c in cms["items"]) == ["a-summary-s1", "a-summary-s2"]
+    assert sorted(c["metadata"]["name"] for c in cms["items"]) == [
+        "a-summary-s1",
+        "a-summary-s2",
+        "a-summary-s3",
+    ]
     assert kube_server.denials == []
 
 
@@ -126,12 +133,13 @@ def test_a_pods_token_touches_only_its_own_run(world, kube_server, tmp_path, mon
     monkeypatch.setenv(naming.ENV_RUN, "a")
     monkeypatch.setenv(naming.ENV_RUN_UID, a.uid)
     publish_summary(_summary("s2", 0.6), "ml/a-summary-s2")
+    publish_summary(_summary("s3", 0.7), "ml/a-summary-s3")
     with pytest.raises(BadInput, match=r"no summary\.json key"):
         collect_summaries("ml/a")  # s1 not published yet: named, not skipped
     publish_summary(_summary("s1", 0.2), "ml/a-summary-s1")
     publish_summary(_summary("s1", 0.3), "ml/a-summary-s1")  # a retried pod: replaced
     got = collect_summaries("ml/a")
-    assert [(s.checkpoint, s.results[0].accuracy) for s in got] == [("s1", 0.3), ("s2", 0.6)]
+    assert [(s.checkpoint, s.results[0].accuracy) for s in got] == [("s1", 0.3), ("s2", 0.6), ("s3", 0.7)]
     classification = StatusClassification.from_verdicts([BenchmarkVerdict("arc_easy", "robust")])
     write_run_status("ml/a", classification, {"uri": "/r", "size": 3})
     assert kube_server.denials == []
@@ -179,8 +187,13 @@ def test_a_changed_shard_count_adds_names_to_the_role(world, kube_server, tmp_pa
     )
     assert code == 200, got
     # names are added, never taken away: pods of Jobs started with one shard can still publish
-    sharded_names = [f"a-summary-s{c}-{i}" for c in (1, 2) for i in (0, 1)]
-    assert got["rules"][0]["resourceNames"] == ["a-summary-s1", "a-summary-s2", *sharded_names]
+    sharded_names = [f"a-summary-s{c}-{i}" for c in (1, 2, 3) for i in (0, 1)]
+    assert got["rules"][0]["resourceNames"] == [
+        "a-summary-s1",
+        "a-summary-s2",
+        "a-summary-s3",
+        *sharded_names,
+    ]
     assert asyncio.run(k8s.create_owned(role)) is False  # nothing missing: no further write
     code, again = Rest.admin(kube_server).get(
         "/apis/rbac.authorization.k8s.io/v1/namespaces/ml/roles/a-benchcal"

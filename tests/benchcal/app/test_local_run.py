@@ -156,7 +156,20 @@ def test_too_few_checkpoints_fail_before_any_is_evaluated(
     out = tmp_path / "out"
     run_file = _write_run(tmp_path, tiny_models[:2], out)
     assert main(["run", str(run_file), "--no-figures"]) == 2
-    assert "needs at least 3" in capsys.readouterr().err
+    assert "spec.checkpoints: 2 item(s), fewer than the 3 required" in capsys.readouterr().err
+    assert not (out / "checkpoints").exists()
+
+
+def test_equal_flops_fail_before_any_is_evaluated(tmp_path: Path, tiny_models: list[Path], capsys) -> None:
+    out = tmp_path / "out"
+    run_file = _write_run(tmp_path, tiny_models, out)
+    doc = yaml.safe_load(run_file.read_text(encoding="utf-8"))
+    doc["spec"]["checkpoints"][2]["flops"] = doc["spec"]["checkpoints"][1]["flops"]
+    run_file.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    assert main(["run", str(run_file), "--no-figures"]) == 2
+    err = capsys.readouterr().err
+    assert "spec.checkpoints: 3 checkpoint(s) with only 2 distinct flops value(s)" in err
+    assert "spec.checkpoints[1] (m1) and spec.checkpoints[2] (m2) share flops 2e+15" in err
     assert not (out / "checkpoints").exists()
 
 
