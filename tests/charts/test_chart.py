@@ -235,7 +235,7 @@ def test_notes_show_the_first_calibrationrun() -> None:
     assert "kubectl apply -n ml-evals -f -" in notes
     manifest = notes.split("-f -\n", 1)[1].split("   YAML", 1)[0]
     run = yaml.safe_load("\n".join(line[3:] for line in manifest.splitlines()))
-    assert run["kind"] == "CalibrationRun" and len(run["spec"]["checkpoints"]) >= 2
+    assert run["kind"] == "CalibrationRun" and len(run["spec"]["checkpoints"]) >= 3
     spec = pytest.importorskip("benchcal.spec")
     assert spec.parse_run(run).name == "tiny-demo"  # valid against the CRD and the task registry
 
