@@ -167,6 +167,19 @@ def test_invalid_spec_is_not_accepted_and_creates_nothing():
     assert events and events[0][:2] == ("Warning", "RunInvalid")
 
 
+def test_equal_flops_are_refused_before_any_job_starts():
+    """A run the reducer could not classify (two of three checkpoints pooled) never spends a Job."""
+    body = body_with()
+    body["spec"]["checkpoints"][2]["flops"] = body["spec"]["checkpoints"][0]["flops"]
+    api = FakeApi(body)
+    status = reconcile(api)
+    assert api.jobs == {} and status["phase"] == "Invalid"
+    accepted = status["conditions"][0]
+    assert accepted["type"] == "Accepted" and accepted["status"] == "False"
+    assert "spec.checkpoints: 3 checkpoint(s) with only 2 distinct flops value(s)" in accepted["message"]
+    assert "spec.checkpoints[0] (s1) and spec.checkpoints[2] (s3) share flops 1e+15" in accepted["message"]
+
+
 def test_failed_checkpoint_reports_the_termination_message():
     api = FakeApi(body_with())
     reconcile(api)
