@@ -39,10 +39,10 @@ images:
 ## The whole test suite (unit, CPU kernel, containers, e2e against the local API server); GPU tests skip without CUDA.
 ## Three pytest-xdist workers on two cores: the e2e tests mostly wait on pods, so they overlap with each
 ## other and with the CPU-bound rest. loadscope: one module per worker, except each e2e test on its own,
-## slowest first (tests/conftest.py).
+## slowest first (tests/conftest.py). --durations: the CI log names the 30 slowest, the critical path.
 PYTEST_PARALLEL ?= -n 3 --dist loadscope --no-loadscope-reorder
 test: $(STAMP) images
-	$(BIN)/python -m pytest -q $(PYTEST_PARALLEL)
+	$(BIN)/python -m pytest -q --durations=30 $(PYTEST_PARALLEL)
 
 ## Unit tests only: no slow tests, no end-to-end runs, no local-cluster (tests/kube) suite.
 test-fast: $(STAMP)

@@ -20,6 +20,9 @@ What it does (docs/testing.md, "The real images"):
 4. Cache: every image carries the label ``dev.benchcal.content-hash``, a hash of the Dockerfile,
    ``.dockerignore``, every file the Dockerfile COPYs from the context, the build arguments and the
    base image's ID. A target whose label matches is not rebuilt.
+5. Disk (tests/images/storage.py): one build at a time (a file lock); the untagged images of earlier
+   builds are removed before and after building (``--keep-superseded`` keeps them), and a build
+   that the free space under podman's graphroot cannot hold stops before it starts, naming both.
 
 Standard library only: it runs with the system python3 before any venv exists. Tests import
 ``content_hash``, ``image_state`` and the names below.
@@ -28,7 +31,6 @@ Standard library only: it runs with the system python3 before any venv exists. T
 from __future__ import annotations
 
 import argparse
-import configparser
 import fnmatch
 import hashlib
 import json
@@ -42,6 +44,11 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
+if __package__ in (None, ""):  # run as `python3 tests/images/build.py`: make `tests` importable
+    sys.path.insert(0, str(REPO))
+from tests.images import storage  # noqa: E402  (standard library only, like this file)
+from tests.images.pip_inside import pip_settings  # noqa: E402
+
 DOCKERFILE = REPO / "Dockerfile"
 PODMAN = ["podman", "--runtime", "runc"]  # crun fails here: "cgroups in hybrid mode not supported"
 # the inherited limits fail every container with "setrlimit: Operation not permitted"
@@ -50,8 +57,6 @@ TARGETS = ("operator", "reducer", "evaluator")
 BASE_IMAGE = "localhost/benchcal-python-base:bookworm"
 HASH_LABEL = "dev.benchcal.content-hash"
 RECIPE_LABEL = "dev.benchcal.base-recipe"
-HOST_CA = Path("/etc/ssl/certs/ca-certificates.crt")
-CA_IN_BUILD = "/run/host-ca.crt"
 
 DEBIAN_SUITE = "bookworm"
 DEBIAN_MIRROR = "http://deb.debian.org/debian"
@@ -265,71 +270,6 @@ def build_base() -> None:
     log(f"{BASE_IMAGE} built in {time.monotonic() - started:.0f} s")
 
 
-# ---- pip inside the build -------------------------------------------------------------------------
-
-
-def host_pip_config() -> dict[str, str]:
-    """This machine's effective pip settings (``pip config list``), e.g. global.find-links."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pip", "config", "list"], capture_output=True, text=True, check=False
-    )
-    out: dict[str, str] = {}
-    for line in proc.stdout.splitlines():
-        key, _, value = line.partition("=")
-        key = key.split(".", 1)[-1]  # global.find-links, :env:.find-links
-        out[key] = value.strip().strip("'\"")
-    for env_key, key in (
-        ("PIP_FIND_LINKS", "find-links"),
-        ("PIP_EXTRA_INDEX_URL", "extra-index-url"),
-        ("PIP_INDEX_URL", "index-url"),
-    ):
-        if os.environ.get(env_key):
-            out[key] = os.environ[env_key]
-    return out
-
-
-def local_dirs(values: list[str]) -> list[str]:
-    """Local directories named by find-links / file:// index URLs (mounted read-only into the build)."""
-    dirs: list[str] = []
-    for value in values:
-        path = value.removeprefix("file://")
-        if path.startswith("/"):
-            top = Path(path)
-            while top.parent != Path("/") and top.name in ("simple",):
-                top = top.parent
-            if top.exists() and str(top) not in dirs:
-                dirs.append(str(top))
-    return dirs
-
-
-def pip_settings(workdir: Path) -> tuple[Path, list[str]]:
-    """A pip.conf for the build (mounted at /etc/xdg/pip) and the read-only volumes it needs."""
-    host = host_pip_config()
-    conf = configparser.ConfigParser()
-    conf["global"] = {"disable-pip-version-check": "1", "default-timeout": "180"}
-    volumes: list[str] = []
-    links = host.get("find-links", "").split()
-    extra = host.get("extra-index-url", "").split()
-    if links:
-        conf["global"]["find-links"] = " ".join(links)
-    if extra:
-        conf["global"]["extra-index-url"] = " ".join(extra)
-    if host.get("index-url"):
-        conf["global"]["index-url"] = host["index-url"]
-    for d in local_dirs(links + extra):
-        volumes += ["--volume", f"{d}:{d}:ro"]
-    ca = Path(os.environ.get("PIP_CERT") or host.get("cert") or HOST_CA)
-    if ca.exists():
-        conf["global"]["cert"] = CA_IN_BUILD
-        volumes += ["--volume", f"{ca}:{CA_IN_BUILD}:ro"]
-    pipdir = workdir / "pip"
-    pipdir.mkdir()
-    with (pipdir / "pip.conf").open("w") as f:
-        conf.write(f)
-    volumes += ["--volume", f"{pipdir}:/etc/xdg/pip:ro"]
-    return pipdir / "pip.conf", volumes
-
-
 def build_target(target: str, chash: str, volumes: list[str]) -> float:
     cmd = [
         *PODMAN,
@@ -362,6 +302,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--check", action="store_true", help="report each image's state; build nothing")
     parser.add_argument("--force", action="store_true", help="rebuild the named targets even if fresh")
+    parser.add_argument(
+        "--keep-superseded",
+        action="store_true",
+        help="leave the untagged images of earlier builds in podman's storage (storage.superseded)",
+    )
     args = parser.parse_args(argv)
     targets = args.targets or list(TARGETS)
     unknown = sorted(set(targets) - set(TARGETS))
@@ -374,18 +319,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if all(s == "fresh" for s, _ in states.values()) else 1
     started = time.monotonic()
     ensure_tools()
-    build_base()
-    base_id = inspect(BASE_IMAGE)["Id"]
-    chash = content_hash(base_id)
-    with tempfile.TemporaryDirectory(prefix="benchcal-images-") as tmp:
-        _, volumes = pip_settings(Path(tmp))
+    with storage.build_lock():
+        if not args.keep_superseded:
+            storage.remove_superseded(podman, log)
+        root = storage.graph_root(podman)
+        build_base()
+        base_id = inspect(BASE_IMAGE)["Id"]
+        chash = content_hash(base_id)
+        todo = []
         for target in targets:
             info = inspect(image_name(target))
             if not args.force and info is not None and info["Labels"].get(HASH_LABEL) == chash:
                 log(f"{image_name(target)} is fresh ({HASH_LABEL}={chash}): not rebuilt")
-                continue
-            seconds = build_target(target, chash, volumes)
-            log(f"{image_name(target)} built in {seconds:.0f} s")
+            else:
+                todo.append(target)
+        storage.check_free_space(todo, root, log)
+        with tempfile.TemporaryDirectory(prefix="benchcal-images-") as tmp:
+            _, volumes = pip_settings(Path(tmp))
+            for target in todo:
+                seconds = build_target(target, chash, volumes)
+                log(f"{image_name(target)} built in {seconds:.0f} s")
+        if todo and not args.keep_superseded:
+            storage.remove_superseded(podman, log)
+            storage.check_free_space([], root, log)
     log(f"done in {time.monotonic() - started:.0f} s")
     return 0
 

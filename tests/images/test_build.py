@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from tests.images import build
+from tests.images import build, pip_inside
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -52,12 +52,12 @@ def test_pip_in_the_build_sees_this_machines_indexes_read_only(tmp_path: Path, m
     ca = tmp_path / "ca.crt"
     ca.write_text("pem")
     host = {"find-links": str(wheels), "extra-index-url": f"file://{tmp_path}/pypi/simple", "cert": str(ca)}
-    monkeypatch.setattr(build, "host_pip_config", lambda: host)
+    monkeypatch.setattr(pip_inside, "host_pip_config", lambda: host)
     monkeypatch.delenv("PIP_CERT", raising=False)
-    conf, volumes = build.pip_settings(tmp_path)
+    conf, volumes = pip_inside.pip_settings(tmp_path)
     text = conf.read_text()
     assert f"find-links = {wheels}" in text and f"extra-index-url = file://{tmp_path}/pypi/simple" in text
-    assert f"cert = {build.CA_IN_BUILD}" in text  # a path of its own, not the image's bundle
+    assert f"cert = {pip_inside.CA_IN_BUILD}" in text  # a path of its own, not the image's bundle
     mounts = [volumes[i + 1] for i in range(0, len(volumes), 2)]
     assert f"{wheels}:{wheels}:ro" in mounts and f"{tmp_path}/pypi:{tmp_path}/pypi:ro" in mounts
-    assert f"{ca}:{build.CA_IN_BUILD}:ro" in mounts and f"{conf.parent}:/etc/xdg/pip:ro" in mounts
+    assert f"{ca}:{pip_inside.CA_IN_BUILD}:ro" in mounts and f"{conf.parent}:/etc/xdg/pip:ro" in mounts
