@@ -4,6 +4,7 @@ parent renders in its own display (``benchcal.progress``).
 
 One reporter per process (``reporter()``): the model load and the tiny series' build report into
 the same one the runner does, without threading a callback through every call in between.
+``Progress`` is the protocol the runner reports into; ``ProgressReporter`` implements it.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import os
 import sys
 import time
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from benchcal.progress import (
     PHASE_BUILDING,
@@ -32,8 +33,39 @@ LOG_EVERY_S = 30.0  # progress line interval when stderr is not a terminal (Job 
 WRITE_EVERY_S = 0.25  # snapshot file refresh: often enough to look live, rare enough to cost nothing
 
 
+class Progress(Protocol):
+    """Where the runner reports work: ``skip`` per pair resumed from disk; one ``start`` per unit
+    of work (the scored pass, covering ``pairs`` pairs, or one generation pair), ``advance`` per
+    finished request, ``pair_done`` per pair of the unit finished (written or failed), ``finish``."""
+
+    def skip(self, label: str) -> None: ...
+    def start(self, label: str, total: int, pairs: int = 1) -> None: ...
+    def advance(self, n: int) -> None: ...
+    def pair_done(self, label: str) -> None: ...
+    def finish(self) -> None: ...
+
+
+class NoProgress:
+    """``Progress`` that reports nothing (a caller that passes none)."""
+
+    def skip(self, label: str) -> None:
+        pass
+
+    def start(self, label: str, total: int, pairs: int = 1) -> None:
+        pass
+
+    def pair_done(self, label: str) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
 class ProgressReporter:
-    """Implements the runner's ``Progress`` protocol, plus the phases before the first pair."""
+    """Implements ``Progress``, plus the phases before the first pair."""
 
     def __init__(self, tty: bool | None = None, snapshot_path: str | None = None) -> None:
         self.tty = sys.stderr.isatty() if tty is None else tty
@@ -76,7 +108,7 @@ class ProgressReporter:
         )
         self._write(force=True)
 
-    # ---- the runner's Progress protocol ----------------------------------------------------------
+    # ---- the Progress protocol ----------------------------------------------------------------
 
     def skip(self, label: str) -> None:
         """A pair already finished by an earlier run (resumed): counted, not timed."""
