@@ -14,7 +14,8 @@ Two runtimes (docs/testing.md, "The local job runner"):
 
 Both: volumes as ``volumes.py`` prepares them; env with ``$(VAR)`` expansion as Kubernetes does,
 fieldRef (metadata.name/namespace/uid/labels/annotations, spec.nodeName, status.podIP),
-secretKeyRef, configMapKeyRef, envFrom; termination messages and FallbackToLogsOnError.
+secretKeyRef, configMapKeyRef, envFrom (``podspec.py``); termination messages and
+FallbackToLogsOnError (``podstatus.py``); the handles of what runs: ``runningpod.py``.
 Init containers and native sidecars: ``podlifecycle.py`` (``advance``, on every pass of the node loop).
 API credentials come only from a projected ServiceAccount token volume the container mounts
 (ServiceAccount admission adds it): in containers, in-cluster config (``KUBERNETES_SERVICE_HOST``
@@ -28,160 +29,30 @@ import base64
 import contextlib
 import hashlib
 import os
-import re
 import signal
 import subprocess
-import sys
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from tests.kube import podlifecycle, podman, podrules, volumes
 from tests.kube.apiserver.api import Api
 from tests.kube.apiserver.errors import ApiError
 from tests.kube.podlifecycle import is_sidecar
 from tests.kube.podrules import ConfigError
+from tests.kube.podspec import (
+    container_base_env,
+    container_env,
+    expand_vars,
+    field_ref,
+    hostname,
+    process_base_env,
+    rewrite_paths,
+)
+from tests.kube.podstatus import now
+from tests.kube.runningpod import Handle, ProcessHandle, RunningContainer, RunningPod
 from tests.kube.satoken import PodCredentials, token_mount
 
-_VAR_REF = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
-MAX_MESSAGE = 4096  # kubelet: bytes of the termination-message file
-FALLBACK_LINES, FALLBACK_BYTES = 80, 2048  # kubelet: log tail used by FallbackToLogsOnError
 RUNTIMES = ("process", "podman")
-HOST_ENV = (
-    "PATH", "HOME", "LANG", "LC_ALL", "PYTHONPATH", "VIRTUAL_ENV", "TMPDIR",
-    "BENCHCAL_SHARED", "BENCHCAL_CACHE", "XDG_CACHE_HOME",
-)  # fmt: skip
-
-
-class Handle(Protocol):
-    def poll(self) -> int | None: ...  # exit code (128+N when killed by signal N) once exited
-    def signal(self, sig: int) -> None: ...
-    def wait(self, timeout: float | None = None) -> None: ...
-    @property
-    def reason(self) -> str: ...
-    @property
-    def container_id(self) -> str: ...
-    @property
-    def image_id(self) -> str: ...
-
-
-class ProcessHandle:
-    def __init__(self, proc: subprocess.Popen, start_error: str = ""):
-        self.proc = proc
-        self.start_error = start_error
-
-    def poll(self) -> int | None:
-        code = self.proc.poll()
-        return None if code is None else (128 - code if code < 0 else code)
-
-    def signal(self, sig: int) -> None:
-        if self.proc.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.proc.pid, sig)
-
-    def wait(self, timeout: float | None = None) -> None:
-        self.proc.wait(timeout)
-
-    @property
-    def reason(self) -> str:
-        if self.start_error:
-            return "StartError"
-        return "Completed" if self.poll() == 0 else "Error"
-
-    @property
-    def container_id(self) -> str:
-        return f"local://{self.proc.pid}"
-
-    @property
-    def image_id(self) -> str:
-        return ""
-
-
-@dataclass
-class RunningContainer:
-    name: str
-    handle: Handle
-    log_path: Path
-    termination_path: Path
-    policy: str
-    started: str
-    path_map: list[tuple[str, str]] = field(default_factory=list)  # mountPath -> host path
-    sidecar: bool = False  # an init container with restartPolicy Always
-    restart_count: int = 0
-    exited_at: float | None = None  # time.monotonic() when first seen exited (restart backoff)
-
-    def poll(self) -> int | None:
-        code = self.handle.poll()
-        if code is not None and self.exited_at is None:
-            self.exited_at = time.monotonic()
-        return code
-
-
-@dataclass
-class RunningPod:
-    namespace: str
-    name: str
-    uid: str
-    containers: list[RunningContainer] = field(default_factory=list)
-    disrupted: str = ""  # DisruptionTarget reason, when a fault or an eviction killed it
-    disruption_message: str = ""
-    status_reason: str = ""  # pod status.reason (Evicted)
-    stop_deadline: float | None = None  # SIGTERM sent; SIGKILL at this time.monotonic()
-    volumes: dict[str, volumes.Volume] = field(default_factory=dict)
-    cgroup: podman.PodCgroup | None = None
-    init_containers: list[RunningContainer] = field(default_factory=list)  # started so far, spec order
-    initialized: bool = False  # every plain init container succeeded, every sidecar started
-    init_failed: bool = False  # a plain init container failed under restartPolicy Never
-    sidecars_stopped: bool = False  # SIGTERM sent to the sidecars
-    pod_dir: Path | None = None
-    command_override: list[str] | None = None
-
-    @property
-    def all_containers(self) -> list[RunningContainer]:
-        return [*self.init_containers, *self.containers]
-
-    @property
-    def stopping(self) -> bool:
-        return self.stop_deadline is not None or bool(self.disrupted)
-
-
-def expand_vars(text: str, env: dict[str, str]) -> str:
-    """Kubernetes ``$(VAR)`` expansion: unknown references stay as written, ``$$`` escapes."""
-
-    def sub(m: re.Match[str]) -> str:
-        if m.group(0) == "$$":
-            return "$"
-        return env.get(m.group(1), m.group(0))
-
-    return _VAR_REF.sub(sub, text)
-
-
-def rewrite_paths(text: str, path_map: list[tuple[str, str]]) -> str:
-    """One pass, longest mount first, so a rewritten path is never rewritten again."""
-    if not path_map:
-        return text
-    ordered = sorted(path_map, key=lambda p: -len(p[0]))
-    targets = dict(ordered)
-    pattern = "|".join(re.escape(src) for src, _ in ordered)
-    return re.sub(rf"(?<![\w.-])({pattern})(?=/|$|[\s'\":;,=])", lambda m: targets[m.group(1)], text)
-
-
-def field_ref(pod: dict[str, Any], path: str) -> str:
-    meta = pod["metadata"]
-    m = re.match(r"metadata\.(labels|annotations)\['([^']+)'\]", path)
-    if m:
-        return str((meta.get(m.group(1)) or {}).get(m.group(2), ""))
-    simple = {
-        "metadata.name": meta.get("name"),
-        "metadata.namespace": meta.get("namespace"),
-        "metadata.uid": meta.get("uid"),
-        "spec.nodeName": pod["spec"].get("nodeName"),
-        "spec.serviceAccountName": pod["spec"].get("serviceAccountName"),
-        "status.podIP": "127.0.0.1",
-        "status.hostIP": "127.0.0.1",
-    }
-    return str(simple.get(path) or "")
 
 
 class Kubelet:
@@ -266,68 +137,6 @@ class Kubelet:
             return None
         host, _, port = self.credentials.server_url.split("://", 1)[-1].rstrip("/").rpartition(":")
         return host, port
-
-    # ------------------------------------------------------------ env
-    def _env(self, pod: dict[str, Any], container: dict[str, Any], base: dict[str, str]) -> dict[str, str]:
-        """base (runtime variables), then envFrom, then env, with ``$(VAR)`` expansion."""
-        ns = pod["metadata"]["namespace"]
-        env = dict(base)
-        for src in container.get("envFrom") or []:
-            ref = src.get("configMapRef") or src.get("secretRef") or {}
-            plural = "configmaps" if "configMapRef" in src else "secrets"
-            data = self.data(plural, ns, ref.get("name", ""))
-            if data is None and not ref.get("optional"):
-                raise ConfigError(
-                    "CreateContainerConfigError", f'{plural[:-1]} "{ref.get("name")}" not found'
-                )
-            env.update({src.get("prefix", "") + k: v for k, v in (data or {}).items()})
-        for item in container.get("env") or []:
-            if "value" in item:
-                env[item["name"]] = expand_vars(str(item["value"]), env)
-                continue
-            vf = item.get("valueFrom") or {}
-            if "fieldRef" in vf:
-                env[item["name"]] = field_ref(pod, vf["fieldRef"]["fieldPath"])
-            elif "secretKeyRef" in vf or "configMapKeyRef" in vf:
-                ref = vf.get("secretKeyRef") or vf["configMapKeyRef"]
-                plural = "secrets" if "secretKeyRef" in vf else "configmaps"
-                data = self.data(plural, ns, ref["name"])
-                if data is not None and ref["key"] in data:
-                    env[item["name"]] = data[ref["key"]]
-                elif not ref.get("optional"):
-                    what = (
-                        f'{plural[:-1]} "{ref["name"]}" not found'
-                        if data is None
-                        else f"couldn't find key {ref['key']} in {plural[:-1]} {ns}/{ref['name']}"
-                    )
-                    raise ConfigError("CreateContainerConfigError", what)
-            else:
-                env[item["name"]] = ""
-        return env
-
-    def _process_base_env(self, pod: dict[str, Any], kubeconfig: Path | None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if k in HOST_ENV}
-        # the "image" is this checkout: its interpreter's bin dir (benchcal, kopf) comes first on PATH
-        env["PATH"] = os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", os.defpath)])
-        env.update(self.extra_env)
-        if kubeconfig is not None:
-            env["KUBECONFIG"] = str(kubeconfig)
-        env["HOSTNAME"] = _hostname(pod)
-        return env
-
-    def _container_base_env(self) -> dict[str, str]:
-        """What the kubelet adds to every container: the API service's variables."""
-        endpoint = self.api_endpoint
-        if endpoint is None:
-            return dict(self.extra_env)
-        host, port = endpoint
-        return {
-            **self.extra_env,
-            "KUBERNETES_SERVICE_HOST": host,
-            "KUBERNETES_SERVICE_PORT": port,
-            "KUBERNETES_SERVICE_PORT_HTTPS": port,
-            "KUBERNETES_PORT": f"tcp://{host}:{port}",
-        }
 
     # ------------------------------------------------------------ start
     def start(self, pod: dict[str, Any], command_override: list[str] | None = None) -> RunningPod:
@@ -418,8 +227,8 @@ class Kubelet:
                 pod["metadata"]["namespace"],
                 pod_dir / f"kubeconfig-{container['name']}",
             )
-        base = self._process_base_env(pod, kubeconfig)
-        env = self._env(pod, container, base)
+        base = process_base_env(pod, self.extra_env, kubeconfig)
+        env = container_env(pod, container, base, self.data)
         # only what the pod spec says is rewritten; the runner's own values are host paths already
         env = {k: v if base.get(k) == v else rewrite_paths(v, path_map) for k, v in env.items()}
         argv = [
@@ -443,7 +252,7 @@ class Kubelet:
                 log.write(f"{exc}\n".encode())
                 handle = ProcessHandle(subprocess.Popen(["sh", "-c", "exit 128"]), str(exc))
         policy = container.get("terminationMessagePolicy", "File")
-        return RunningContainer(container["name"], handle, log_path, term_path, policy, _now(), path_map)
+        return RunningContainer(container["name"], handle, log_path, term_path, policy, now(), path_map)
 
     def _start_container(
         self, pod, container, pod_dir, running, command_override, attempt=0
@@ -462,7 +271,7 @@ class Kubelet:
         assert info is not None
         sec = podrules.effective_security(pod, container)
         podrules.verify_run_as_non_root(pod, container, sec, info.user)
-        env = self._env(pod, container, self._container_base_env())
+        env = container_env(pod, container, container_base_env(self.extra_env, self.api_endpoint), self.data)
         argv = [expand_vars(a, env) for a in podrules.argv(container, info.entrypoint, info.cmd)]
         if command_override is not None:
             argv = command_override
@@ -493,7 +302,7 @@ class Kubelet:
             mounts=mounts,
             sec=sec,
             image_user=info.user,
-            hostname=_hostname(pod),
+            hostname=hostname(pod),
             log_path=pod_dir / f"{container['name']}.cri",
             owner=self.podman.owner,
             seccomp_profile=self.seccomp_profile,
@@ -510,11 +319,11 @@ class Kubelet:
         except podman.StartError as exc:
             log_path.open("a").write(f"{exc}\n")
             handle: Handle = ProcessHandle(subprocess.Popen(["sh", "-c", "exit 128"]), str(exc))
-            return RunningContainer(container["name"], handle, log_path, term_path, policy, _now(), path_map)
+            return RunningContainer(container["name"], handle, log_path, term_path, policy, now(), path_map)
         handle = podman.PodmanContainer(self.podman, cid, log, running.cgroup.oom_killed)
-        return RunningContainer(container["name"], handle, log_path, term_path, policy, _now(), path_map)
+        return RunningContainer(container["name"], handle, log_path, term_path, policy, now(), path_map)
 
-    # ------------------------------------------------------------ stop and status
+    # ------------------------------------------------------------ stop
     @staticmethod
     def kill(running: RunningPod, sig: int = signal.SIGKILL) -> None:
         for c in running.all_containers:
@@ -529,82 +338,3 @@ class Kubelet:
     def shutdown(self) -> None:
         if self.podman is not None:
             self.podman.remove_all()
-
-    @staticmethod
-    def container_status(c: RunningContainer, image: str) -> dict[str, Any]:
-        code = c.poll()
-        base = {
-            "name": c.name,
-            "image": image,
-            "imageID": c.handle.image_id,
-            "restartCount": c.restart_count,
-            "started": code is None,
-            "ready": code is None,
-            "containerID": c.handle.container_id,
-        }
-        if code is None:
-            return {**base, "state": {"running": {"startedAt": c.started}}}
-        message = _tail(c.termination_path, MAX_MESSAGE) if c.termination_path.exists() else ""
-        if not message and code != 0 and c.policy == "FallbackToLogsOnError" and c.log_path.exists():
-            lines = c.log_path.read_text(errors="replace").splitlines()[-FALLBACK_LINES:]
-            message = "\n".join(lines)[-FALLBACK_BYTES:]
-        reason = c.handle.reason
-        term = {
-            "exitCode": 128 if reason == "StartError" else code,
-            "reason": reason,
-            "startedAt": c.started,
-            "finishedAt": _now(),
-            "containerID": base["containerID"],
-        }
-        if message:
-            term["message"] = message
-        return {**base, "state": {"terminated": term}}
-
-    @staticmethod
-    def statuses(pod: dict[str, Any], running: RunningPod) -> dict[str, list[dict[str, Any]]]:
-        """``initContainerStatuses`` (when the pod has any) and ``containerStatuses``; what has
-        not started yet is waiting in PodInitializing."""
-        out: dict[str, list[dict[str, Any]]] = {}
-        for key, specs, started in (
-            ("initContainerStatuses", pod["spec"].get("initContainers") or [], running.init_containers),
-            ("containerStatuses", pod["spec"]["containers"], running.containers),
-        ):
-            if not specs:
-                continue
-            rows = [
-                Kubelet.container_status(c, s.get("image", "")) for c, s in zip(started, specs, strict=False)
-            ]
-            for s in specs[len(started) :]:
-                row = Kubelet.waiting_status(s, ConfigError("PodInitializing", ""))
-                row["state"]["waiting"].pop("message")
-                rows.append(row)
-            out[key] = rows
-        return out
-
-    @staticmethod
-    def waiting_status(container: dict[str, Any], error: ConfigError) -> dict[str, Any]:
-        return {
-            "name": container["name"],
-            "image": container.get("image", ""),
-            "imageID": "",
-            "restartCount": 0,
-            "started": False,
-            "ready": False,
-            "state": {"waiting": {"reason": error.reason, "message": error.message}},
-        }
-
-
-def _hostname(pod: dict[str, Any]) -> str:
-    return (pod["spec"].get("hostname") or pod["metadata"]["name"])[:63]
-
-
-def _tail(path: Path, limit: int) -> str:
-    with path.open("rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - limit))
-        return f.read().decode(errors="replace")
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())

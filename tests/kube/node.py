@@ -16,11 +16,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from tests.kube import podstatus
 from tests.kube.apiserver.errors import ApiError
 from tests.kube.apiserver.types import now_iso
 from tests.kube.events import EventRecorder
-from tests.kube.kubelet import Kubelet, RunningPod, rewrite_paths
+from tests.kube.kubelet import Kubelet
 from tests.kube.podrules import ConfigError
+from tests.kube.podspec import rewrite_paths
+from tests.kube.runningpod import RunningPod
 
 EVICTION_CHECK_SECONDS = 1.0
 
@@ -134,7 +137,7 @@ class NodeAgent:
     def _report_progress(self, pod: dict[str, Any], running: RunningPod) -> None:
         """Pending while init containers run, Running once every sidecar started and the main
         containers did; written only when something a client sees changed."""
-        statuses = Kubelet.statuses(pod, running)
+        statuses = podstatus.statuses(pod, running)
         phase = "Running" if running.initialized else "Pending"
         old = pod.get("status") or {}
 
@@ -177,7 +180,7 @@ class NodeAgent:
         if last == f"{err.reason}: {err.message}":
             return
         blocked = err.reason == "ContainerCreating"  # volumes: no container could be created yet
-        statuses = [Kubelet.waiting_status(c, err) for c in pod["spec"]["containers"]]
+        statuses = [podstatus.waiting_status(c, err) for c in pod["spec"]["containers"]]
         t = now_iso()
         pod["status"] = {
             **(pod.get("status") or {}),
@@ -235,7 +238,7 @@ class NodeAgent:
 
     def _finish(self, pod: dict[str, Any], running: RunningPod) -> None:
         """The phase comes from the main containers (a sidecar stopped with SIGTERM does not count)."""
-        statuses = Kubelet.statuses(pod, running)
+        statuses = podstatus.statuses(pod, running)
         ok = (
             running.initialized
             and all(s["state"]["terminated"]["exitCode"] == 0 for s in statuses["containerStatuses"])

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from tests.kube.podrules import grace_seconds
 
 if TYPE_CHECKING:
-    from tests.kube.kubelet import RunningContainer, RunningPod
+    from tests.kube.runningpod import RunningContainer, RunningPod
 
 # seconds before an exited sidecar or a failed init container is restarted (kubelet: 10 s, doubling)
 RESTART_DELAY = 1.0

@@ -9,7 +9,6 @@ import pytest
 
 from tests.kube.fixtures import LocalCluster, wait_for
 from tests.kube.jobrunner import format_indexes, parse_indexes
-from tests.kube.kubelet import rewrite_paths
 
 
 @pytest.fixture
@@ -212,16 +211,6 @@ def test_configmap_volume_env_refs_and_path_rewriting(cluster: LocalCluster) -> 
         .splitlines()
     )
     assert log == ["from-cm", f"default {pod['metadata']['name']} env-cm"]
-
-
-def test_path_rewriting_is_one_pass_and_whole_components() -> None:
-    mounts = [("/tmp", "/node/pod/tmp"), ("/benchcal/results", "/tmp/claim")]
-    text = "--out /benchcal/results/run --cache /tmp/hf --keep /tmpfoo /data/tmp"
-    assert (
-        rewrite_paths(text, mounts)
-        == "--out /tmp/claim/run --cache /node/pod/tmp/hf --keep /tmpfoo /data/tmp"
-    )
-    assert rewrite_paths("/dev/termination-log", [("/dev/termination-log", "/x/t")]) == "/x/t"
 
 
 def test_node_vanishing_fails_running_pods_as_disruptions(cluster: LocalCluster) -> None:
