@@ -66,6 +66,20 @@ def kopf_command(namespace: str) -> list[str]:
     return [str(kopf), "run", "--standalone", "--namespace", namespace, "-m", "benchcal_operator.handlers"]
 
 
+class OperatorExited(AssertionError):
+    """The operator process ended while the test still needed it."""
+
+
+# Operators of the running test (one test at a time per process, xdist workers included): every
+# wait checks them, so a crashed operator fails the test at once with its log.
+_WATCHED: list[OperatorProcess] = []
+
+
+def check_operators() -> None:
+    for operator in list(_WATCHED):
+        operator.check_alive()
+
+
 class OperatorProcess:
     """The operator as a separate OS process, so tests can kill -9 and restart it."""
 
@@ -78,6 +92,17 @@ class OperatorProcess:
         self.env = dict(env or {})
         self.proc: subprocess.Popen | None = None
         self.starts = 0
+        self.wanted = False  # started and not stopped or killed by the test
+
+    def check_alive(self) -> None:
+        """Raise at once if the operator exited although the test did not stop it: every wait
+        would otherwise run to its timeout (minutes) and end with an unrelated message."""
+        if self.wanted and self.proc is not None and (rc := self.proc.poll()) is not None:
+            self.wanted = False  # one report; the test's teardown still runs
+            raise OperatorExited(
+                f"the operator exited with status {rc} while the test waited on it"
+                f"\n--- operator log (tail) ---\n{self.log()[-4000:]}"
+            )
 
     def start(self) -> None:
         cmd = list(self.command)
@@ -96,14 +121,21 @@ class OperatorProcess:
             self.proc = subprocess.Popen(
                 cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, start_new_session=True
             )
+        self.wanted = True
+        if self not in _WATCHED:
+            _WATCHED.append(self)
 
     def kill(self) -> None:
         """SIGKILL: no cleanup, as when a node dies or the OOM killer strikes."""
+        self.wanted = False
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait(10)
 
     def stop(self) -> None:
+        self.wanted = False
+        if self in _WATCHED:
+            _WATCHED.remove(self)
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -233,7 +265,15 @@ class E2E:
             return obj if (obj.get("status") or {}).get("phase") in phases else None
 
         try:
-            return wait_for(reached, timeout, interval=1.0, what=f"CalibrationRun {name} phase in {phases}")
+            return wait_for(
+                reached,
+                timeout,
+                interval=1.0,
+                what=f"CalibrationRun {name} phase in {phases}",
+                check=check_operators,
+            )
+        except OperatorExited:
+            raise
         except AssertionError as exc:
             raise AssertionError(
                 f"{exc}\n--- status ---\n{yaml.safe_dump(self.run(name).get('status'))}"
@@ -267,7 +307,7 @@ def load_manifest(name: str) -> dict[str, Any]:
 
 
 def wait_until(predicate: Any, timeout: float, what: str) -> Any:
-    return wait_for(predicate, timeout, interval=0.5, what=what)
+    return wait_for(predicate, timeout, interval=0.5, what=what, check=check_operators)
 
 
 def sleep(seconds: float) -> None:

@@ -66,17 +66,24 @@ def superseded(records: Sequence[dict]) -> list[str]:
 
 
 def remove_superseded(podman: Runner, log: Callable[[str], None]) -> int:
-    """Remove the superseded images; returns how many were removed. A removal that fails (an
-    image a container started meanwhile) is reported and left for the next build."""
-    listing = podman("images", "--all", "--format", "json")
-    ids = superseded(json.loads(listing.stdout or "[]"))
-    removed = 0
+    """Remove the superseded images; returns how many are gone. ``podman rmi`` also removes the
+    untagged parents nothing else uses, so later IDs of the list may already be gone. One that
+    stays (a container started meanwhile) is reported and left for the next build."""
+
+    def listing() -> list[dict]:
+        return json.loads(podman("images", "--all", "--format", "json").stdout or "[]")
+
+    ids = superseded(listing())
+    errors = {}
     for image_id in ids:
         proc = podman("rmi", image_id, check=False)
-        if proc.returncode == 0:
-            removed += 1
-        else:
-            log(f"kept superseded image {image_id[:12]}: {(proc.stderr or proc.stdout).strip()[:200]}")
+        if proc.returncode != 0:
+            errors[image_id] = (proc.stderr or proc.stdout).strip()
+    present = {r["Id"] for r in listing()}
+    for image_id in ids:
+        if image_id in present:
+            log(f"kept superseded image {image_id[:12]}: {errors.get(image_id, '')[:200]}")
+    removed = len([i for i in ids if i not in present])
     if ids:
         log(f"removed {removed} superseded image(s) of earlier builds (no tag needs them)")
     return removed

@@ -90,3 +90,52 @@ def test_superseded_reads_podman_s_own_listing(tmp_path: Path) -> None:
         assert base_id not in doomed
     finally:
         subprocess.run([*build.PODMAN, "rmi", "--force", image_id], capture_output=True, check=False)
+
+
+class _FakePodman:
+    """``podman images`` / ``podman rmi`` over a list of records; rmi also drops the untagged
+    parents no other image needs, as podman does."""
+
+    def __init__(self, records: list[dict], busy: set[str] = frozenset()) -> None:
+        self.records, self.busy = records, set(busy)
+
+    def __call__(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        if args[0] == "images":
+            return subprocess.CompletedProcess(args, 0, json.dumps(self.records), "")
+        image_id = args[1]
+        if image_id in self.busy:
+            return subprocess.CompletedProcess(args, 2, "", f"image {image_id} is in use by a container")
+        if image_id not in {r["Id"] for r in self.records}:
+            return subprocess.CompletedProcess(args, 1, "", f"{image_id}: image not known")
+        while image_id:
+            record = next(r for r in self.records if r["Id"] == image_id)
+            self.records.remove(record)
+            parent = record.get("ParentId")
+            others = [r for r in self.records if r.get("ParentId") == parent]
+            image_id = parent if parent and not others and not _tagged(self.records, parent) else ""
+        return subprocess.CompletedProcess(args, 0, "", "")
+
+
+def _tagged(records: list[dict], image_id: str) -> bool:
+    return any(r["Id"] == image_id and r.get("Names") for r in records)
+
+
+def test_remove_superseded_counts_what_podman_removed_with_its_parents() -> None:
+    records = [
+        _image("base", names=["localhost/benchcal-python-base:bookworm"], **{RECIPE: "r1"}),
+        _image("venv1", "base", **{RECIPE: "r1"}),
+        _image("final1", "venv1", **{RECIPE: "r1", HASH: "h1"}),
+        _image("wheel1", "base", **{RECIPE: "r1", HASH: "h1"}),
+    ]
+    fake, lines = _FakePodman(records), []
+    assert storage.remove_superseded(fake, lines.append) == 3
+    assert [r["Id"] for r in fake.records] == ["base"]
+    assert lines == ["removed 3 superseded image(s) of earlier builds (no tag needs them)"]
+
+
+def test_remove_superseded_reports_an_image_it_could_not_remove() -> None:
+    records = [_image("old", **{HASH: "h0"}), _image("older", **{HASH: "h-1"})]
+    fake, lines = _FakePodman(records, busy={"old"}), []
+    assert storage.remove_superseded(fake, lines.append) == 1
+    assert lines[0].startswith("kept superseded image old: image old is in use by a container")
+    assert lines[1] == "removed 1 superseded image(s) of earlier builds (no tag needs them)"

@@ -102,11 +102,20 @@ class Kubectl:
 
 
 def wait_for(
-    predicate: Callable[[], Any], timeout: float, interval: float = 0.2, what: str = "condition"
+    predicate: Callable[[], Any],
+    timeout: float,
+    interval: float = 0.2,
+    what: str = "condition",
+    check: Callable[[], None] | None = None,
 ) -> Any:
+    """Poll ``predicate`` until it returns something truthy. ``check`` runs before every poll and
+    its exceptions end the wait at once (a process the condition depends on has died), where the
+    predicate's own errors are retried."""
     deadline = time.monotonic() + timeout
     last_exc: Exception | None = None
     while time.monotonic() < deadline:
+        if check is not None:
+            check()
         try:
             value = predicate()
             if value:
