@@ -15,6 +15,10 @@ def test_a_module_is_one_unit_and_an_e2e_test_is_its_own() -> None:
     e2 = "tests/e2e/test_credentials.py::test_granted_publish"
     assert work_unit(e1) == e1
     assert work_unit(e2) == e2
+    # each local run of the real tiny series too: as one module they were the longest chain
+    r1 = "tests/benchcal/app/test_local_run.py::test_embedded_default_finds_a_robust_and_a_noise_benchmark"
+    r2 = "tests/benchcal/app/test_local_run.py::test_run_evaluates_reduces_and_resumes"
+    assert work_unit(r1) == r1 and work_unit(r2) == r2
 
 
 def test_make_test_runs_the_suite_on_workers_with_this_scheduler() -> None:
@@ -43,6 +47,7 @@ def test_workers_order_the_e2e_tests_first_the_slowest_first() -> None:
         _Item("tests/e2e/test_growth.py::test_f", "e2e", "slow"),
         _Item("tests/benchcal/test_work.py::test_g"),
         _Item("tests/benchcal/app/test_local_run.py::test_h", "slow"),
+        _Item("tests/benchcal/app/test_local_run.py::test_embedded_default_finds_i", "slow"),
     ]
     order = [item.nodeid.rsplit("_", 1)[1] for item in sorted(items, key=start_rank)]
-    assert order == ["h", "f", "d", "c", "b", "e", "a", "g"]
+    assert order == ["f", "d", "i", "c", "h", "b", "e", "a", "g"]

@@ -186,8 +186,10 @@ def test_a_failed_checkpoint_keeps_the_others(tmp_path: Path, tiny_models: list[
 
 
 @pytest.mark.slow
-def test_embedded_default_finds_a_robust_and_a_noise_benchmark(tmp_path: Path, capsys) -> None:
-    """The README's main command on the real tiny series (trained once per session, then cached)."""
+def test_embedded_default_finds_a_robust_and_a_noise_benchmark(
+    tmp_path: Path, capsys, tiny_series_built: None
+) -> None:
+    """The README's main command on the real tiny series (the image's, or trained once per session)."""
     assert main(["run", "--out", str(tmp_path / "demo")]) == 0
     import csv
 
@@ -222,7 +224,7 @@ def _scored(out: Path, names: list[str]) -> dict[str, int]:
 
 @pytest.mark.slow
 def test_a_grown_run_evaluates_only_the_new_checkpoint_and_extends_the_history(
-    tmp_path: Path, capsys
+    tmp_path: Path, capsys, tiny_series_built: None
 ) -> None:
     from benchcal import history, layout
 
